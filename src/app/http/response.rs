@@ -1,0 +1,216 @@
+//! Routing a request to a response, and writing a response to the stream.
+
+use std::io::{self, Write};
+
+use super::pattern::PatternBlock;
+use super::request::parse_decimal;
+use super::{HttpConfig, Request};
+
+/// An HTTP status code; a newtype rather than an enum so later routes can use any code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u16);
+
+impl Status {
+    pub const SWITCHING_PROTOCOLS: Status = Status(101);
+    pub const OK: Status = Status(200);
+    pub const BAD_REQUEST: Status = Status(400);
+    pub const NOT_FOUND: Status = Status(404);
+    pub const METHOD_NOT_ALLOWED: Status = Status(405);
+    pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431);
+    pub const NOT_IMPLEMENTED: Status = Status(501);
+
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            100 => "Continue",
+            101 => "Switching Protocols",
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            411 => "Length Required",
+            431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
+            _ => "",
+        }
+    }
+}
+
+/// A response body: either bytes in memory, or a length of pattern bytes generated while
+/// writing so `/bytes/1000000000` never allocates a gigabyte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Static(Vec<u8>),
+    Pattern(u64),
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Static(bytes) => bytes.len() as u64,
+            Body::Pattern(len) => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A response before it is written. `Server` and `Content-Length` are added by
+/// [`write_response`]; header values must not contain CR or LF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: Status,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn text(status: Status, text: impl Into<String>) -> Self {
+        Response {
+            status,
+            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+            body: Body::Static(text.into().into_bytes()),
+        }
+    }
+
+    pub fn html(html: String) -> Self {
+        Response {
+            status: Status::OK,
+            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+            body: Body::Static(html.into_bytes()),
+        }
+    }
+
+    /// The answer to a request refused before routing.
+    pub fn error(status: Status) -> Self {
+        Response::text(status, format!("{} {}\n", status.0, status.reason()))
+    }
+}
+
+/// The resources this server knows, before the method is checked.
+enum Resource<'a> {
+    Index,
+    /// The text after `/bytes/`, not yet validated.
+    Bytes(&'a str),
+}
+
+/// Chooses the response to a fully read request. Decisions: unknown path → 404 whatever the
+/// method; known path with a method other than GET/HEAD → 405; `/bytes/N` with N not plain
+/// decimal digits or above `cfg.max_bytes` → 400 (the request was well-formed, so the
+/// connection stays open).
+pub fn route(req: &Request, cfg: &HttpConfig) -> Response {
+    let path = req.route_path();
+    let resource = if path == "/" {
+        Resource::Index
+    } else if let Some(n) = path.strip_prefix("/bytes/") {
+        Resource::Bytes(n)
+    } else {
+        return Response::text(Status::NOT_FOUND, "404 Not Found: this server has / and /bytes/N\n");
+    };
+
+    if req.method != "GET" && req.method != "HEAD" {
+        let mut resp = Response::text(Status::METHOD_NOT_ALLOWED, "405 Method Not Allowed: use GET or HEAD\n");
+        resp.headers.push(("Allow", "GET, HEAD".into()));
+        return resp;
+    }
+
+    match resource {
+        Resource::Index => Response::html(index_page(cfg)),
+        Resource::Bytes(n) => match parse_decimal(n.as_bytes()).filter(|&n| n <= cfg.max_bytes) {
+            Some(len) => Response {
+                status: Status::OK,
+                headers: vec![("Content-Type", "application/octet-stream".into())],
+                body: Body::Pattern(len),
+            },
+            None => Response::text(
+                Status::BAD_REQUEST,
+                format!("400 Bad Request: N in /bytes/N must be decimal digits, 0 to {}\n", cfg.max_bytes),
+            ),
+        },
+    }
+}
+
+fn index_page(cfg: &HttpConfig) -> String {
+    let extra = cfg.index_extra.as_ref().map(|f| f()).unwrap_or_default();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>synack — a userspace TCP/IP stack on a TUN device</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+code {{ background: #eee; padding: 0 .2em; }}
+</style>
+</head>
+<body>
+<h1>synack — a userspace TCP/IP stack on a TUN device</h1>
+<p>This very page travelled to you over a TCP connection whose handshake, segments and
+close were made by synack's own code, not by the kernel. The kernel only passed raw IP
+packets through a TUN device; synack did the TCP.</p>
+<h2>Services</h2>
+<ul>
+<li><b>port 7</b> — echo (RFC 862): every byte you send comes back.</li>
+<li><b>port 9</b> — discard (RFC 863): every byte you send is read and dropped.</li>
+<li><b>port 80</b> — this HTTP/1.1 server:
+  <ul>
+  <li><a href="/"><code>/</code></a> — this page</li>
+  <li><a href="/bytes/1000000"><code>/bytes/N</code></a> — N bytes (0 to {max}) where byte
+  <i>i</i> is <i>i</i> mod 251, so any client can check the transfer:
+  <code>curl -s http://HOST/bytes/1000000 | sha256sum</code></li>
+  </ul>
+</li>
+</ul>
+{extra}
+</body>
+</html>
+"#,
+        max = cfg.max_bytes,
+    )
+}
+
+/// Writes `resp` (head, then body unless `head_only`) and flushes. Returns the body bytes
+/// written. The head shares its first write with the start of the body, so a small
+/// response leaves as one write and the head never goes out as a lone tiny segment.
+pub fn write_response<W: Write>(w: &mut W, resp: &Response, head_only: bool, cfg: &HttpConfig) -> io::Result<u64> {
+    let body_len = resp.body.len();
+    let mut out = Vec::with_capacity(256);
+    write!(out, "HTTP/1.1 {} {}\r\nServer: synack\r\n", resp.status.0, resp.status.reason())?;
+    for (name, value) in &resp.headers {
+        write!(out, "{name}: {value}\r\n")?;
+    }
+    write!(out, "Content-Length: {body_len}\r\n\r\n")?;
+
+    if head_only {
+        w.write_all(&out)?;
+        w.flush()?;
+        return Ok(0);
+    }
+    match &resp.body {
+        Body::Static(bytes) => {
+            out.extend_from_slice(bytes);
+            w.write_all(&out)?;
+        }
+        Body::Pattern(len) => write_pattern(w, out, *len, cfg.write_chunk.max(1))?,
+    }
+    w.flush()?;
+    Ok(body_len)
+}
+
+/// Streams `len` pattern bytes in `chunk`-sized writes, the first one after `head`.
+fn write_pattern<W: Write>(w: &mut W, mut head: Vec<u8>, len: u64, chunk: usize) -> io::Result<()> {
+    let chunk = usize::try_from(len).map_or(chunk, |len| len.min(chunk));
+    let block = PatternBlock::new(chunk);
+    let first = block.window(0, chunk);
+    head.extend_from_slice(first);
+    w.write_all(&head)?;
+    let mut sent = first.len() as u64;
+    while sent < len {
+        let n = usize::try_from(len - sent).map_or(chunk, |left| left.min(chunk));
+        w.write_all(block.window(sent, n))?;
+        sent += n as u64;
+    }
+    Ok(())
+}

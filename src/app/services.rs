@@ -1,0 +1,91 @@
+//! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9, HTTP on 80.
+//! One thread per connection: simple, and plenty for the hundreds a learner opens.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::http::{self, HttpConfig};
+use crate::runtime::{Stack, TcpListener, TcpStream};
+
+pub const ECHO_PORT: u16 = 7;
+pub const DISCARD_PORT: u16 = 9;
+pub const HTTP_PORT: u16 = 80;
+
+/// An idle HTTP keep-alive connection is closed after this long.
+const HTTP_IDLE: Duration = Duration::from_secs(120);
+
+/// Every byte back until the peer closes; then close our side.
+pub fn echo(stream: TcpStream) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = (&stream).read(&mut buf)?;
+        if n == 0 {
+            stream.shutdown(Shutdown::Write)?;
+            return Ok(total);
+        }
+        (&stream).write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// Read and drop everything; close when the peer closes.
+pub fn discard(stream: TcpStream) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        match (&stream).read(&mut buf)? {
+            0 => {
+                stream.shutdown(Shutdown::Write)?;
+                return Ok(total);
+            }
+            n => total += n as u64,
+        }
+    }
+}
+
+pub fn serve_http(mut stream: TcpStream, cfg: &HttpConfig) -> io::Result<()> {
+    stream.set_read_timeout(Some(HTTP_IDLE))?;
+    http::serve(&mut stream, cfg)?;
+    Ok(())
+}
+
+/// Accept on `port` forever, handling each connection on its own thread with `handler`.
+pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<JoinHandle<()>>
+where
+    F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(stack, port)?;
+    let handler = Arc::new(handler);
+    std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || loop {
+        let stream = match listener.accept() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("{name}: accept stopped: {e}");
+                return;
+            }
+        };
+        let handler = handler.clone();
+        let peer = stream.peer_addr().ok();
+        let spawned = std::thread::Builder::new().name(format!("{name}-conn")).spawn(move || {
+            if let Err(e) = handler(stream) {
+                tracing::debug!("{name} connection from {peer:?} ended: {e}");
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("{name}: cannot start a thread for a connection: {e}");
+        }
+    })
+}
+
+/// Start echo, discard and HTTP.
+pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<JoinHandle<()>>> {
+    Ok(vec![
+        spawn_service(stack, ECHO_PORT, "echo", |s| echo(s).map(|_| ()))?,
+        spawn_service(stack, DISCARD_PORT, "discard", |s| discard(s).map(|_| ()))?,
+        spawn_service(stack, HTTP_PORT, "http", move |s| serve_http(s, &http_cfg))?,
+    ])
+}

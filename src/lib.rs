@@ -1,0 +1,16 @@
+//! synack: a userspace TCP/IP stack on a Linux TUN device that you can watch work.
+//!
+//! Layers, as data flows (see DESIGN.md): `device` (TUN, pcap tee, in-memory pipe) →
+//! `wire` (IPv4/TCP parsing and building) → `stack` (demultiplexing, listeners, RST, ICMP) →
+//! `tcp` (the sans-I/O protocol machine) → `runtime` (the event loop and the blocking
+//! `TcpListener`/`TcpStream`) → `app` (echo, discard, HTTP).
+
+pub mod app;
+pub mod device;
+pub mod runtime;
+pub mod stack;
+pub mod tcp;
+pub mod trace;
+pub mod wire;
+
+pub use runtime::{Stack, TcpListener, TcpStream};

@@ -1,0 +1,92 @@
+//! The `synack` command: `serve` runs the stack on a TUN device with echo, discard and HTTP.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use nix::sys::signal::{SigSet, Signal};
+
+use synack::app::http::HttpConfig;
+use synack::app::services;
+use synack::device::Tun;
+use synack::runtime::StackOptions;
+use synack::stack::HostConfig;
+use synack::Stack;
+
+#[derive(Parser)]
+#[command(name = "synack", version, about = "A userspace TCP/IP stack on a TUN device that you can watch work")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer as ADDR on the TUN device: echo on 7, discard on 9, HTTP on 80, ping.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The TUN device to attach to (made by `sudo scripts/setup.sh`).
+    #[arg(long, default_value = "synack0")]
+    tun: String,
+    /// The address synack answers as (the kernel side of the device is 10.7.0.1).
+    #[arg(long, default_value = "10.7.0.2")]
+    ip: Ipv4Addr,
+    /// Write every packet both ways to this pcap file (LINKTYPE_RAW, nanosecond stamps).
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+    /// Print one line per segment in and out, and every state change, to stderr.
+    #[arg(long)]
+    trace: bool,
+    /// Maximum segment lifetime in milliseconds; TIME-WAIT lasts twice this.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    msl_ms: u64,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SYNACK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    if let Err(e) = result {
+        eprintln!("synack: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    // Block SIGINT/SIGTERM in every thread; the main thread waits for them below.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block().context("blocking signals")?;
+
+    let device = Tun::open(&args.tun).with_context(|| format!("attaching to TUN device {}", args.tun))?;
+    let mut host = HostConfig { addr: args.ip, ..Default::default() };
+    host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
+    let opts = StackOptions { host, trace: args.trace, trace_sink: None, pcap: args.pcap.clone() };
+    let stack = Stack::new(device, opts).context("starting the stack")?;
+    services::spawn_all(&stack, HttpConfig::default()).context("starting services")?;
+    eprintln!(
+        "synack: serving as {} on {} (echo :7, discard :9, http :80){}; Ctrl-C to stop",
+        args.ip,
+        args.tun,
+        args.pcap.as_ref().map(|p| format!(", capturing to {}", p.display())).unwrap_or_default()
+    );
+    let sig = signals.wait().context("waiting for a signal")?;
+    eprintln!("synack: {sig}, closing connections");
+    let summary = stack.shutdown(Duration::from_millis(1000));
+    eprintln!("synack: {summary}");
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! A listening port with the std::net::TcpListener shape.
+
+use std::io;
+use std::sync::{Arc, Condvar};
+
+use super::{Stack, TcpStream};
+
+pub struct TcpListener {
+    stack: Stack,
+    port: u16,
+    cv: Arc<Condvar>,
+}
+
+impl TcpListener {
+    pub fn bind(stack: &Stack, port: u16) -> io::Result<TcpListener> {
+        Self::bind_with_backlog(stack, port, None)
+    }
+
+    /// `backlog`: connections not yet accepted (handshaking or queued); SYNs beyond it are
+    /// dropped, and the client's retransmission tries again.
+    pub fn bind_with_backlog(stack: &Stack, port: u16, backlog: Option<usize>) -> io::Result<TcpListener> {
+        let cv = Arc::new(Condvar::new());
+        {
+            let mut g = stack.lock()?;
+            g.host.listen(port, backlog)?;
+            g.port_waiters.insert(port, cv.clone());
+        }
+        Ok(TcpListener { stack: stack.clone(), port, cv })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Wait for the next connection whose handshake has completed.
+    pub fn accept(&self) -> io::Result<TcpStream> {
+        let id =
+            self.stack.block_on(&self.cv, None, |h, _| h.accept(self.port).ok_or(io::ErrorKind::WouldBlock.into()))?;
+        TcpStream::attach(&self.stack, id)
+    }
+
+    pub fn incoming(&self) -> impl Iterator<Item = io::Result<TcpStream>> + '_ {
+        std::iter::repeat_with(move || self.accept())
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.stack.lock() {
+            g.port_waiters.remove(&self.port);
+            g.host.unlisten(std::time::Instant::now(), self.port);
+            g.flush();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! A connected TCP stream with the std::net::TcpStream shape: blocking `Read`/`Write`,
+//! `shutdown`, addresses and timeouts.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar};
+use std::time::{Duration, Instant};
+
+use super::Stack;
+use crate::stack::ConnId;
+
+/// Handles made by `try_clone` share this; the connection is released when the last goes.
+struct Handle {
+    stack: Stack,
+    id: ConnId,
+    cv: Arc<Condvar>,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    read_shut: AtomicBool,
+    /// Timeouts in nanoseconds; 0 means none.
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+}
+
+pub struct TcpStream {
+    handle: Arc<Handle>,
+}
+
+impl TcpStream {
+    /// Wrap connection `id`, registering its condition variable. Called with the stack
+    /// unlocked.
+    pub(super) fn attach(stack: &Stack, id: ConnId) -> io::Result<TcpStream> {
+        let cv = Arc::new(Condvar::new());
+        let (local, remote) = {
+            let mut g = stack.lock()?;
+            g.conn_waiters.insert(id, cv.clone());
+            let c = g.host.conn(id).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            (c.local, c.remote)
+        };
+        Ok(TcpStream {
+            handle: Arc::new(Handle {
+                stack: stack.clone(),
+                id,
+                cv,
+                local,
+                remote,
+                read_shut: AtomicBool::new(false),
+                read_timeout: AtomicU64::new(0),
+                write_timeout: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Active open: send a SYN and wait for the handshake to finish.
+    pub fn connect(stack: &Stack, remote: SocketAddrV4) -> io::Result<TcpStream> {
+        Self::connect_timeout(stack, remote, None)
+    }
+
+    pub fn connect_timeout(stack: &Stack, remote: SocketAddrV4, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let id = stack.with_host(|h, now| h.connect(now, remote))??;
+        let stream = TcpStream::attach(stack, id)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        stack.block_on(&stream.handle.cv, deadline, |h, _| match h.conn(id) {
+            None => Err(io::ErrorKind::NotConnected.into()),
+            Some(c) if c.is_connected() => Ok(()),
+            Some(c) => match c.error() {
+                Some(kind) => Err(kind.into()),
+                None if c.is_closed() => Err(io::ErrorKind::ConnectionRefused.into()),
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            },
+        })?;
+        Ok(stream)
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.handle.remote))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.handle.local))
+    }
+
+    /// Like std's: `Write` sends a FIN after the queued data; `Read` makes further reads
+    /// return end of stream.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let h = &self.handle;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            h.read_shut.store(true, Ordering::Release);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            h.stack
+                .with_host(|host, now| host.with_conn(now, h.id, |c| c.shutdown_write(now)))?
+                .ok_or(io::ErrorKind::NotConnected)?;
+        }
+        Ok(())
+    }
+
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream { handle: self.handle.clone() })
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        store_timeout(&self.handle.read_timeout, t)
+    }
+
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        store_timeout(&self.handle.write_timeout, t)
+    }
+
+    /// Segment small writes at once (no Nagle). Nagle is not implemented yet, so this
+    /// is already how the stream behaves; the call exists so code written for std works.
+    pub fn set_nodelay(&self, _nodelay: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn deadline(t: &AtomicU64) -> Option<Instant> {
+        match t.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Instant::now() + Duration::from_nanos(ns)),
+        }
+    }
+
+    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let h = &self.handle;
+        if h.read_shut.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let deadline = Self::deadline(&h.read_timeout);
+        h.stack.block_on(&h.cv, deadline, |host, now| {
+            host.with_conn(now, h.id, |c| c.recv(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))
+        })
+    }
+
+    fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
+        let h = &self.handle;
+        let deadline = Self::deadline(&h.write_timeout);
+        h.stack.block_on(&h.cv, deadline, |host, now| {
+            host.with_conn(now, h.id, |c| c.send(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))
+        })
+    }
+}
+
+fn store_timeout(slot: &AtomicU64, t: Option<Duration>) -> io::Result<()> {
+    let ns = match t {
+        None => 0,
+        Some(d) if d.is_zero() => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a zero timeout is not allowed (std's rule)"))
+        }
+        Some(d) => d.as_nanos().min(u128::from(u64::MAX)) as u64,
+    };
+    slot.store(ns, Ordering::Relaxed);
+    Ok(())
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_inner(buf)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_inner(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_inner(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_inner(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let id = self.id;
+        if let Ok(mut g) = self.stack.lock() {
+            g.conn_waiters.remove(&id);
+            g.host.release(std::time::Instant::now(), id);
+            if g.flush() {
+                drop(g);
+                self.stack.wake_loop();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream").field("local", &self.handle.local).field("peer", &self.handle.remote).finish()
+    }
+}

@@ -1,0 +1,495 @@
+//! The host: demultiplexes packets to connections by four-tuple, keeps listeners and their
+//! accept queues, answers closed ports with RST and pings with echo replies, picks initial
+//! sequence numbers (RFC 6528) and counts everything. Sans I/O like `tcp/`: packets in,
+//! packets out, `now` passed in.
+
+mod counters;
+mod isn;
+
+pub use counters::{Counters, Summary};
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+use crate::tcp::{Connection, State, TcpConfig};
+use crate::trace::Tracer;
+use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+use isn::IsnGenerator;
+
+pub type ConnId = u64;
+
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    pub addr: Ipv4Addr,
+    pub tcp: TcpConfig,
+    /// Connections a listener may hold that the application has not accepted yet (in
+    /// SYN-RECEIVED or waiting in the accept queue).
+    pub backlog: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig { addr: Ipv4Addr::new(10, 7, 0, 2), tcp: TcpConfig::default(), backlog: 128 }
+    }
+}
+
+/// The four-tuple as seen from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Quad {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+struct Entry {
+    conn: Connection,
+    /// The listener this connection arrived on, until the application accepts it.
+    listener: Option<u16>,
+    queued: bool,
+    /// The application holds no handle: remove the entry once the protocol is done with it.
+    released: bool,
+}
+
+struct Listener {
+    backlog: usize,
+    pending: usize,
+    queue: VecDeque<ConnId>,
+}
+
+pub struct Host {
+    cfg: HostConfig,
+    conns: HashMap<ConnId, Entry>,
+    by_quad: HashMap<Quad, ConnId>,
+    listeners: HashMap<u16, Listener>,
+    next_id: ConnId,
+    next_port: u16,
+    isn: IsnGenerator,
+    ip_id: u16,
+    pub counters: Counters,
+    out: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    /// Connections and listeners whose readiness may have changed since the last
+    /// `take_touched`: their waiting application threads should look again.
+    touched_conns: Vec<ConnId>,
+    touched_ports: Vec<u16>,
+    pub tracer: Tracer,
+}
+
+impl Host {
+    pub fn new(cfg: HostConfig, now: Instant) -> Self {
+        let mut seed = [0u8; 2];
+        // A random first ephemeral port; a fixed one is also fine if the OS has no entropy.
+        let _ = getrandom::fill(&mut seed);
+        Host {
+            cfg,
+            conns: HashMap::new(),
+            by_quad: HashMap::new(),
+            listeners: HashMap::new(),
+            next_id: 1,
+            next_port: 49152 + u16::from_le_bytes(seed) % 16384,
+            isn: IsnGenerator::new(now),
+            ip_id: 0,
+            counters: Counters::default(),
+            out: VecDeque::new(),
+            spare: Vec::new(),
+            scratch: Vec::with_capacity(65536),
+            touched_conns: Vec::new(),
+            touched_ports: Vec::new(),
+            tracer: Tracer::new(now),
+        }
+    }
+
+    pub fn addr(&self) -> Ipv4Addr {
+        self.cfg.addr
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.cfg
+    }
+
+    // ----- Packets -----
+
+    /// One packet from the device.
+    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) {
+        self.counters.packets_in += 1;
+        match ipv4::parse_packet(self.cfg.addr, bytes) {
+            Err(reason) => self.count_drop(now, reason, None),
+            Ok(Packet::IcmpEcho(req)) => {
+                self.counters.icmp_echo += 1;
+                let mut pkt = self.spare.pop().unwrap_or_default();
+                icmp::build_echo_reply(self.cfg.addr, &req, self.next_ip_id(), &mut pkt);
+                self.tracer.note(now, format_args!("ICMP echo request from {}: replying", req.src));
+                self.out.push_back(pkt);
+            }
+            Ok(Packet::Tcp(seg)) => self.handle_tcp(now, &seg),
+        }
+    }
+
+    fn handle_tcp(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        self.counters.segs_in += 1;
+        let quad = Quad { local: seg.dst, remote: seg.src };
+        if let Some(&id) = self.by_quad.get(&quad) {
+            let reuse = self.conns.get(&id).is_some_and(|e| e.conn.syn_may_reuse(seg));
+            if !reuse {
+                self.segment_for(now, id, seg);
+                return;
+            }
+            self.tracer.note(now, format_args!("{}: new SYN reuses a TIME-WAIT four-tuple", fmt_quad(&quad)));
+            self.forget(id);
+        }
+        if self.listeners.contains_key(&seg.dst.port()) {
+            self.segment_for_listener(now, seg);
+        } else {
+            self.tracer.segment_in(now, seg, None);
+            self.counters.no_listener += 1;
+            self.reset_for(now, seg);
+        }
+    }
+
+    fn segment_for(&mut self, now: Instant, id: ConnId, seg: &TcpSegment<'_>) {
+        let Some(entry) = self.conns.get_mut(&id) else { return };
+        self.tracer.segment_in(now, seg, Some(entry.conn.isns()));
+        if let Err(reason) = entry.conn.on_segment(now, seg) {
+            self.count_drop(now, reason, Some(id));
+        }
+        self.dispatch(now, id);
+    }
+
+    /// LISTEN (RFC 9293 §3.10.7.2).
+    fn segment_for_listener(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        let flags = seg.flags;
+        if flags.contains(TcpFlags::RST) {
+            self.tracer.segment_in(now, seg, None);
+            return self.count_drop(now, DropReason::Ignored, None);
+        }
+        if flags.contains(TcpFlags::ACK) {
+            self.tracer.segment_in(now, seg, None);
+            return self.reset_for(now, seg);
+        }
+        if !flags.contains(TcpFlags::SYN) {
+            self.tracer.segment_in(now, seg, None);
+            return self.count_drop(now, DropReason::Ignored, None);
+        }
+        let port = seg.dst.port();
+        let full = self.listeners.get(&port).is_none_or(|l| l.pending + l.queue.len() >= l.backlog);
+        self.tracer.segment_in(now, seg, Some((SeqNum(0), seg.seq)));
+        if full {
+            return self.count_drop(now, DropReason::BacklogFull, None);
+        }
+        let iss = self.isn.generate(now, seg.dst, seg.src);
+        let mut conn = Connection::accept(self.cfg.tcp, seg, iss);
+        conn.set_trace(self.tracer.enabled());
+        let id = self.insert(conn, Some(port));
+        if let Some(l) = self.listeners.get_mut(&port) {
+            l.pending += 1;
+        }
+        self.tracer.state(now, &Quad { local: seg.dst, remote: seg.src }, "LISTEN", State::SynReceived.name());
+        self.dispatch(now, id);
+    }
+
+    /// A RST for a segment that reached no connection (RFC 9293 §3.10.7.1).
+    fn reset_for(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let hdr = if seg.flags.contains(TcpFlags::ACK) {
+            TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() }
+        } else {
+            TcpHeaderOut {
+                seq: SeqNum(0),
+                ack: seg.seq + seg.seg_len(),
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                ..Default::default()
+            }
+        };
+        self.counters.rst_sent += 1;
+        self.emit(now, seg.dst, seg.src, &hdr, &[], None);
+    }
+
+    fn count_drop(&mut self, now: Instant, reason: DropReason, id: Option<ConnId>) {
+        self.counters.count_drop(reason);
+        tracing::debug!(%reason, conn = ?id, "dropped");
+        self.tracer.drop(now, reason);
+    }
+
+    /// Pull every segment the connection wants to send, and keep the tables in step with
+    /// its state.
+    fn dispatch(&mut self, now: Instant, id: ConnId) {
+        let Some(entry) = self.conns.get_mut(&id) else { return };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut sent = Vec::new();
+        while let Some(hdr) = entry.conn.poll_transmit(now, &mut scratch) {
+            sent.push((hdr, scratch.clone()));
+        }
+        let (local, remote, isns) = (entry.conn.local, entry.conn.remote, entry.conn.isns());
+        let events = entry.conn.take_events();
+        for (hdr, payload) in &sent {
+            self.emit(now, local, remote, hdr, payload, Some(isns));
+        }
+        self.scratch = scratch;
+        let quad = Quad { local, remote };
+        for e in events {
+            self.tracer.conn_event(now, &quad, &e);
+        }
+        self.touched_conns.push(id);
+        self.settle(id);
+    }
+
+    /// Move a connection between tables after its state changed.
+    fn settle(&mut self, id: ConnId) {
+        let Some(entry) = self.conns.get_mut(&id) else { return };
+        if let Some(port) = entry.listener {
+            if !entry.queued && entry.conn.state().is_synchronized() {
+                // Handshake done: from the SYN backlog to the accept queue.
+                entry.queued = true;
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.pending = l.pending.saturating_sub(1);
+                    l.queue.push_back(id);
+                    self.touched_ports.push(port);
+                }
+            }
+        }
+        if !entry.conn.is_closed() {
+            return;
+        }
+        if let Some(port) = entry.listener {
+            if !entry.queued {
+                // Reset or timed out in SYN-RECEIVED: the application never knew it.
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+                entry.released = true;
+            }
+        }
+        let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
+        if self.by_quad.get(&quad) == Some(&id) {
+            self.by_quad.remove(&quad);
+        }
+        if entry.released {
+            self.forget(id);
+        }
+    }
+
+    fn forget(&mut self, id: ConnId) {
+        if let Some(entry) = self.conns.remove(&id) {
+            self.counters.retransmits_closed += entry.conn.stats.retransmits;
+            let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
+            if self.by_quad.get(&quad) == Some(&id) {
+                self.by_quad.remove(&quad);
+            }
+            if let (Some(port), false) = (entry.listener, entry.queued) {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+            }
+            if let Some(port) = entry.listener {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.queue.retain(|q| *q != id);
+                }
+            }
+        }
+    }
+
+    fn emit(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &TcpHeaderOut,
+        payload: &[u8],
+        isns: Option<(SeqNum, SeqNum)>,
+    ) {
+        self.tracer.segment_out(now, local, remote, hdr, payload.len(), isns);
+        let mut pkt = self.spare.pop().unwrap_or_default();
+        let id = self.next_ip_id();
+        ipv4::build_tcp(local, remote, hdr, payload, id, &mut pkt);
+        self.counters.segs_out += 1;
+        self.out.push_back(pkt);
+    }
+
+    fn next_ip_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
+    fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.counters.connections += 1;
+        self.by_quad.insert(Quad { local: conn.local, remote: conn.remote }, id);
+        self.conns.insert(id, Entry { conn, listener, queued: false, released: false });
+        id
+    }
+
+    /// The next packet to write to the device.
+    pub fn pop_output(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+
+    /// Give a written packet's buffer back for reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < 256 {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    pub fn take_touched(&mut self) -> (Vec<ConnId>, Vec<u16>) {
+        (std::mem::take(&mut self.touched_conns), std::mem::take(&mut self.touched_ports))
+    }
+
+    // ----- Timers -----
+
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.conns.values().filter_map(|e| e.conn.poll_at()).min()
+    }
+
+    pub fn on_timer(&mut self, now: Instant) {
+        let due: Vec<ConnId> =
+            self.conns.iter().filter(|(_, e)| e.conn.poll_at().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
+        for id in due {
+            if let Some(entry) = self.conns.get_mut(&id) {
+                entry.conn.on_timer(now);
+            }
+            self.dispatch(now, id);
+        }
+    }
+
+    // ----- The application's calls -----
+
+    pub fn listen(&mut self, port: u16, backlog: Option<usize>) -> io::Result<()> {
+        if self.listeners.contains_key(&port) {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {port} already has a listener")));
+        }
+        let backlog = backlog.unwrap_or(self.cfg.backlog).max(1);
+        self.listeners.insert(port, Listener { backlog, pending: 0, queue: VecDeque::new() });
+        Ok(())
+    }
+
+    /// Stop listening; connections not yet accepted are reset.
+    pub fn unlisten(&mut self, now: Instant, port: u16) {
+        let Some(_) = self.listeners.remove(&port) else { return };
+        let orphans: Vec<ConnId> =
+            self.conns.iter().filter(|(_, e)| e.listener == Some(port)).map(|(id, _)| *id).collect();
+        for id in orphans {
+            if let Some(e) = self.conns.get_mut(&id) {
+                e.listener = None;
+                e.released = true;
+                e.conn.abort(now, io::ErrorKind::ConnectionAborted);
+            }
+            self.dispatch(now, id);
+        }
+    }
+
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        let id = self.listeners.get_mut(&port)?.queue.pop_front()?;
+        if let Some(e) = self.conns.get_mut(&id) {
+            e.listener = None;
+        }
+        Some(id)
+    }
+
+    pub fn is_listening(&self, port: u16) -> bool {
+        self.listeners.contains_key(&port)
+    }
+
+    /// Active open to `remote` from an ephemeral port.
+    pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> io::Result<ConnId> {
+        let mut local = None;
+        for _ in 0..16384 {
+            let port = self.next_port;
+            self.next_port = if self.next_port == 65535 { 49152 } else { self.next_port + 1 };
+            let candidate = SocketAddrV4::new(self.cfg.addr, port);
+            if !self.listeners.contains_key(&port) && !self.by_quad.contains_key(&Quad { local: candidate, remote }) {
+                local = Some(candidate);
+                break;
+            }
+        }
+        let local = local.ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port"))?;
+        let iss = self.isn.generate(now, local, remote);
+        let mut conn = Connection::connect(self.cfg.tcp, local, remote, iss);
+        conn.set_trace(self.tracer.enabled());
+        let id = self.insert(conn, None);
+        self.tracer.state(now, &Quad { local, remote }, "CLOSED", State::SynSent.name());
+        self.dispatch(now, id);
+        Ok(id)
+    }
+
+    pub fn conn(&self, id: ConnId) -> Option<&Connection> {
+        self.conns.get(&id).map(|e| &e.conn)
+    }
+
+    /// Run `f` on a connection, then send whatever it produced.
+    pub fn with_conn<R>(&mut self, now: Instant, id: ConnId, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
+        let entry = self.conns.get_mut(&id)?;
+        let r = f(&mut entry.conn);
+        // The call may have queued data behind a zero window, which needs the persist timer.
+        entry.conn.update_timers(now);
+        if entry.conn.wants_transmit() || entry.conn.is_closed() {
+            self.dispatch(now, id);
+        }
+        Some(r)
+    }
+
+    /// The application dropped its handle.
+    pub fn release(&mut self, now: Instant, id: ConnId) {
+        let Some(entry) = self.conns.get_mut(&id) else { return };
+        entry.released = true;
+        entry.conn.orphan(now);
+        self.dispatch(now, id);
+    }
+
+    /// Shutting down: close what can close cleanly, reset the rest (data in either
+    /// buffer would otherwise be silently lost).
+    pub fn close_all(&mut self, now: Instant) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(e) = self.conns.get_mut(&id) {
+                let (unread, unacked) = e.conn.buffered();
+                if unread > 0 || unacked > 0 || !e.conn.is_connected() {
+                    e.conn.abort(now, io::ErrorKind::ConnectionAborted);
+                } else {
+                    e.conn.shutdown_write(now);
+                }
+            }
+            self.dispatch(now, id);
+        }
+    }
+
+    /// Reset everything still open (after `close_all`'s grace period).
+    pub fn abort_all(&mut self, now: Instant) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(e) = self.conns.get_mut(&id) {
+                if e.conn.state() != State::TimeWait {
+                    e.conn.abort(now, io::ErrorKind::ConnectionAborted);
+                }
+            }
+            self.dispatch(now, id);
+        }
+    }
+
+    /// Connections that still have protocol work to do (TIME-WAIT excluded: the peer has
+    /// everything, and waiting it out is not worth holding up an exit).
+    pub fn active_connections(&self) -> usize {
+        self.conns.values().filter(|e| !matches!(e.conn.state(), State::Closed | State::TimeWait)).count()
+    }
+
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, &Connection)> {
+        self.conns.iter().map(|(id, e)| (*id, &e.conn))
+    }
+
+    /// Total retransmissions, closed connections included.
+    pub fn retransmits(&self) -> u64 {
+        self.counters.retransmits_closed + self.conns.values().map(|e| e.conn.stats.retransmits).sum::<u64>()
+    }
+}
+
+pub fn fmt_quad(q: &Quad) -> String {
+    format!("{} ↔ {}", q.remote, q.local)
+}
+
+#[cfg(test)]
+mod tests;

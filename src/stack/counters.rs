@@ -1,0 +1,64 @@
+//! What the stack counts, printed at exit and shown to learners.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::wire::DropReason;
+
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub packets_in: u64,
+    pub segs_in: u64,
+    pub segs_out: u64,
+    pub connections: u64,
+    pub rst_sent: u64,
+    pub no_listener: u64,
+    pub icmp_echo: u64,
+    /// Retransmissions of connections already gone (live ones count their own).
+    pub retransmits_closed: u64,
+    pub device_drops: u64,
+    pub drops: BTreeMap<DropReason, u64>,
+}
+
+impl Counters {
+    pub fn count_drop(&mut self, reason: DropReason) {
+        *self.drops.entry(reason).or_insert(0) += 1;
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+/// The one-line summary `synack serve` prints at exit (retransmissions are added by the
+/// caller, which can see live connections).
+pub struct Summary<'a> {
+    pub counters: &'a Counters,
+    pub retransmits: u64,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.counters;
+        write!(
+            f,
+            "{} connections, {} segments in, {} out, {} retransmissions, {} RST sent, {} pings; drops: ",
+            c.connections, c.segs_in, c.segs_out, self.retransmits, c.rst_sent, c.icmp_echo
+        )?;
+        if c.drops.is_empty() && c.device_drops == 0 {
+            return f.write_str("none");
+        }
+        let mut first = true;
+        for (reason, n) in &c.drops {
+            if !first {
+                f.write_str(", ")?;
+            }
+            write!(f, "{reason}={n}")?;
+            first = false;
+        }
+        if c.device_drops > 0 {
+            write!(f, "{}device-queue-full={}", if first { "" } else { ", " }, c.device_drops)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Data in both directions: in order, out of order, windows, bounded buffers.
+
+use super::*;
+
+#[test]
+fn data_in_order_is_acked_and_readable() {
+    let (mut t, iss) = established();
+    t.send(ack().seq(1001).ack(iss + 1).data(b"hello"));
+    let a = t.expect();
+    assert_eq!(a.flags, TcpFlags::ACK);
+    assert_eq!((a.seq, a.ack), (iss + 1, 1006));
+    assert_eq!(t.app_read(), b"hello");
+    t.send(ack().seq(1006).ack(iss + 1).data(b" world"));
+    assert_eq!(t.expect().ack, 1012);
+    assert_eq!(t.app_read(), b" world");
+}
+
+#[test]
+fn data_out_segmented_to_mss_with_psh_on_the_last() {
+    let (mut t, iss) = established();
+    t.app_write(&[1u8; 2500]);
+    let a = t.expect();
+    let b = t.expect();
+    let c = t.expect();
+    assert_eq!((a.seq, a.len()), (iss + 1, 1000));
+    assert_eq!((b.seq, b.len()), (iss + 1001, 1000));
+    assert_eq!((c.seq, c.len()), (iss + 2001, 500));
+    assert!(!a.flags.contains(TcpFlags::PSH));
+    assert!(c.flags.contains(TcpFlags::PSH));
+    assert_eq!(c.ack, 1001);
+    t.send(ack().seq(1001).ack(iss + 2501));
+    t.expect_nothing();
+}
+
+#[test]
+fn segment_outside_window_is_answered_with_ack_and_not_accepted() {
+    let (mut t, iss) = established();
+    // Beyond the 8 KiB window.
+    t.send(ack().seq(1001 + 50_000).ack(iss + 1).data(b"far"));
+    let a = t.expect();
+    assert_eq!((a.flags, a.ack), (TcpFlags::ACK, 1001));
+    // Entirely old.
+    t.send(ack().seq(900).ack(iss + 1).data(b"old"));
+    assert_eq!(t.expect().ack, 1001);
+    assert!(t.app_read().is_empty());
+    assert_eq!(t.host.counters.drops.get(&wire::DropReason::OutsideWindow), Some(&2));
+}
+
+#[test]
+fn overlapping_retransmission_delivers_only_new_bytes() {
+    let (mut t, iss) = established();
+    t.send(ack().seq(1001).ack(iss + 1).data(b"abcd"));
+    t.expect();
+    t.send(ack().seq(1003).ack(iss + 1).data(b"cdef"));
+    assert_eq!(t.expect().ack, 1007);
+    assert_eq!(t.app_read(), b"abcdef");
+}
+
+#[test]
+fn out_of_order_is_held_duplicate_acked_then_reassembled() {
+    let (mut t, iss) = established();
+    t.send(ack().seq(1006).ack(iss + 1).data(b"world"));
+    let dup = t.expect();
+    assert_eq!(dup.ack, 1001, "immediate duplicate ACK for the gap");
+    assert!(t.app_read().is_empty());
+    t.send(ack().seq(1001).ack(iss + 1).data(b"hello"));
+    assert_eq!(t.expect().ack, 1011);
+    assert_eq!(t.app_read(), b"helloworld");
+}
+
+#[test]
+fn receive_window_is_free_buffer_space_and_closes_when_full() {
+    let (mut t, iss) = established();
+    let chunk = vec![9u8; 1000];
+    let mut seq = 1001u32;
+    for _ in 0..8 {
+        t.send(ack().seq(seq).ack(iss + 1).data(&chunk));
+        seq += 1000;
+        t.expect();
+    }
+    // 8000 of 8192 bytes used: the window shows the 192 bytes left (never grown by less
+    // than an MSS, never shrunk).
+    t.send(ack().seq(seq).ack(iss + 1).data(&chunk));
+    let a = t.expect();
+    assert_eq!(a.ack, seq + 192, "only what fits is taken");
+    assert_eq!(a.window, 0);
+    // The application drains: a window update goes out.
+    assert_eq!(t.app_read().len(), 8192);
+    let upd = t.expect();
+    assert_eq!(upd.window, 8192);
+    assert_eq!(upd.ack, seq + 192);
+}
+
+#[test]
+fn zero_window_segment_still_takes_the_ack() {
+    let (mut t, iss) = established();
+    t.app_write(b"xyz");
+    t.expect();
+    // Fill our receive buffer.
+    t.send(ack().seq(1001).ack(iss + 1).data(&[0u8; 8192]));
+    assert_eq!(t.expect().window, 0);
+    // A segment at RCV.NXT with data we cannot take, but acking our bytes.
+    t.send(ack().seq(1001 + 8192).ack(iss + 4).data(b"more"));
+    let a = t.expect();
+    assert_eq!(a.ack, 1001 + 8192, "the data is not taken");
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().buffered().1, 0, "but the ACK is");
+}
+
+#[test]
+fn send_buffer_is_bounded() {
+    let (mut t, _) = established();
+    let mut total = 0;
+    loop {
+        let now = t.now;
+        let id = t.conn.unwrap();
+        match t.host.with_conn(now, id, |c| c.send(&[0u8; 4096])).unwrap() {
+            Ok(n) => total += n,
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+                break;
+            }
+        }
+    }
+    assert_eq!(total, 16384);
+}
+
+#[test]
+fn respects_the_peers_window() {
+    let (mut t, iss) = established();
+    t.send(ack().seq(1001).ack(iss + 1).win(2000));
+    t.app_write(&[5u8; 5000]);
+    let a = t.expect();
+    let b = t.expect();
+    assert_eq!((a.len(), b.len()), (1000, 1000));
+    t.expect_nothing();
+    t.send(ack().seq(1001).ack(iss + 2001).win(2500));
+    let c = t.expect();
+    let d = t.expect();
+    assert_eq!((c.seq, c.len(), d.len()), (iss + 2001, 1000, 1000));
+    // 500 bytes of window left while data is in flight: silly window avoidance
+    // (RFC 1122 §4.2.3.4) waits for a full segment rather than send a small one.
+    t.expect_nothing();
+    t.send(ack().seq(1001).ack(iss + 4001).win(2500));
+    assert_eq!(t.expect().len(), 1000);
+    t.expect_nothing();
+}

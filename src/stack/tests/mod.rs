@@ -1,0 +1,253 @@
+//! Scripted-peer tests: the test plays the remote host segment by segment against a [`Host`]
+//! with a fake clock, like a packetdrill script. Nothing here touches a device or the real
+//! clock, so every run is the same.
+
+mod close;
+mod data;
+mod handshake;
+mod reliability;
+mod reset;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::{ConnId, Host, HostConfig};
+use crate::tcp::State;
+use crate::wire::{self, ipv4, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
+
+pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
+pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
+pub const PEER_PORT: u16 = 40000;
+
+/// A segment the peer sends; built with `syn()`, `ack()`, … and refined with setters.
+#[derive(Clone, Debug)]
+pub struct Out {
+    hdr: TcpHeaderOut,
+    payload: Vec<u8>,
+    from_port: u16,
+    to_port: Option<u16>,
+}
+
+pub fn seg(flags: TcpFlags) -> Out {
+    Out {
+        hdr: TcpHeaderOut { flags, window: 65535, ..Default::default() },
+        payload: Vec::new(),
+        from_port: PEER_PORT,
+        to_port: None,
+    }
+}
+pub fn syn() -> Out {
+    seg(TcpFlags::SYN)
+}
+pub fn ack() -> Out {
+    seg(TcpFlags::ACK)
+}
+pub fn fin() -> Out {
+    seg(TcpFlags::FIN | TcpFlags::ACK)
+}
+pub fn rst() -> Out {
+    seg(TcpFlags::RST)
+}
+
+impl Out {
+    pub fn seq(mut self, s: u32) -> Self {
+        self.hdr.seq = SeqNum(s);
+        self
+    }
+    pub fn ack(mut self, a: u32) -> Self {
+        self.hdr.ack = SeqNum(a);
+        self.hdr.flags |= TcpFlags::ACK;
+        self
+    }
+    pub fn win(mut self, w: u16) -> Self {
+        self.hdr.window = w;
+        self
+    }
+    pub fn mss(mut self, m: u16) -> Self {
+        self.hdr.options.mss = Some(m);
+        self
+    }
+    pub fn wscale(mut self, s: u8) -> Self {
+        self.hdr.options.window_scale = Some(s);
+        self
+    }
+    pub fn data(mut self, d: &[u8]) -> Self {
+        self.payload = d.to_vec();
+        self.hdr.flags |= TcpFlags::PSH;
+        self
+    }
+    pub fn flags(mut self, f: TcpFlags) -> Self {
+        self.hdr.flags = f;
+        self
+    }
+    pub fn sport(mut self, p: u16) -> Self {
+        self.from_port = p;
+        self
+    }
+    pub fn dport(mut self, p: u16) -> Self {
+        self.to_port = Some(p);
+        self
+    }
+}
+
+/// A segment the host sent, decoded.
+#[derive(Clone, Debug)]
+pub struct Got {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub window: u16,
+    pub options: TcpOptions,
+    pub payload: Vec<u8>,
+}
+
+impl Got {
+    pub fn len(&self) -> u32 {
+        self.payload.len() as u32
+    }
+}
+
+pub struct Peer {
+    pub host: Host,
+    pub now: Instant,
+    pub port: u16,
+    pub conn: Option<ConnId>,
+}
+
+pub fn config() -> HostConfig {
+    let mut cfg = HostConfig { addr: HOST_IP, ..Default::default() };
+    cfg.tcp.msl = Duration::from_millis(500);
+    cfg.tcp.recv_buf = 8192;
+    cfg.tcp.send_buf = 16384;
+    cfg.tcp.mss = 1000;
+    cfg
+}
+
+impl Peer {
+    pub fn new(cfg: HostConfig) -> Peer {
+        let now = Instant::now();
+        Peer { host: Host::new(cfg, now), now, port: 8000, conn: None }
+    }
+
+    /// A host listening on port 8000.
+    pub fn listening() -> Peer {
+        Peer::listening_with(config())
+    }
+
+    pub fn listening_with(cfg: HostConfig) -> Peer {
+        let mut p = Peer::new(cfg);
+        p.host.listen(p.port, None).unwrap();
+        p
+    }
+
+    /// Deliver a segment from the peer to the host.
+    pub fn send(&mut self, s: Out) {
+        let src = SocketAddrV4::new(PEER_IP, s.from_port);
+        let dst = SocketAddrV4::new(HOST_IP, s.to_port.unwrap_or(self.port));
+        let mut pkt = Vec::new();
+        ipv4::build_tcp(src, dst, &s.hdr, &s.payload, 7, &mut pkt);
+        self.host.handle_packet(self.now, &pkt);
+    }
+
+    /// Deliver raw bytes as a packet.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.host.handle_packet(self.now, bytes);
+    }
+
+    /// The next segment the host sent; panics (failing the test) if there is none.
+    pub fn expect(&mut self) -> Got {
+        self.next().expect("expected a segment from the host, got nothing")
+    }
+
+    pub fn next(&mut self) -> Option<Got> {
+        let pkt = self.host.pop_output()?;
+        match wire::parse_packet(PEER_IP, &pkt).expect("host sent a packet that does not parse") {
+            Packet::Tcp(t) => Some(Got {
+                src: t.src,
+                dst: t.dst,
+                seq: t.seq.0,
+                ack: t.ack.0,
+                flags: t.flags,
+                window: t.window,
+                options: t.options,
+                payload: t.payload.to_vec(),
+            }),
+            other => panic!("expected TCP, got {other:?}"),
+        }
+    }
+
+    pub fn expect_nothing(&mut self) {
+        if let Some(g) = self.next() {
+            panic!("expected nothing, host sent {} seq={} ack={} len={}", g.flags, g.seq, g.ack, g.len());
+        }
+    }
+
+    /// Move the fake clock on and fire due timers.
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.host.on_timer(self.now);
+    }
+
+    pub fn state(&self) -> State {
+        self.host.conn(self.conn.expect("no connection yet")).expect("connection gone").state()
+    }
+
+    pub fn accept(&mut self) -> ConnId {
+        let id = self.host.accept(self.port).expect("nothing to accept");
+        self.conn = Some(id);
+        id
+    }
+
+    pub fn app_write(&mut self, data: &[u8]) -> usize {
+        let now = self.now;
+        let id = self.conn.unwrap();
+        self.host.with_conn(now, id, |c| c.send(data)).unwrap().unwrap()
+    }
+
+    pub fn app_read(&mut self) -> Vec<u8> {
+        let now = self.now;
+        let id = self.conn.unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        match self.host.with_conn(now, id, |c| c.recv(&mut buf)).unwrap() {
+            Ok(n) => buf[..n].to_vec(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Vec::new(),
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    pub fn app_read_result(&mut self) -> std::io::Result<usize> {
+        let now = self.now;
+        let id = self.conn.unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        self.host.with_conn(now, id, |c| c.recv(&mut buf)).unwrap()
+    }
+
+    pub fn app_shutdown(&mut self) {
+        let now = self.now;
+        let id = self.conn.unwrap();
+        self.host.with_conn(now, id, |c| c.shutdown_write(now)).unwrap();
+    }
+}
+
+/// Peer ISN used by the fixtures.
+pub const PEER_ISS: u32 = 1000;
+
+/// A connection in ESTABLISHED, accepted by the application. Returns the peer and the
+/// host's ISS; the peer's next sequence number is PEER_ISS + 1.
+pub fn established() -> (Peer, u32) {
+    established_with(config())
+}
+
+pub fn established_with(cfg: HostConfig) -> (Peer, u32) {
+    let mut t = Peer::listening_with(cfg);
+    t.send(syn().seq(PEER_ISS).mss(1000));
+    let sa = t.expect();
+    assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
+    t.send(ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(1)));
+    t.accept();
+    assert_eq!(t.state(), State::Established);
+    t.expect_nothing();
+    (t, sa.seq)
+}

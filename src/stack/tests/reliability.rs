@@ -1,0 +1,144 @@
+//! Retransmission: RTO timing and backoff, Karn, fast retransmit, zero-window probes.
+
+use std::time::Duration;
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn lost_data_is_retransmitted_after_rto_with_backoff() {
+    let (mut t, iss) = established();
+    t.app_write(b"data");
+    let d = t.expect();
+    // First RTO after a handshake measured at 0 ms RTT: the 200 ms floor.
+    t.advance(ms(199));
+    t.expect_nothing();
+    t.advance(ms(1));
+    let r1 = t.expect();
+    assert_eq!((r1.seq, r1.payload.as_slice()), (d.seq, &b"data"[..]));
+    t.advance(ms(399));
+    t.expect_nothing();
+    t.advance(ms(1));
+    assert_eq!(t.expect().seq, d.seq, "backed off to 400 ms");
+    t.send(ack().seq(1001).ack(iss + 5));
+    t.advance(ms(10_000));
+    t.expect_nothing();
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().stats.retransmits, 2);
+}
+
+#[test]
+fn rtt_samples_set_the_rto_and_karn_ignores_retransmitted_data() {
+    let (mut t, iss) = established();
+    let id = t.conn.unwrap();
+    t.app_write(b"a");
+    t.expect();
+    t.advance(ms(100));
+    t.send(ack().seq(1001).ack(iss + 2));
+    // Handshake sample 0 ms, then 100 ms: srtt = 12.5 ms, rttvar = 3/4*0 + 100/4 = 25 ms
+    // (first sample set rttvar to 0): rto = max(200, 12.5 + 100) = 200 ms.
+    assert_eq!(t.host.conn(id).unwrap().rto(), ms(200));
+    t.app_write(b"b");
+    t.expect();
+    t.advance(ms(200));
+    t.expect(); // retransmission
+    t.advance(ms(5000));
+    t.expect(); // and again, at 400 ms backoff
+    let before = t.host.conn(id).unwrap().srtt();
+    t.send(ack().seq(1001).ack(iss + 3));
+    assert_eq!(t.host.conn(id).unwrap().srtt(), before, "no sample from retransmitted data");
+}
+
+#[test]
+fn gives_up_after_max_retries_with_rst_and_timed_out() {
+    let mut cfg = config();
+    cfg.tcp.max_retries = 3;
+    let (mut t, _) = established_with(cfg);
+    t.app_write(b"x");
+    t.expect();
+    for _ in 0..3 {
+        t.advance(ms(60_000));
+        assert_eq!(t.expect().payload, b"x");
+    }
+    t.advance(ms(60_000));
+    assert_eq!(t.expect().flags, TcpFlags::RST);
+    assert_eq!(t.app_read_result().unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+}
+
+#[test]
+fn three_duplicate_acks_trigger_one_fast_retransmit() {
+    let mut cfg = config();
+    cfg.tcp.send_buf = 64 * 1024;
+    let (mut t, iss) = established_with(cfg);
+    t.app_write(&[1u8; 6000]);
+    let segs: Vec<Got> = (0..6).map(|_| t.expect()).collect();
+    assert_eq!(segs[5].seq, iss + 5001);
+    // The first is lost; the next three arrive and each draws a duplicate ACK.
+    for _ in 0..2 {
+        t.send(ack().seq(1001).ack(iss + 1));
+        t.expect_nothing();
+    }
+    t.send(ack().seq(1001).ack(iss + 1));
+    let r = t.expect();
+    assert_eq!((r.seq, r.len()), (iss + 1, 1000));
+    t.send(ack().seq(1001).ack(iss + 1));
+    t.send(ack().seq(1001).ack(iss + 1));
+    let still: Vec<Got> = std::iter::from_fn(|| t.next()).filter(|g| g.seq == iss + 1).collect();
+    assert!(still.is_empty(), "only one fast retransmission");
+    t.send(ack().seq(1001).ack(iss + 6001));
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().buffered().1, 0);
+}
+
+#[test]
+fn cwnd_collapses_to_one_segment_after_rto() {
+    let mut cfg = config();
+    cfg.tcp.send_buf = 64 * 1024;
+    let (mut t, iss) = established_with(cfg);
+    t.app_write(&[1u8; 5000]);
+    for _ in 0..5 {
+        t.expect();
+    }
+    t.advance(ms(200));
+    let r = t.expect();
+    assert_eq!(r.seq, iss + 1);
+    t.expect_nothing();
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().cwnd(), 1000);
+    // The ACK for it lets two more out (slow start).
+    t.send(ack().seq(1001).ack(iss + 1001));
+    assert_eq!(t.expect().seq, iss + 1001);
+    assert_eq!(t.expect().seq, iss + 2001);
+    t.expect_nothing();
+}
+
+#[test]
+fn zero_window_is_probed_with_backoff_and_never_given_up() {
+    let mut cfg = config();
+    cfg.tcp.max_retries = 2;
+    let (mut t, iss) = established_with(cfg);
+    t.send(ack().seq(1001).ack(iss + 1).win(0));
+    t.app_write(b"blocked");
+    t.expect_nothing();
+    t.advance(ms(200));
+    let p = t.expect();
+    assert_eq!((p.seq, p.len()), (iss + 1, 1), "a one-byte probe");
+    t.send(ack().seq(1001).ack(iss + 1).win(0));
+    t.advance(ms(399));
+    t.expect_nothing();
+    t.advance(ms(1));
+    assert_eq!(t.expect().len(), 1, "backed off to 400 ms");
+    for _ in 0..5 {
+        t.send(ack().seq(1001).ack(iss + 1).win(0));
+        t.advance(ms(60_000));
+        assert_eq!(t.expect().len(), 1);
+    }
+    assert_eq!(t.state(), State::Established, "a live zero window is no reason to give up");
+    // The window opens: everything goes.
+    t.send(ack().seq(1001).ack(iss + 1).win(1000));
+    let d = t.expect();
+    assert_eq!((d.seq, d.payload.as_slice()), (iss + 1, &b"blocked"[..]));
+}

@@ -1,0 +1,57 @@
+//! Per-connection tunables. Defaults follow the RFCs, except where a fast local link makes a
+//! shorter value the sensible one (said beside each).
+
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConfig {
+    /// MSS we advertise: the TUN's MTU minus 40 bytes of IPv4 and TCP headers.
+    pub mss: u16,
+    pub recv_buf: usize,
+    pub send_buf: usize,
+    /// RFC 6298 §2.1: 1 s before any RTT sample.
+    pub initial_rto: Duration,
+    /// RFC 6298 asks for 1 s; 200 ms (as Linux uses) recovers loss on a local link quickly.
+    pub min_rto: Duration,
+    pub max_rto: Duration,
+    /// Retransmissions of one segment before the connection gives up with `TimedOut`.
+    pub max_retries: u32,
+    pub syn_retries: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2×MSL. RFC 9293 says 2 minutes; Linux holds
+    /// TIME-WAIT for 60 s, so MSL defaults to 30 s. Tests use milliseconds.
+    pub msl: Duration,
+    /// How long an orphaned connection (the application closed it) waits in FIN-WAIT-2 for
+    /// the peer's FIN, like Linux's tcp_fin_timeout.
+    pub fin_wait2_timeout: Duration,
+    /// Offer RFC 7323 window scaling.
+    pub window_scaling: bool,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            recv_buf: 256 * 1024,
+            send_buf: 256 * 1024,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(60),
+            max_retries: 12,
+            syn_retries: 6,
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            window_scaling: true,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The smallest shift that lets the receive buffer be advertised in 16 bits.
+    pub fn window_shift(&self) -> u8 {
+        let mut shift = 0u8;
+        while (self.recv_buf >> shift) > 65535 && shift < 14 {
+            shift += 1;
+        }
+        shift
+    }
+}

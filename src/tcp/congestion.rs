@@ -1,0 +1,128 @@
+//! Congestion control behind a small trait, so another algorithm (CUBIC, say) can be added.
+//! `NewReno` is RFC 5681 slow start and congestion avoidance with RFC 6582 fast recovery.
+//! The connection keeps the loss-recovery bookkeeping (duplicate ACK count, recovery point);
+//! the algorithm only decides the window.
+
+use std::fmt::Debug;
+
+pub trait CongestionControl: Debug + Send {
+    /// Bytes allowed in flight.
+    fn cwnd(&self) -> u32;
+    fn ssthresh(&self) -> u32;
+    /// New data was acknowledged outside fast recovery.
+    fn on_ack(&mut self, acked: u32, mss: u32);
+    /// The retransmission timer fired with `flight` bytes outstanding.
+    fn on_rto(&mut self, flight: u32, mss: u32);
+    /// The third duplicate ACK: entering fast recovery.
+    fn on_fast_retransmit(&mut self, flight: u32, mss: u32);
+    /// Another duplicate ACK during recovery: one more segment has left the network.
+    fn on_dup_ack_in_recovery(&mut self, mss: u32);
+    /// A partial ACK in recovery acknowledged `acked` bytes (RFC 6582 §3.2 step 5).
+    fn on_partial_ack(&mut self, acked: u32, mss: u32);
+    /// The ACK covering the recovery point arrived.
+    fn on_recovery_end(&mut self, flight: u32, mss: u32);
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReno {
+    cwnd: u32,
+    ssthresh: u32,
+    /// Bytes acknowledged since cwnd last grew in congestion avoidance (RFC 5681 §3.1's
+    /// byte-counting variant, which does not reward ACK splitting).
+    acked_since_growth: u32,
+}
+
+impl NewReno {
+    /// Initial window per RFC 6928 (ten segments, bounded by 14600 bytes... unless MSS is larger).
+    pub fn new(mss: u32) -> Self {
+        let iw = (10 * mss).min(14600.max(2 * mss));
+        NewReno { cwnd: iw, ssthresh: u32::MAX, acked_since_growth: 0 }
+    }
+}
+
+impl CongestionControl for NewReno {
+    fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn on_ack(&mut self, acked: u32, mss: u32) {
+        if self.cwnd < self.ssthresh {
+            // Slow start, at most one MSS per ACK (RFC 5681 §3.1, L=1 as RFC 3465 allows).
+            self.cwnd = self.cwnd.saturating_add(acked.min(mss));
+        } else {
+            self.acked_since_growth = self.acked_since_growth.saturating_add(acked);
+            if self.acked_since_growth >= self.cwnd {
+                self.acked_since_growth -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+        }
+    }
+
+    fn on_rto(&mut self, flight: u32, mss: u32) {
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = mss; // Loss window (RFC 5681 §3.1, equation 4).
+        self.acked_since_growth = 0;
+    }
+
+    fn on_fast_retransmit(&mut self, flight: u32, mss: u32) {
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = self.ssthresh + 3 * mss;
+    }
+
+    fn on_dup_ack_in_recovery(&mut self, mss: u32) {
+        self.cwnd = self.cwnd.saturating_add(mss);
+    }
+
+    fn on_partial_ack(&mut self, acked: u32, mss: u32) {
+        // Deflate by what was acknowledged, then add back one MSS.
+        self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+    }
+
+    fn on_recovery_end(&mut self, flight: u32, mss: u32) {
+        // RFC 6582 §3.2 step 6, option 1, guarded against a burst.
+        self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
+        self.acked_since_growth = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_then_avoidance() {
+        let mss = 1000;
+        let mut c = NewReno::new(mss);
+        assert_eq!(c.cwnd(), 10_000);
+        c.on_ack(1000, mss);
+        assert_eq!(c.cwnd(), 11_000);
+        c.on_rto(20_000, mss);
+        assert_eq!(c.cwnd(), 1000);
+        assert_eq!(c.ssthresh(), 10_000);
+        for _ in 0..9 {
+            c.on_ack(1000, mss);
+        }
+        assert_eq!(c.cwnd(), 10_000, "slow start up to ssthresh");
+        for _ in 0..10 {
+            c.on_ack(1000, mss);
+        }
+        assert_eq!(c.cwnd(), 11_000, "one MSS per window in avoidance");
+    }
+
+    #[test]
+    fn fast_recovery_halves() {
+        let mss = 1000;
+        let mut c = NewReno::new(mss);
+        c.on_fast_retransmit(20_000, mss);
+        assert_eq!(c.ssthresh(), 10_000);
+        assert_eq!(c.cwnd(), 13_000);
+        c.on_dup_ack_in_recovery(mss);
+        assert_eq!(c.cwnd(), 14_000);
+        c.on_recovery_end(9_000, mss);
+        assert_eq!(c.cwnd(), 10_000);
+    }
+}

@@ -1,0 +1,540 @@
+//! One connection's whole state (the TCB of RFC 9293 §3.3.1), its constructors, the
+//! application-facing calls and the timers. Segment arrival is in `input.rs`, segment
+//! generation in `output.rs`.
+
+use std::io;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use super::congestion::{CongestionControl, NewReno};
+use super::recv_buf::RecvBuf;
+use super::rtt::RttEstimator;
+use super::send_buf::SendBuf;
+use super::state::State;
+use super::TcpConfig;
+use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+
+/// The smallest MSS we will segment to, whatever the peer says: a 1-byte MSS would turn one
+/// write into thousands of packets.
+const MIN_SND_MSS: u32 = 64;
+
+/// Counters a learner (and `/stats`) can see per connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnStats {
+    pub segs_in: u64,
+    pub segs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub retransmits: u64,
+}
+
+/// Things that happened inside the connection that a packet trace cannot show: the *why*.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    StateChange { from: State, to: State },
+    RtoFired { rto: Duration, backoff: u32 },
+    FastRetransmit { seq: SeqNum },
+    ZeroWindowProbe,
+    Dropped { why: String },
+    GaveUp,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub(super) state: State,
+    pub(super) cfg: TcpConfig,
+    /// Opened by a listener (passive) rather than by `connect` (active).
+    pub(super) passive: bool,
+
+    // Send sequence space (RFC 9293 §3.3.1):
+    //
+    //            1         2          3          4
+    //       ----------|----------|----------|----------
+    //              SND.UNA    SND.NXT    SND.UNA
+    //                                   +SND.WND
+    //   1 - acknowledged   2 - sent, unacknowledged
+    //   3 - allowed to send   4 - beyond the window
+    pub(super) iss: SeqNum,
+    pub(super) snd_una: SeqNum,
+    pub(super) snd_nxt: SeqNum,
+    /// The highest sequence number ever sent: SND.NXT moves back on a timeout, this does not,
+    /// and it is what an acceptable ACK is checked against.
+    pub(super) snd_max: SeqNum,
+    pub(super) snd_wnd: u32,
+    pub(super) max_snd_wnd: u32,
+    pub(super) snd_wl1: SeqNum,
+    pub(super) snd_wl2: SeqNum,
+    pub(super) snd_wscale: u8,
+    pub(super) snd_mss: u32,
+
+    // Receive sequence space:
+    //
+    //                1          2          3
+    //            ----------|----------|----------
+    //                   RCV.NXT    RCV.NXT
+    //                             +RCV.WND
+    //   1 - acknowledged   2 - allowed to receive   3 - not yet allowed
+    pub(super) irs: SeqNum,
+    pub(super) rcv_nxt: SeqNum,
+    pub(super) rcv_wscale: u8,
+    /// Right edge of the window last advertised; never moved left (RFC 9293 §3.8.6.2.2).
+    pub(super) rcv_adv: SeqNum,
+    /// A FIN seen beyond RCV.NXT, to take once the gap before it fills.
+    pub(super) ooo_fin: Option<SeqNum>,
+
+    pub(super) send_buf: SendBuf,
+    pub(super) recv_buf: RecvBuf,
+    /// The application shut down its sending side: a FIN follows the last byte.
+    pub(super) fin_queued: bool,
+    pub(super) fin_acked: bool,
+    pub(super) ack_now: bool,
+    pub(super) rst_out: Option<TcpHeaderOut>,
+    pub(super) error: Option<io::ErrorKind>,
+
+    pub(super) rtt: RttEstimator,
+    /// Sequence number whose ACK times one round trip, and when it was sent (Karn: only
+    /// never-retransmitted data is timed).
+    pub(super) rtt_probe: Option<(SeqNum, Instant)>,
+    pub(super) rto_at: Option<Instant>,
+    pub(super) retries: u32,
+    pub(super) persist_at: Option<Instant>,
+    pub(super) persist_backoff: u32,
+    pub(super) force_probe: bool,
+    pub(super) time_wait_at: Option<Instant>,
+    pub(super) fin_wait2_at: Option<Instant>,
+    pub(super) orphaned: bool,
+
+    pub(super) cc: Box<dyn CongestionControl>,
+    pub(super) dup_acks: u32,
+    /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
+    pub(super) recover: Option<SeqNum>,
+    pub(super) retransmit_una: bool,
+
+    pub stats: ConnStats,
+    pub(super) trace: bool,
+    pub(super) events: Vec<ConnEvent>,
+}
+
+impl Connection {
+    fn new(cfg: TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, state: State) -> Self {
+        let mss = u32::from(cfg.mss);
+        Connection {
+            local,
+            remote,
+            state,
+            cfg,
+            passive: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            snd_wscale: 0,
+            snd_mss: mss,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_wscale: 0,
+            rcv_adv: SeqNum(0),
+            ooo_fin: None,
+            send_buf: SendBuf::new(cfg.send_buf),
+            recv_buf: RecvBuf::new(cfg.recv_buf),
+            fin_queued: false,
+            fin_acked: false,
+            ack_now: false,
+            rst_out: None,
+            error: None,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            rtt_probe: None,
+            rto_at: None,
+            retries: 0,
+            persist_at: None,
+            persist_backoff: 0,
+            force_probe: false,
+            time_wait_at: None,
+            fin_wait2_at: None,
+            orphaned: false,
+            cc: Box::new(NewReno::new(mss)),
+            dup_acks: 0,
+            recover: None,
+            retransmit_una: false,
+            stats: ConnStats::default(),
+            trace: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// Active open (`connect`): CLOSED → SYN-SENT. The SYN goes out on the next
+    /// `poll_transmit`.
+    pub fn connect(cfg: TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum) -> Self {
+        let mut c = Connection::new(cfg, local, remote, iss, State::SynSent);
+        if cfg.window_scaling {
+            c.rcv_wscale = cfg.window_shift();
+        }
+        c
+    }
+
+    /// Passive open: a listener got `syn`; LISTEN → SYN-RECEIVED. The SYN-ACK goes out on the
+    /// next `poll_transmit`.
+    pub fn accept(cfg: TcpConfig, syn: &TcpSegment<'_>, iss: SeqNum) -> Self {
+        let mut c = Connection::new(cfg, syn.dst, syn.src, iss, State::SynReceived);
+        c.passive = true;
+        c.take_syn_options(syn);
+        c.irs = syn.seq;
+        c.rcv_nxt = syn.seq + 1;
+        c.rcv_adv = c.rcv_nxt;
+        // The window in a SYN is never scaled (RFC 7323 §2.2).
+        c.snd_wnd = u32::from(syn.window);
+        c.max_snd_wnd = c.snd_wnd;
+        c.snd_wl1 = syn.seq;
+        c
+    }
+
+    /// MSS and window scale from the peer's SYN. Scaling is on only when both SYNs carry the
+    /// option (RFC 7323 §2.2).
+    pub(super) fn take_syn_options(&mut self, syn: &TcpSegment<'_>) {
+        // RFC 9293 §3.7.1: without the option, assume 536.
+        let peer_mss = u32::from(syn.options.mss.unwrap_or(536));
+        self.snd_mss = peer_mss.min(u32::from(self.cfg.mss)).max(MIN_SND_MSS);
+        match (self.cfg.window_scaling, syn.options.window_scale) {
+            (true, Some(shift)) => {
+                self.snd_wscale = shift;
+                self.rcv_wscale = self.cfg.window_shift();
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.cc = Box::new(NewReno::new(self.snd_mss));
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    pub fn take_events(&mut self) -> Vec<ConnEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub(super) fn event(&mut self, e: ConnEvent) {
+        if self.trace {
+            self.events.push(e);
+        }
+    }
+
+    pub(super) fn set_state(&mut self, now: Instant, to: State) {
+        if self.state == to {
+            return;
+        }
+        let from = self.state;
+        self.state = to;
+        self.event(ConnEvent::StateChange { from, to });
+        match to {
+            State::TimeWait => {
+                self.time_wait_at = Some(now + self.cfg.msl * 2);
+                self.rto_at = None;
+                self.persist_at = None;
+                self.fin_wait2_at = None;
+            }
+            State::FinWait2 if self.orphaned => {
+                self.fin_wait2_at = Some(now + self.cfg.fin_wait2_timeout);
+            }
+            State::Closed => {
+                self.rto_at = None;
+                self.persist_at = None;
+                self.time_wait_at = None;
+                self.fin_wait2_at = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Our ISN and the peer's, for relative sequence numbers in traces.
+    pub fn isns(&self) -> (SeqNum, SeqNum) {
+        (self.iss, self.irs)
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+
+    pub fn cwnd(&self) -> u32 {
+        self.cc.cwnd()
+    }
+
+    pub fn snd_mss(&self) -> u32 {
+        self.snd_mss
+    }
+
+    pub fn peer_window(&self) -> u32 {
+        self.snd_wnd
+    }
+
+    pub fn error(&self) -> Option<io::ErrorKind> {
+        self.error
+    }
+
+    // ----- The application's side -----
+
+    /// Read what has arrived in order. `Ok(0)` is end of stream (the peer's FIN);
+    /// `WouldBlock` means wait.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if !self.recv_buf.is_empty() {
+            let n = self.recv_buf.read(buf);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if self.state.fin_received() || self.state == State::Closed || buf.is_empty() {
+            return Ok(0);
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// Queue bytes to send; takes what fits in the send buffer.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if self.fin_queued {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            _ => return Err(io::ErrorKind::NotConnected.into()),
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        match self.send_buf.write(data) {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    /// The application will send no more: a FIN follows the queued data (RFC 9293 §3.10.4).
+    pub fn shutdown_write(&mut self, now: Instant) {
+        if self.fin_queued {
+            return;
+        }
+        match self.state {
+            State::SynSent => self.set_state(now, State::Closed),
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(now, State::FinWait1);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(now, State::LastAck);
+            }
+            _ => {}
+        }
+    }
+
+    /// The application let go of the connection: close it gracefully, and stop waiting
+    /// forever for a peer that never sends its FIN.
+    pub fn orphan(&mut self, now: Instant) {
+        self.orphaned = true;
+        if !self.recv_buf.is_empty() {
+            // Data the application will never read: RFC 9293 §3.10.4 (and RFC 2525 §2.17)
+            // says reset, so the peer learns it was not delivered.
+            self.abort(now, io::ErrorKind::ConnectionAborted);
+            return;
+        }
+        self.shutdown_write(now);
+        if self.state == State::FinWait2 {
+            self.fin_wait2_at = Some(now + self.cfg.fin_wait2_timeout);
+        }
+    }
+
+    /// Send a RST and forget the connection (RFC 9293 ABORT).
+    pub fn abort(&mut self, now: Instant, kind: io::ErrorKind) {
+        if matches!(
+            self.state,
+            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait
+        ) {
+            self.rst_out = Some(TcpHeaderOut { seq: self.snd_max, flags: TcpFlags::RST, ..Default::default() });
+        }
+        if self.error.is_none() {
+            self.error = Some(kind);
+        }
+        self.set_state(now, State::Closed);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.rst_out.is_none()
+    }
+
+    pub fn is_orphaned(&self) -> bool {
+        self.orphaned
+    }
+
+    /// A blocked reader should wake.
+    pub fn readable(&self) -> bool {
+        !self.recv_buf.is_empty() || self.state.fin_received() || self.state == State::Closed || self.error.is_some()
+    }
+
+    /// A blocked writer should wake.
+    pub fn writable(&self) -> bool {
+        match self.state {
+            State::SynSent | State::SynReceived => false,
+            State::Established | State::CloseWait => self.send_buf.free() > 0 || self.fin_queued,
+            _ => true,
+        }
+    }
+
+    /// Established (or past it): `connect` may return.
+    pub fn is_connected(&self) -> bool {
+        self.state.is_synchronized()
+    }
+
+    /// Bytes waiting to be read, and bytes not yet acknowledged by the peer.
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.recv_buf.len(), self.send_buf.len())
+    }
+
+    /// When the application reads, the window may have opened enough to tell the peer
+    /// (receiver-side silly window avoidance, RFC 1122 §4.2.3.3).
+    fn maybe_window_update(&mut self) {
+        if !self.state.receives_data() {
+            return;
+        }
+        let advertised = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
+        let free = self.recv_buf.window() as u32;
+        let cap = self.recv_buf.capacity() as u32;
+        if free >= advertised + self.sws_threshold() && advertised <= cap / 2 {
+            self.ack_now = true;
+        }
+    }
+
+    /// RFC 1122 §4.2.3.3: open the window in steps of at least min(buffer/2, MSS).
+    pub(super) fn sws_threshold(&self) -> u32 {
+        (self.recv_buf.capacity() as u32 / 2).min(self.snd_mss)
+    }
+
+    // ----- Timers -----
+
+    /// The earliest moment `on_timer` has work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [self.rto_at, self.persist_at, self.time_wait_at, self.fin_wait2_at].into_iter().flatten().min()
+    }
+
+    /// There is something to send now.
+    pub fn wants_transmit(&self) -> bool {
+        self.rst_out.is_some() || self.ack_now || self.retransmit_una || self.force_probe || self.has_sendable()
+    }
+
+    pub fn on_timer(&mut self, now: Instant) {
+        if self.time_wait_at.is_some_and(|t| now >= t) {
+            self.time_wait_at = None;
+            self.set_state(now, State::Closed);
+            return;
+        }
+        if self.fin_wait2_at.is_some_and(|t| now >= t) {
+            self.fin_wait2_at = None;
+            self.set_state(now, State::Closed);
+            return;
+        }
+        if self.rto_at.is_some_and(|t| now >= t) {
+            self.rto_at = None;
+            self.on_rto(now);
+        }
+        if self.persist_at.is_some_and(|t| now >= t) {
+            self.persist_at = None;
+            self.on_persist(now);
+        }
+    }
+
+    fn on_rto(&mut self, now: Instant) {
+        self.retries += 1;
+        let limit = if self.state.is_synchronized() { self.cfg.max_retries } else { self.cfg.syn_retries };
+        if self.retries > limit {
+            self.event(ConnEvent::GaveUp);
+            self.abort(now, io::ErrorKind::TimedOut);
+            return;
+        }
+        let flight = self.snd_max - self.snd_una;
+        self.event(ConnEvent::RtoFired { rto: self.rtt.rto(), backoff: self.retries });
+        if self.state.is_synchronized() {
+            self.cc.on_rto(flight, self.snd_mss);
+        }
+        self.rtt.back_off();
+        self.rtt_probe = None;
+        self.recover = None;
+        self.dup_acks = 0;
+        self.retransmit_una = false;
+        // Go back: resend from the oldest unacknowledged byte (or the SYN), as cwnd allows.
+        self.snd_nxt = self.snd_una;
+    }
+
+    fn on_persist(&mut self, now: Instant) {
+        if self.snd_wnd == 0 && !self.send_buf.is_empty() {
+            self.event(ConnEvent::ZeroWindowProbe);
+            self.persist_backoff = (self.persist_backoff + 1).min(16);
+            self.snd_nxt = self.snd_una;
+            self.force_probe = true;
+        }
+        self.update_timers(now);
+    }
+
+    /// Arm or disarm the retransmission and persist timers to match what is outstanding.
+    pub fn update_timers(&mut self, now: Instant) {
+        if matches!(self.state, State::TimeWait | State::Closed) {
+            self.rto_at = None;
+            self.persist_at = None;
+            return;
+        }
+        let syn_acked = self.snd_una != self.iss;
+        if syn_acked && self.snd_wnd == 0 && !self.send_buf.is_empty() {
+            // A zero window: probe it on the persist timer (RFC 9293 §3.8.6.1), which never
+            // gives up while the peer keeps answering.
+            self.rto_at = None;
+            if self.persist_at.is_none() {
+                let factor = 1u32 << self.persist_backoff.min(16);
+                let interval = self.rtt.rto().saturating_mul(factor).min(self.cfg.max_rto);
+                self.persist_at = Some(now + interval);
+            }
+        } else {
+            self.persist_at = None;
+            self.persist_backoff = 0;
+            if self.snd_max > self.snd_una {
+                if self.rto_at.is_none() {
+                    self.rto_at = Some(now + self.rtt.rto());
+                }
+            } else {
+                self.rto_at = None;
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// RCV.NXT, for traces and for deciding whether a SYN may reuse a TIME-WAIT four-tuple.
+    pub fn rcv_nxt(&self) -> SeqNum {
+        self.rcv_nxt
+    }
+
+    /// A new SYN may take over this four-tuple while it waits in TIME-WAIT when its sequence
+    /// number is beyond everything the old connection used (RFC 1122 §4.2.2.13, RFC 6191).
+    pub fn syn_may_reuse(&self, syn: &TcpSegment<'_>) -> bool {
+        self.state == State::TimeWait
+            && syn.flags.contains(TcpFlags::SYN)
+            && !syn.flags.contains(TcpFlags::ACK)
+            && syn.seq > self.rcv_nxt
+    }
+}

@@ -1,0 +1,361 @@
+//! Segment arrival, RFC 9293 §3.10.7, one small method per rule. The checks run in the RFC's
+//! order: sequence number, RST, SYN, ACK, text, FIN.
+
+use std::io;
+use std::time::Instant;
+
+use super::connection::{ConnEvent, Connection};
+use super::state::State;
+use crate::wire::{DropReason, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+
+/// Whether processing a segment should go on to the next rule.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Connection {
+    /// Process one arriving segment. Returns the reason when the segment was dropped (for the
+    /// stack's counters); any answer it calls for is left for `poll_transmit`.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
+        self.stats.segs_in += 1;
+        let result = match self.state {
+            State::Closed => Err(DropReason::Ignored),
+            State::SynSent => self.on_segment_syn_sent(now, seg),
+            _ => self.on_segment_synchronizing(now, seg),
+        };
+        self.update_timers(now);
+        result
+    }
+
+    /// SYN-SENT (RFC 9293 §3.10.7.3): waiting for the peer's SYN (and our SYN's ACK).
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
+        let flags = seg.flags;
+        if flags.contains(TcpFlags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_max) {
+            if !flags.contains(TcpFlags::RST) {
+                self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
+            }
+            self.drop_note(format!("SYN-SENT: ack {} is not for our SYN", seg.ack));
+            return Err(DropReason::AckOfUnsent);
+        }
+        if flags.contains(TcpFlags::RST) {
+            if flags.contains(TcpFlags::ACK) {
+                self.error = Some(io::ErrorKind::ConnectionRefused);
+                self.set_state(now, State::Closed);
+                return Ok(());
+            }
+            return Err(DropReason::Ignored);
+        }
+        if !flags.contains(TcpFlags::SYN) {
+            return Err(DropReason::Ignored);
+        }
+        self.take_syn_options(seg);
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.snd_wnd = u32::from(seg.window);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        self.ack_now = true;
+        if flags.contains(TcpFlags::ACK) {
+            self.ack_received(now, seg.ack);
+            self.set_state(now, State::Established);
+            self.receive_text(now, seg.seq + 1, seg.payload, flags.contains(TcpFlags::FIN));
+        } else {
+            // Simultaneous open: answer with SYN,ACK (our SYN again, now acknowledging theirs).
+            self.snd_nxt = self.iss;
+            self.set_state(now, State::SynReceived);
+        }
+        Ok(())
+    }
+
+    /// Every state from SYN-RECEIVED on (RFC 9293 §3.10.7.4).
+    fn on_segment_synchronizing(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
+        // The peer did not hear our SYN,ACK and sent its SYN again: answer with the SYN,ACK
+        // again rather than a bare ACK, as real stacks do.
+        if self.state == State::SynReceived
+            && seg.flags.contains(TcpFlags::SYN)
+            && !seg.flags.contains(TcpFlags::ACK)
+            && seg.seq == self.irs
+        {
+            self.snd_nxt = self.iss;
+            return Ok(());
+        }
+        if let Flow::Stop = self.check_sequence(now, seg)? {
+            return Ok(());
+        }
+        if seg.flags.contains(TcpFlags::RST) {
+            self.on_rst(now, seg);
+            return Ok(());
+        }
+        if seg.flags.contains(TcpFlags::SYN) {
+            // RFC 5961 §4: a SYN on a synchronized connection gets a challenge ACK; a genuine
+            // peer that restarted answers it with a RST we can then believe.
+            self.ack_now = true;
+            self.drop_note("SYN on a synchronized connection: challenge ACK (RFC 5961)".into());
+            return Err(DropReason::Ignored);
+        }
+        if !seg.flags.contains(TcpFlags::ACK) {
+            return Err(DropReason::Ignored);
+        }
+        if let Flow::Stop = self.check_ack(now, seg)? {
+            return Ok(());
+        }
+        if self.state.receives_data() {
+            self.receive_text(now, seg.seq, seg.payload, seg.flags.contains(TcpFlags::FIN));
+        } else if seg.flags.contains(TcpFlags::FIN) || !seg.payload.is_empty() {
+            // Text or FIN after the peer's FIN (a retransmission): acknowledge again.
+            self.ack_now = true;
+            if self.state == State::TimeWait {
+                self.time_wait_at = Some(now + self.cfg.msl * 2);
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 9293's acceptability test: does any part of the segment fall in the window?
+    /// If not, answer with an ACK (unless it is a RST) and drop it.
+    fn check_sequence(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<Flow, DropReason> {
+        let wnd = self.receive_window();
+        let len = seg.seg_len();
+        let acceptable = match (len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_range(self.rcv_nxt, wnd),
+            // A zero window still takes the ACK, RST and FIN of a segment at RCV.NXT; its
+            // data is trimmed off later.
+            (_, 0) => seg.seq == self.rcv_nxt,
+            (_, _) => seg.seq.in_range(self.rcv_nxt, wnd) || (seg.seq + (len - 1)).in_range(self.rcv_nxt, wnd),
+        };
+        if acceptable {
+            return Ok(Flow::Continue);
+        }
+        if !seg.flags.contains(TcpFlags::RST) {
+            self.ack_now = true;
+        }
+        if self.state == State::TimeWait && seg.flags.contains(TcpFlags::FIN) {
+            // The peer did not hear our ACK of its FIN: acknowledge again and wait 2 MSL
+            // from now (RFC 9293 §3.10.7.4, TIME-WAIT).
+            self.time_wait_at = Some(now + self.cfg.msl * 2);
+        }
+        if self.trace {
+            let (_, irs) = self.isns();
+            self.drop_note(format!(
+                "outside window: seq {} not in [{}, {})",
+                seg.seq - irs,
+                self.rcv_nxt - irs,
+                (self.rcv_nxt + wnd) - irs
+            ));
+        }
+        Err(DropReason::OutsideWindow)
+    }
+
+    /// The window we accept into: what we advertised, or more if the buffer has room.
+    fn receive_window(&self) -> u32 {
+        let advertised = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
+        advertised.max(self.recv_buf.window() as u32)
+    }
+
+    /// RST handling with RFC 5961 §3's defence against blind resets: only an exact match
+    /// resets; one merely inside the window gets a challenge ACK.
+    fn on_rst(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        if seg.seq != self.rcv_nxt {
+            self.ack_now = true;
+            self.drop_note("RST inside the window but not at RCV.NXT: challenge ACK (RFC 5961)".into());
+            return;
+        }
+        match self.state {
+            State::SynReceived if self.passive => {
+                // Back to LISTEN: the application never saw this connection.
+            }
+            State::SynReceived => self.error = Some(io::ErrorKind::ConnectionRefused),
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                self.error = Some(io::ErrorKind::ConnectionReset);
+            }
+            _ => {}
+        }
+        self.set_state(now, State::Closed);
+    }
+
+    /// The ACK field (RFC 9293 §3.10.7.4, fifth check).
+    fn check_ack(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<Flow, DropReason> {
+        if self.state == State::SynReceived {
+            if seg.ack <= self.snd_una || seg.ack > self.snd_max {
+                self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
+                return Err(DropReason::AckOfUnsent);
+            }
+            self.set_state(now, State::Established);
+            // The window in the handshake's ACK is the first one that is scaled.
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+            self.max_snd_wnd = self.snd_wnd;
+        }
+        if seg.ack > self.snd_max {
+            self.ack_now = true;
+            self.drop_note(format!("ack {} acknowledges data never sent", seg.ack - self.iss));
+            return Err(DropReason::AckOfUnsent);
+        }
+        let window = u32::from(seg.window) << self.snd_wscale;
+        if seg.ack > self.snd_una {
+            self.ack_received(now, seg.ack);
+        } else if seg.ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
+            && window == self.snd_wnd
+            && self.snd_max > self.snd_una
+            // Answers to zero-window probes repeat the ACK, but they signal no loss.
+            && window > 0
+        {
+            self.duplicate_ack();
+        }
+        // Window update, guarded against old segments (SND.WL1/SND.WL2).
+        if seg.ack >= self.snd_una && (self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack)) {
+            if self.snd_wnd == 0 && window > 0 {
+                // The window reopened. A probe byte it refused is still unacknowledged:
+                // send again from SND.UNA rather than wait for a timeout.
+                self.snd_nxt = self.snd_una;
+            }
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+        }
+        match self.state {
+            State::FinWait1 if self.fin_acked => self.set_state(now, State::FinWait2),
+            State::Closing if self.fin_acked => self.set_state(now, State::TimeWait),
+            State::LastAck if self.fin_acked => {
+                self.set_state(now, State::Closed);
+                return Ok(Flow::Stop);
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// SND.UNA advances to `ack`: free acknowledged data, time the round trip, grow cwnd.
+    pub(super) fn ack_received(&mut self, now: Instant, ack: SeqNum) {
+        let mut acked = ack - self.snd_una;
+        if self.snd_una == self.iss {
+            acked -= 1; // The SYN's sequence number.
+        }
+        let data = (acked as usize).min(self.send_buf.len());
+        if self.fin_queued && !self.fin_acked && acked as usize > data {
+            self.fin_acked = true;
+        }
+        self.send_buf.consume(data);
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        if let Some((probe, sent)) = self.rtt_probe {
+            if ack >= probe {
+                self.rtt.sample(now.saturating_duration_since(sent));
+                self.rtt_probe = None;
+            }
+        }
+        // RFC 6298 §5.3: restart the timer for what is still outstanding.
+        self.rto_at = None;
+        self.retries = 0;
+        self.dup_acks = 0;
+        let data = data as u32;
+        match self.recover {
+            Some(recover) if ack >= recover => {
+                self.recover = None;
+                let flight = self.snd_max - self.snd_una;
+                self.cc.on_recovery_end(flight, self.snd_mss);
+            }
+            Some(_) => {
+                // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
+                self.cc.on_partial_ack(data, self.snd_mss);
+                self.retransmit_una = true;
+            }
+            None if data > 0 => self.cc.on_ack(data, self.snd_mss),
+            None => {}
+        }
+        self.stats.bytes_out += u64::from(data);
+    }
+
+    /// Three duplicate ACKs mean a segment was lost while later ones arrived: fast
+    /// retransmit and enter fast recovery (RFC 5681 §3.2, RFC 6582).
+    fn duplicate_ack(&mut self) {
+        self.dup_acks += 1;
+        if self.recover.is_some() {
+            self.cc.on_dup_ack_in_recovery(self.snd_mss);
+        } else if self.dup_acks == 3 {
+            let flight = self.snd_max - self.snd_una;
+            self.cc.on_fast_retransmit(flight, self.snd_mss);
+            self.recover = Some(self.snd_max);
+            self.retransmit_una = true;
+            self.rtt_probe = None;
+            self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+        }
+    }
+
+    /// Segment text and FIN (RFC 9293 §3.10.7.4, seventh and eighth checks).
+    fn receive_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8], fin: bool) {
+        let (mut seq, mut payload, mut fin) = (seq, payload, fin);
+        // Trim what we already have.
+        if seq < self.rcv_nxt {
+            let skip = (self.rcv_nxt - seq) as usize;
+            if skip > payload.len() {
+                // Even the FIN (at seq + len) is old.
+                fin = false;
+                payload = &[];
+            } else {
+                payload = &payload[skip..];
+            }
+            seq = self.rcv_nxt;
+            self.ack_now = true;
+        }
+        // Trim what does not fit in the buffer.
+        let room = self.recv_buf.window() as u32;
+        let offset = seq - self.rcv_nxt;
+        let fits = room.saturating_sub(offset) as usize;
+        if payload.len() > fits {
+            payload = &payload[..fits];
+            fin = false;
+            self.ack_now = true;
+        }
+        if !payload.is_empty() {
+            self.ack_now = true;
+            if seq == self.rcv_nxt {
+                self.recv_buf.push(payload);
+                self.rcv_nxt += payload.len() as u32;
+                self.rcv_nxt = self.recv_buf.take_contiguous(self.rcv_nxt);
+            } else {
+                self.recv_buf.insert_out_of_order(seq, payload);
+            }
+            self.stats.bytes_in += payload.len() as u64;
+        }
+        if fin {
+            let fin_seq = seq + payload.len() as u32;
+            if fin_seq > self.rcv_nxt {
+                self.ooo_fin = Some(fin_seq);
+            } else if fin_seq == self.rcv_nxt {
+                self.receive_fin(now);
+                return;
+            }
+        }
+        if self.ooo_fin == Some(self.rcv_nxt) {
+            self.receive_fin(now);
+        }
+    }
+
+    fn receive_fin(&mut self, now: Instant) {
+        self.ooo_fin = None;
+        self.rcv_nxt += 1;
+        self.ack_now = true;
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(now, State::CloseWait),
+            State::FinWait1 if self.fin_acked => self.set_state(now, State::TimeWait),
+            State::FinWait1 => self.set_state(now, State::Closing),
+            State::FinWait2 => self.set_state(now, State::TimeWait),
+            _ => {}
+        }
+    }
+
+    fn drop_note(&mut self, why: String) {
+        self.event(ConnEvent::Dropped { why });
+    }
+}

@@ -1,0 +1,18 @@
+//! The TCP protocol machine, sans I/O: one [`Connection`] per four-tuple. Nothing here reads
+//! a clock or touches a file descriptor; every entry point takes `now`, and segments to send
+//! are pulled with [`Connection::poll_transmit`]. That is what makes every behaviour testable
+//! segment by segment with a fake clock.
+
+pub mod config;
+pub mod congestion;
+mod connection;
+mod input;
+mod output;
+pub mod recv_buf;
+pub mod rtt;
+pub mod send_buf;
+pub mod state;
+
+pub use config::TcpConfig;
+pub use connection::{ConnEvent, ConnStats, Connection};
+pub use state::State;

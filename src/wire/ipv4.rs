@@ -1,0 +1,154 @@
+//! IPv4: verify and demultiplex incoming packets; build outgoing ones.
+
+use std::net::Ipv4Addr;
+
+use super::checksum;
+use super::icmp::{self, EchoRequest};
+use super::tcp::{self, TcpHeaderOut, TcpSegment, PROTO_TCP};
+use super::DropReason;
+
+pub const IPV4_HEADER_LEN: usize = 20;
+pub const PROTO_ICMP: u8 = 1;
+const DEFAULT_TTL: u8 = 64;
+
+/// An incoming packet synack handles.
+#[derive(Debug)]
+pub enum Packet<'a> {
+    Tcp(TcpSegment<'a>),
+    IcmpEcho(EchoRequest<'a>),
+}
+
+/// Verify an IPv4 packet addressed to `local` and return its transport part.
+///
+/// Checks what etherparse leaves to the caller: the header checksum, that the total length is
+/// consistent, and the transport checksum.
+pub fn parse_packet(local: Ipv4Addr, bytes: &[u8]) -> Result<Packet<'_>, DropReason> {
+    let first = *bytes.first().ok_or(DropReason::Truncated)?;
+    if first >> 4 != 4 {
+        return Err(DropReason::NotIpv4);
+    }
+    if bytes.len() < IPV4_HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let header_len = usize::from(first & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+    if header_len < IPV4_HEADER_LEN || total_len < header_len {
+        return Err(DropReason::BadIpHeader);
+    }
+    if total_len > bytes.len() {
+        return Err(DropReason::Truncated);
+    }
+    if checksum::checksum(&bytes[..header_len]) != 0 {
+        return Err(DropReason::BadIpChecksum);
+    }
+    // Fragments are dropped, not reassembled: every peer here does PMTU discovery (DF set) and
+    // the TUN's MTU bounds what the kernel sends us.
+    let frag = u16::from_be_bytes([bytes[6], bytes[7]]);
+    if frag & 0x2000 != 0 || frag & 0x1fff != 0 {
+        return Err(DropReason::Fragment);
+    }
+    let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
+    let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
+    if dst != local {
+        return Err(DropReason::NotForUs);
+    }
+    if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+        return Err(DropReason::Martian);
+    }
+    let body = &bytes[header_len..total_len];
+    match bytes[9] {
+        PROTO_TCP => tcp::parse(src, dst, body).map(Packet::Tcp),
+        PROTO_ICMP => icmp::parse_echo_request(src, body).map(Packet::IcmpEcho),
+        _ => Err(DropReason::UnsupportedProtocol),
+    }
+}
+
+/// Write an IPv4 header for a payload of `payload_len` bytes.
+pub fn write_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload_len: usize, id: u16, out: &mut Vec<u8>) {
+    let start = out.len();
+    let total = (IPV4_HEADER_LEN + payload_len) as u16;
+    out.extend_from_slice(&[0x45, 0]);
+    out.extend_from_slice(&total.to_be_bytes());
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF: we do PMTU-sized segments.
+    out.extend_from_slice(&[DEFAULT_TTL, protocol, 0, 0]);
+    out.extend_from_slice(&src.octets());
+    out.extend_from_slice(&dst.octets());
+    let sum = checksum::checksum(&out[start..]);
+    out[start + 10..start + 12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Build a whole IPv4+TCP packet into `out` (cleared first).
+pub fn build_tcp(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    payload: &[u8],
+    id: u16,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let tcp_len = tcp::TCP_HEADER_LEN + hdr.options.encoded_len() + payload.len();
+    write_header(*src.ip(), *dst.ip(), PROTO_TCP, tcp_len, id, out);
+    tcp::write(src, dst, hdr, payload, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{SeqNum, TcpFlags};
+    use std::net::SocketAddrV4;
+
+    const US: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
+    const THEM: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
+
+    fn sample() -> Vec<u8> {
+        let hdr = TcpHeaderOut { seq: SeqNum(1), flags: TcpFlags::SYN, window: 100, ..Default::default() };
+        let mut out = Vec::new();
+        build_tcp(SocketAddrV4::new(THEM, 5555), SocketAddrV4::new(US, 80), &hdr, b"", 1, &mut out);
+        out
+    }
+
+    #[test]
+    fn built_packet_parses_and_etherparse_agrees() {
+        let pkt = sample();
+        let Packet::Tcp(seg) = parse_packet(US, &pkt).unwrap() else { panic!("not tcp") };
+        assert_eq!(seg.flags, TcpFlags::SYN);
+        let ep = etherparse::Ipv4HeaderSlice::from_slice(&pkt).unwrap();
+        assert_eq!(ep.total_len() as usize, pkt.len());
+        assert!(ep.dont_fragment());
+    }
+
+    #[test]
+    fn every_truncation_is_dropped_without_panic() {
+        let pkt = sample();
+        for n in 0..pkt.len() {
+            assert!(parse_packet(US, &pkt[..n]).is_err(), "len {n}");
+        }
+    }
+
+    #[test]
+    fn checks_each_header_rule() {
+        let mut p = sample();
+        p[10] ^= 0xff;
+        assert_eq!(parse_packet(US, &p).unwrap_err(), DropReason::BadIpChecksum);
+        assert_eq!(parse_packet(THEM, &sample()).unwrap_err(), DropReason::NotForUs);
+        let mut frag = sample();
+        frag[6] = 0x20; // MF
+        frag[10] = 0;
+        frag[11] = 0;
+        let sum = checksum::checksum(&frag[..20]);
+        frag[10..12].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(parse_packet(US, &frag).unwrap_err(), DropReason::Fragment);
+        let mut v6 = sample();
+        v6[0] = 0x60;
+        assert_eq!(parse_packet(US, &v6).unwrap_err(), DropReason::NotIpv4);
+    }
+
+    #[test]
+    fn trailing_bytes_beyond_total_length_are_ignored() {
+        let mut p = sample();
+        p.extend_from_slice(&[0; 6]); // Ethernet-style padding.
+        assert!(parse_packet(US, &p).is_ok());
+    }
+}

@@ -1,0 +1,88 @@
+//! Wire formats: parse and build IPv4, TCP and ICMP echo. Pure functions on byte slices;
+//! nothing here knows about connections.
+
+pub mod checksum;
+pub mod icmp;
+pub mod ipv4;
+pub mod seq;
+pub mod tcp;
+
+pub use ipv4::{parse_packet, Packet};
+pub use seq::SeqNum;
+pub use tcp::{TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
+
+use std::fmt;
+
+/// Why an incoming packet was dropped. Every drop is counted under one of these, so a learner
+/// (and `synack serve`'s exit summary) can see what was thrown away and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    Truncated,
+    NotIpv4,
+    BadIpHeader,
+    BadIpChecksum,
+    Fragment,
+    NotForUs,
+    Martian,
+    UnsupportedProtocol,
+    BadIcmp,
+    BadTcpHeader,
+    BadTcpChecksum,
+    BadTcpOptions,
+    /// Failed the RFC 9293 acceptability test (answered with an ACK).
+    OutsideWindow,
+    /// An ACK for data never sent.
+    AckOfUnsent,
+    /// A listener's SYN backlog was full.
+    BacklogFull,
+    /// Reached a connection in a state where RFC 9293 says to ignore it.
+    Ignored,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 16] = [
+        DropReason::Truncated,
+        DropReason::NotIpv4,
+        DropReason::BadIpHeader,
+        DropReason::BadIpChecksum,
+        DropReason::Fragment,
+        DropReason::NotForUs,
+        DropReason::Martian,
+        DropReason::UnsupportedProtocol,
+        DropReason::BadIcmp,
+        DropReason::BadTcpHeader,
+        DropReason::BadTcpChecksum,
+        DropReason::BadTcpOptions,
+        DropReason::OutsideWindow,
+        DropReason::AckOfUnsent,
+        DropReason::BacklogFull,
+        DropReason::Ignored,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::NotIpv4 => "not-ipv4",
+            DropReason::BadIpHeader => "bad-ip-header",
+            DropReason::BadIpChecksum => "bad-ip-checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::NotForUs => "not-for-us",
+            DropReason::Martian => "martian-source",
+            DropReason::UnsupportedProtocol => "unsupported-protocol",
+            DropReason::BadIcmp => "bad-icmp",
+            DropReason::BadTcpHeader => "bad-tcp-header",
+            DropReason::BadTcpChecksum => "bad-tcp-checksum",
+            DropReason::BadTcpOptions => "bad-tcp-options",
+            DropReason::OutsideWindow => "outside-window",
+            DropReason::AckOfUnsent => "ack-of-unsent",
+            DropReason::BacklogFull => "backlog-full",
+            DropReason::Ignored => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
