@@ -1,0 +1,206 @@
+//! Real-TUN test harness: every test gets a network namespace of its own, made with the
+//! project's `scripts/setup.sh --netns`, holding the TUN device, the kernel peer and the
+//! clients; the guard removes it even when the test fails.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
+pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `Some(())` when TUN tests can run. Outside CI a test that cannot run says so and passes
+/// as skipped; under `CI=true` it fails, so CI never passes without running it.
+pub fn require_root(test: &str) -> Option<()> {
+    let why = if !nix::unistd::geteuid().is_root() {
+        Some("needs root (TUN devices and network namespaces)")
+    } else if !Path::new("/dev/net/tun").exists() {
+        Some("/dev/net/tun does not exist")
+    } else if Command::new("ip").arg("-V").output().is_err() {
+        Some("`ip` (iproute2) is not installed")
+    } else {
+        None
+    };
+    match why {
+        None => Some(()),
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("{test}: cannot run under CI: {why}"),
+        Some(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+/// A tool the test needs; missing is a failure under CI and a skip elsewhere.
+pub fn require_tool(test: &str, tool: &str) -> Option<()> {
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if found {
+        return Some(());
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: `{tool}` is not installed (scripts/test.sh installs it)");
+    }
+    eprintln!("SKIPPED {test}: `{tool}` is not installed");
+    None
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A throwaway network namespace with the TUN device `synack0` and the kernel side
+/// 10.7.0.1/24, removed on drop.
+pub struct Netns {
+    pub name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("synack-t{}-{n}-{tag}", std::process::id());
+        let ns = Netns { name, children: Vec::new() };
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/setup.sh"))
+            .args(["--netns", &ns.name])
+            .output()
+            .expect("run scripts/setup.sh");
+        assert!(out.status.success(), "setup.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        ns
+    }
+
+    /// A command run inside the namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    pub fn sh(&self, script: &str) -> Output {
+        self.cmd("bash").args(["-c", script]).output().expect("run a shell in the namespace")
+    }
+
+    /// Run `f` on a thread that has entered the namespace: sockets it opens live there.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let fd = File::open(&path).expect("open the namespace");
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    }
+
+    /// Start `synack serve` inside the namespace with extra arguments; returns once it says
+    /// it is serving.
+    pub fn serve(&mut self, args: &[&str]) -> Server {
+        let mut child = self
+            .cmd(env!("CARGO_BIN_EXE_synack"))
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start synack serve");
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if lines.lock().unwrap().iter().any(|l| l.contains("serving as")) {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("synack serve exited with {status}: {:?}", lines.lock().unwrap());
+            }
+            assert!(Instant::now() < deadline, "synack serve did not start: {:?}", lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = child.id();
+        self.children.push(child);
+        Server { pid, lines }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/teardown.sh"))
+            .args(["--netns", &self.name, "--force"])
+            .output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+pub struct Server {
+    pub pid: u32,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Send SIGINT and wait for the exit; returns how long it took and the output.
+    pub fn interrupt(&self, ns: &mut Netns) -> (Duration, std::process::ExitStatus, Vec<String>) {
+        let start = Instant::now();
+        // The child is `ip netns exec`, which execs synack: the pid is synack's.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGINT)
+            .expect("signal synack");
+        let child = ns.children.iter_mut().find(|c| c.id() == self.pid).expect("our child");
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "synack did not exit after SIGINT");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = start.elapsed();
+        std::thread::sleep(Duration::from_millis(50)); // let the stderr reader finish
+        (took, status, self.lines.lock().unwrap().clone())
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+pub fn stack_addr(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(STACK_IP, port)
+}
+
+/// Byte i of `/bytes/N`.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+pub fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("synack-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
