@@ -5,6 +5,7 @@
 //! `tcp` (the sans-I/O protocol machine) → `runtime` (the event loop and the blocking
 //! `TcpListener`/`TcpStream`) → `app` (echo, discard, HTTP).
 
+pub mod analyze;
 pub mod app;
 pub mod device;
 pub mod runtime;

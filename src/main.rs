@@ -26,6 +26,11 @@ struct Cli {
 enum Command {
     /// Answer as ADDR on the TUN device: echo on 7, discard on 9, HTTP on 80, ping.
     Serve(ServeArgs),
+    /// Draw a sequence (ladder) diagram of every TCP connection in a capture (any tool's
+    /// pcap or pcapng: raw IP, Ethernet, Linux cooked).
+    Ladder(synack::analyze::LadderArgs),
+    /// Dissect packets layer by layer: link, IPv4, TCP and the application payload.
+    Explain(synack::analyze::ExplainArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +63,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Ladder(args) => synack::analyze::ladder(&args, &mut std::io::stdout().lock()),
+        Command::Explain(args) => synack::analyze::explain(&args, &mut std::io::stdout().lock()),
     };
     if let Err(e) = result {
         eprintln!("synack: {e:#}");
