@@ -179,7 +179,7 @@ impl Host {
             return self.count_drop(now, DropReason::BacklogFull, None);
         }
         let iss = self.isn.generate(now, seg.dst, seg.src);
-        let mut conn = Connection::accept(self.cfg.tcp, seg, iss);
+        let mut conn = Connection::accept(now, self.cfg.tcp, seg, iss);
         conn.set_trace(self.tracer.enabled());
         let id = self.insert(conn, Some(port));
         if let Some(l) = self.listeners.get_mut(&port) {
@@ -409,7 +409,7 @@ impl Host {
         }
         let local = local.ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port"))?;
         let iss = self.isn.generate(now, local, remote);
-        let mut conn = Connection::connect(self.cfg.tcp, local, remote, iss);
+        let mut conn = Connection::connect(now, self.cfg.tcp, local, remote, iss);
         conn.set_trace(self.tracer.enabled());
         let id = self.insert(conn, None);
         self.tracer.state(now, &Quad { local, remote }, "CLOSED", State::SynSent.name());

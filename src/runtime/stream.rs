@@ -108,10 +108,12 @@ impl TcpStream {
         store_timeout(&self.handle.write_timeout, t)
     }
 
-    /// Segment small writes at once (no Nagle). Nagle is not implemented yet, so this
-    /// is already how the stream behaves; the call exists so code written for std works.
-    pub fn set_nodelay(&self, _nodelay: bool) -> io::Result<()> {
-        Ok(())
+    /// Turn Nagle's algorithm off (`true`: small writes go out at once) or back on.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        let h = &self.handle;
+        h.stack
+            .with_host(|host, now| host.with_conn(now, h.id, |c| c.set_nodelay(nodelay)))?
+            .ok_or(io::ErrorKind::NotConnected.into())
     }
 
     fn deadline(t: &AtomicU64) -> Option<Instant> {

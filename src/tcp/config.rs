@@ -25,6 +25,15 @@ pub struct TcpConfig {
     pub fin_wait2_timeout: Duration,
     /// Offer RFC 7323 window scaling.
     pub window_scaling: bool,
+    /// Offer RFC 7323 timestamps (better RTT samples, and PAWS).
+    pub timestamps: bool,
+    /// Offer RFC 2018 selective acknowledgements (we send SACK blocks for out-of-order data).
+    pub sack: bool,
+    /// Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2): acknowledge every second full segment,
+    /// or after this long. Zero acknowledges every segment at once.
+    pub delayed_ack: Duration,
+    /// Nagle's algorithm (RFC 896): hold a small segment while data is unacknowledged.
+    pub nagle: bool,
 }
 
 impl Default for TcpConfig {
@@ -41,6 +50,10 @@ impl Default for TcpConfig {
             msl: Duration::from_secs(30),
             fin_wait2_timeout: Duration::from_secs(60),
             window_scaling: true,
+            timestamps: true,
+            sack: true,
+            delayed_ack: Duration::from_millis(40),
+            nagle: true,
         }
     }
 }

@@ -105,6 +105,23 @@ pub struct Connection {
     pub(super) time_wait_at: Option<Instant>,
     pub(super) fin_wait2_at: Option<Instant>,
     pub(super) orphaned: bool,
+    /// Delayed ACK: when the owed ACK must go at the latest, and bytes received since the
+    /// last ACK we sent.
+    pub(super) delack_at: Option<Instant>,
+    pub(super) unacked_bytes: u32,
+    pub(super) nodelay: bool,
+
+    // RFC 7323 timestamps and RFC 2018 SACK, when both sides offered them.
+    pub(super) ts_enabled: bool,
+    pub(super) ts_recent: u32,
+    /// Our timestamp clock: milliseconds since `ts_epoch`, plus a per-connection offset so
+    /// it reveals nothing about uptime.
+    pub(super) ts_epoch: Instant,
+    pub(super) ts_offset: u32,
+    pub(super) last_ack_sent: SeqNum,
+    pub(super) sack_enabled: bool,
+    /// Start of the out-of-order block that arrived last: RFC 2018 wants it reported first.
+    pub(super) sack_latest: Option<SeqNum>,
 
     pub(super) cc: Box<dyn CongestionControl>,
     pub(super) dup_acks: u32,
@@ -118,7 +135,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(cfg: TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, state: State) -> Self {
+    fn new(now: Instant, cfg: TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum, state: State) -> Self {
         let mss = u32::from(cfg.mss);
         Connection {
             local,
@@ -158,6 +175,16 @@ impl Connection {
             time_wait_at: None,
             fin_wait2_at: None,
             orphaned: false,
+            delack_at: None,
+            unacked_bytes: 0,
+            nodelay: !cfg.nagle,
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_epoch: now,
+            ts_offset: iss.0.rotate_left(13) ^ 0x5bd1_e995,
+            last_ack_sent: SeqNum(0),
+            sack_enabled: false,
+            sack_latest: None,
             cc: Box::new(NewReno::new(mss)),
             dup_acks: 0,
             recover: None,
@@ -170,8 +197,8 @@ impl Connection {
 
     /// Active open (`connect`): CLOSED → SYN-SENT. The SYN goes out on the next
     /// `poll_transmit`.
-    pub fn connect(cfg: TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum) -> Self {
-        let mut c = Connection::new(cfg, local, remote, iss, State::SynSent);
+    pub fn connect(now: Instant, cfg: TcpConfig, local: SocketAddrV4, remote: SocketAddrV4, iss: SeqNum) -> Self {
+        let mut c = Connection::new(now, cfg, local, remote, iss, State::SynSent);
         if cfg.window_scaling {
             c.rcv_wscale = cfg.window_shift();
         }
@@ -180,8 +207,8 @@ impl Connection {
 
     /// Passive open: a listener got `syn`; LISTEN → SYN-RECEIVED. The SYN-ACK goes out on the
     /// next `poll_transmit`.
-    pub fn accept(cfg: TcpConfig, syn: &TcpSegment<'_>, iss: SeqNum) -> Self {
-        let mut c = Connection::new(cfg, syn.dst, syn.src, iss, State::SynReceived);
+    pub fn accept(now: Instant, cfg: TcpConfig, syn: &TcpSegment<'_>, iss: SeqNum) -> Self {
+        let mut c = Connection::new(now, cfg, syn.dst, syn.src, iss, State::SynReceived);
         c.passive = true;
         c.take_syn_options(syn);
         c.irs = syn.seq;
@@ -210,7 +237,33 @@ impl Connection {
                 self.rcv_wscale = 0;
             }
         }
+        if let (true, Some((tsval, _))) = (self.cfg.timestamps, syn.options.timestamps) {
+            self.ts_enabled = true;
+            self.ts_recent = tsval;
+        }
+        self.sack_enabled = self.cfg.sack && syn.options.sack_permitted;
         self.cc = Box::new(NewReno::new(self.snd_mss));
+    }
+
+    /// Payload bytes per full segment: the MSS less the options every segment carries
+    /// (RFC 6691: the MSS counts no TCP options).
+    pub(super) fn seg_size(&self) -> u32 {
+        if self.ts_enabled {
+            self.snd_mss - 12
+        } else {
+            self.snd_mss
+        }
+    }
+
+    /// Our timestamp clock now (RFC 7323 §5.4: milliseconds are within the allowed rates).
+    pub(super) fn ts_now(&self, now: Instant) -> u32 {
+        let ms = now.saturating_duration_since(self.ts_epoch).as_millis() as u32;
+        self.ts_offset.wrapping_add(ms)
+    }
+
+    /// Turn off Nagle's algorithm: send small segments at once.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.nodelay = on;
     }
 
     pub fn state(&self) -> State {
@@ -431,7 +484,7 @@ impl Connection {
 
     /// The earliest moment `on_timer` has work to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        [self.rto_at, self.persist_at, self.time_wait_at, self.fin_wait2_at].into_iter().flatten().min()
+        [self.rto_at, self.persist_at, self.time_wait_at, self.fin_wait2_at, self.delack_at].into_iter().flatten().min()
     }
 
     /// There is something to send now.
@@ -449,6 +502,10 @@ impl Connection {
             self.fin_wait2_at = None;
             self.set_state(now, State::Closed);
             return;
+        }
+        if self.delack_at.is_some_and(|t| now >= t) {
+            self.delack_at = None;
+            self.ack_now = true;
         }
         if self.rto_at.is_some_and(|t| now >= t) {
             self.rto_at = None;

@@ -59,7 +59,7 @@ impl Connection {
         self.snd_wl2 = seg.ack;
         self.ack_now = true;
         if flags.contains(TcpFlags::ACK) {
-            self.ack_received(now, seg.ack);
+            self.ack_received(now, seg.ack, None);
             self.set_state(now, State::Established);
             self.receive_text(now, seg.seq + 1, seg.payload, flags.contains(TcpFlags::FIN));
         } else {
@@ -82,8 +82,15 @@ impl Connection {
             self.snd_nxt = self.iss;
             return Ok(());
         }
+        self.check_timestamp(seg)?;
         if let Flow::Stop = self.check_sequence(now, seg)? {
             return Ok(());
+        }
+        // RFC 7323 §4.3: remember the timestamp to echo from segments at the left edge.
+        if let (true, Some((tsval, _))) = (self.ts_enabled, seg.options.timestamps) {
+            if seg.seq <= self.last_ack_sent && ts_newer_or_equal(tsval, self.ts_recent) {
+                self.ts_recent = tsval;
+            }
         }
         if seg.flags.contains(TcpFlags::RST) {
             self.on_rst(now, seg);
@@ -112,6 +119,18 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// PAWS (RFC 7323 §5.3): a segment whose timestamp is older than the last one echoed is
+    /// an old duplicate from a previous wrap of the sequence space.
+    fn check_timestamp(&mut self, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
+        let Some((tsval, _)) = seg.options.timestamps else { return Ok(()) };
+        if !self.ts_enabled || seg.flags.contains(TcpFlags::RST) || ts_newer_or_equal(tsval, self.ts_recent) {
+            return Ok(());
+        }
+        self.ack_now = true;
+        self.drop_note(format!("PAWS: timestamp {tsval} is older than {}", self.ts_recent));
+        Err(DropReason::StaleTimestamp)
     }
 
     /// RFC 9293's acceptability test: does any part of the segment fall in the window?
@@ -198,7 +217,15 @@ impl Connection {
         }
         let window = u32::from(seg.window) << self.snd_wscale;
         if seg.ack > self.snd_una {
-            self.ack_received(now, seg.ack);
+            let ts_rtt = match (self.ts_enabled, seg.options.timestamps) {
+                (true, Some((_, ecr))) if ecr != 0 => {
+                    let ms = self.ts_now(now).wrapping_sub(ecr);
+                    // An echo from the future or from long ago is no measurement.
+                    (ms < 60_000).then(|| std::time::Duration::from_millis(u64::from(ms)))
+                }
+                _ => None,
+            };
+            self.ack_received(now, seg.ack, ts_rtt);
         } else if seg.ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
@@ -234,7 +261,9 @@ impl Connection {
     }
 
     /// SND.UNA advances to `ack`: free acknowledged data, time the round trip, grow cwnd.
-    pub(super) fn ack_received(&mut self, now: Instant, ack: SeqNum) {
+    /// `ts_rtt`: the round trip measured from the timestamp echo, when timestamps are on
+    /// (RFC 7323 §4: every ACK can be timed, retransmissions included).
+    pub(super) fn ack_received(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<std::time::Duration>) {
         let mut acked = ack - self.snd_una;
         if self.snd_una == self.iss {
             acked -= 1; // The SYN's sequence number.
@@ -248,7 +277,10 @@ impl Connection {
         if self.snd_nxt < ack {
             self.snd_nxt = ack;
         }
-        if let Some((probe, sent)) = self.rtt_probe {
+        if let Some(rtt) = ts_rtt {
+            self.rtt.sample(rtt);
+            self.rtt_probe = None;
+        } else if let Some((probe, sent)) = self.rtt_probe {
             if ack >= probe {
                 self.rtt.sample(now.saturating_duration_since(sent));
                 self.rtt_probe = None;
@@ -318,13 +350,24 @@ impl Connection {
             self.ack_now = true;
         }
         if !payload.is_empty() {
-            self.ack_now = true;
             if seq == self.rcv_nxt {
+                let had_gap = self.recv_buf.has_out_of_order();
                 self.recv_buf.push(payload);
                 self.rcv_nxt += payload.len() as u32;
                 self.rcv_nxt = self.recv_buf.take_contiguous(self.rcv_nxt);
+                self.unacked_bytes += payload.len() as u32;
+                // RFC 5681 §4.2: ACK at once when a gap fills, at least every second full
+                // segment, and otherwise within the delayed-ACK time.
+                if had_gap || self.unacked_bytes >= 2 * self.seg_size() || self.cfg.delayed_ack.is_zero() {
+                    self.ack_now = true;
+                } else if self.delack_at.is_none() {
+                    self.delack_at = Some(now + self.cfg.delayed_ack);
+                }
             } else {
+                // Out of order: a duplicate ACK at once tells the sender (RFC 5681 §4.2).
                 self.recv_buf.insert_out_of_order(seq, payload);
+                self.sack_latest = Some(seq);
+                self.ack_now = true;
             }
             self.stats.bytes_in += payload.len() as u64;
         }
@@ -358,4 +401,9 @@ impl Connection {
     fn drop_note(&mut self, why: String) {
         self.event(ConnEvent::Dropped { why });
     }
+}
+
+/// Timestamp comparison modulo 2^32 (RFC 7323 §5.2).
+fn ts_newer_or_equal(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) as i32 >= 0
 }

@@ -19,7 +19,7 @@ impl Connection {
             State::Closed => None,
             State::SynSent | State::SynReceived if self.snd_nxt == self.iss => Some(self.syn_segment(now)),
             State::SynSent => None,
-            _ => self.data_segment(now, payload).or_else(|| self.ack_segment()),
+            _ => self.data_segment(now, payload).or_else(|| self.ack_segment(now)),
         };
         if seg.is_some() {
             self.stats.segs_out += 1;
@@ -49,26 +49,37 @@ impl Connection {
         let mut options = TcpOptions { mss: Some(self.cfg.mss), ..Default::default() };
         let mut flags = TcpFlags::SYN;
         if self.state == State::SynSent {
+            // Offer everything we support; the SYN,ACK says what the peer accepts.
             if self.cfg.window_scaling {
                 options.window_scale = Some(self.rcv_wscale);
             }
+            options.sack_permitted = self.cfg.sack;
+            if self.cfg.timestamps {
+                options.timestamps = Some((self.ts_now(now), 0));
+            }
         } else {
+            // Answer only what the peer offered.
             flags |= TcpFlags::ACK;
             if self.rcv_wscale > 0 || self.snd_wscale > 0 {
                 options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = self.sack_enabled;
+            if self.ts_enabled {
+                options.timestamps = Some((self.ts_now(now), self.ts_recent));
             }
         }
         if self.snd_max == self.iss {
             self.rtt_probe = Some((self.iss + 1, now));
         } else {
             self.stats.retransmits += 1;
+            self.rtt_probe = None;
         }
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         // The window in a SYN is never scaled (RFC 7323 §2.2).
         let window = self.recv_buf.window().min(65535) as u16;
         self.rcv_adv = self.rcv_nxt + u32::from(window);
-        self.ack_now = false;
+        self.ack_sent();
         TcpHeaderOut {
             seq: self.iss,
             ack: if flags.contains(TcpFlags::ACK) { self.rcv_nxt } else { SeqNum(0) },
@@ -86,19 +97,25 @@ impl Connection {
         let data_end = self.snd_una + self.send_buf.len() as u32;
         let (seq, len) = if self.retransmit_una {
             self.retransmit_una = false;
-            (self.snd_una, (self.send_buf.len() as u32).min(self.snd_mss))
+            (self.snd_una, (self.send_buf.len() as u32).min(self.seg_size()))
         } else {
             let seq = self.snd_nxt;
             let unsent = if data_end > seq { data_end - seq } else { 0 };
             let in_flight = seq - self.snd_una;
             let wnd = self.snd_wnd.min(self.cc.cwnd());
-            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(self.snd_mss);
+            let full = self.seg_size();
+            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(full);
             if self.force_probe && self.snd_wnd == 0 {
                 len = unsent.min(1);
             }
             // Sender silly window avoidance (RFC 1122 §4.2.3.4): no small segment while
             // earlier data is in flight, unless it is the last of what we have.
-            if len < unsent && len < self.snd_mss && in_flight > 0 && len < self.max_snd_wnd / 2 {
+            if len < unsent && len < full && in_flight > 0 && len < self.max_snd_wnd / 2 {
+                len = 0;
+            }
+            // Nagle (RFC 896): the small tail of what we have waits while anything is
+            // unacknowledged, so many small writes become few full segments.
+            if len == unsent && len < full && in_flight > 0 && !self.nodelay && !self.force_probe {
                 len = 0;
             }
             (seq, len)
@@ -129,27 +146,55 @@ impl Connection {
             flags |= TcpFlags::FIN;
         }
         let window = self.advertise();
-        Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options: TcpOptions::default() })
+        let options = self.segment_options(now);
+        Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
     }
 
-    fn ack_segment(&mut self) -> Option<TcpHeaderOut> {
+    fn ack_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {
         if !self.ack_now {
             return None;
         }
         let window = self.advertise();
-        Some(TcpHeaderOut {
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK,
-            window,
-            options: TcpOptions::default(),
-        })
+        let options = self.segment_options(now);
+        Some(TcpHeaderOut { seq: self.snd_nxt, ack: self.rcv_nxt, flags: TcpFlags::ACK, window, options })
+    }
+
+    /// Options on a synchronized segment: timestamps, and SACK blocks while data is
+    /// missing (RFC 2018 §4: the block with the latest arrival first).
+    fn segment_options(&mut self, now: Instant) -> TcpOptions {
+        let mut o = TcpOptions::default();
+        if self.ts_enabled {
+            o.timestamps = Some((self.ts_now(now), self.ts_recent));
+        }
+        if self.sack_enabled && self.recv_buf.has_out_of_order() {
+            let room = if self.ts_enabled { 3 } else { 4 };
+            let latest = self.sack_latest;
+            let first = self.recv_buf.out_of_order_blocks().find(|(l, r)| latest.is_some_and(|s| *l <= s && s < *r));
+            let mut n = 0;
+            for block in first.into_iter().chain(self.recv_buf.out_of_order_blocks().filter(|b| Some(*b) != first)) {
+                if n == room {
+                    break;
+                }
+                o.sack[n] = block;
+                n += 1;
+            }
+            o.sack_len = n as u8;
+        }
+        o
+    }
+
+    /// Every segment we send acknowledges RCV.NXT: nothing is owed any more.
+    pub(super) fn ack_sent(&mut self) {
+        self.ack_now = false;
+        self.delack_at = None;
+        self.unacked_bytes = 0;
+        self.last_ack_sent = self.rcv_nxt;
     }
 
     /// The window field to send, with receiver-side silly window avoidance: the right edge
     /// moves only in steps of at least min(buffer/2, MSS), and never moves left.
     pub(super) fn advertise(&mut self) -> u16 {
-        self.ack_now = false;
+        self.ack_sent();
         let free = self.recv_buf.window() as u32;
         let current = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
         let wnd = if free >= current + self.sws_threshold() { free } else { current };

@@ -37,10 +37,12 @@ pub enum DropReason {
     BacklogFull,
     /// Reached a connection in a state where RFC 9293 says to ignore it.
     Ignored,
+    /// PAWS: an old duplicate, by its timestamp (RFC 7323 §5).
+    StaleTimestamp,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -57,6 +59,7 @@ impl DropReason {
         DropReason::AckOfUnsent,
         DropReason::BacklogFull,
         DropReason::Ignored,
+        DropReason::StaleTimestamp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +80,7 @@ impl DropReason {
             DropReason::AckOfUnsent => "ack-of-unsent",
             DropReason::BacklogFull => "backlog-full",
             DropReason::Ignored => "ignored",
+            DropReason::StaleTimestamp => "stale-timestamp",
         }
     }
 }

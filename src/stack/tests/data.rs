@@ -21,9 +21,12 @@ fn data_out_segmented_to_mss_with_psh_on_the_last() {
     t.app_write(&[1u8; 2500]);
     let a = t.expect();
     let b = t.expect();
-    let c = t.expect();
     assert_eq!((a.seq, a.len()), (iss + 1, 1000));
     assert_eq!((b.seq, b.len()), (iss + 1001, 1000));
+    // Nagle: the 500-byte tail waits until what is in flight is acknowledged.
+    t.expect_nothing();
+    t.send(ack().seq(1001).ack(iss + 2001));
+    let c = t.expect();
     assert_eq!((c.seq, c.len()), (iss + 2001, 500));
     assert!(!a.flags.contains(TcpFlags::PSH));
     assert!(c.flags.contains(TcpFlags::PSH));
@@ -144,4 +147,71 @@ fn respects_the_peers_window() {
     t.send(ack().seq(1001).ack(iss + 4001).win(2500));
     assert_eq!(t.expect().len(), 1000);
     t.expect_nothing();
+}
+
+#[test]
+fn nagle_holds_small_writes_until_acked_and_nodelay_sends_them() {
+    let (mut t, iss) = established();
+    t.app_write(b"a");
+    assert_eq!(t.expect().payload, b"a", "nothing in flight: the first small write goes at once");
+    t.app_write(b"b");
+    t.app_write(b"c");
+    t.expect_nothing();
+    t.send(ack().seq(1001).ack(iss + 2));
+    assert_eq!(t.expect().payload, b"bc", "coalesced into one segment");
+    let now = t.now;
+    let id = t.conn.unwrap();
+    t.host.with_conn(now, id, |c| c.set_nodelay(true));
+    t.app_write(b"d");
+    t.app_write(b"e");
+    assert_eq!(t.expect().payload, b"d");
+    assert_eq!(t.expect().payload, b"e");
+}
+
+fn delayed_ack_config() -> HostConfig {
+    let mut cfg = config();
+    cfg.tcp.delayed_ack = std::time::Duration::from_millis(40);
+    cfg
+}
+
+#[test]
+fn delayed_ack_every_second_full_segment() {
+    let (mut t, iss) = established_with(delayed_ack_config());
+    let full = vec![1u8; 1000];
+    t.send(ack().seq(1001).ack(iss + 1).data(&full));
+    t.expect_nothing();
+    t.send(ack().seq(2001).ack(iss + 1).data(&full));
+    assert_eq!(t.expect().ack, 3001, "the second full segment is acknowledged at once");
+}
+
+#[test]
+fn delayed_ack_fires_after_40ms() {
+    let (mut t, iss) = established_with(delayed_ack_config());
+    t.send(ack().seq(1001).ack(iss + 1).data(b"ping"));
+    t.expect_nothing();
+    t.advance(std::time::Duration::from_millis(39));
+    t.expect_nothing();
+    t.advance(std::time::Duration::from_millis(1));
+    assert_eq!(t.expect().ack, 1005);
+}
+
+#[test]
+fn delayed_ack_rides_on_the_reply() {
+    let (mut t, iss) = established_with(delayed_ack_config());
+    t.send(ack().seq(1001).ack(iss + 1).data(b"GET / HTTP/1.1\r\n\r\n"));
+    t.expect_nothing();
+    t.app_write(b"HTTP/1.1 200 OK\r\n\r\n");
+    let r = t.expect();
+    assert_eq!(r.ack, 1001 + 18, "the response carries the ACK");
+    t.advance(std::time::Duration::from_millis(100));
+    t.expect_nothing();
+}
+
+#[test]
+fn out_of_order_and_gap_fill_are_acknowledged_at_once_even_with_delayed_ack() {
+    let (mut t, iss) = established_with(delayed_ack_config());
+    t.send(ack().seq(1011).ack(iss + 1).data(b"later"));
+    assert_eq!(t.expect().ack, 1001);
+    t.send(ack().seq(1001).ack(iss + 1).data(b"0123456789"));
+    assert_eq!(t.expect().ack, 1016);
 }

@@ -145,6 +145,7 @@ fn active_open_then_data() {
     let d1 = t.expect();
     let d2 = t.expect();
     assert_eq!((d1.len(), d2.len()), (500, 500), "segmented to the peer's MSS of 500");
+    t.send(ack().seq(301).ack(s.seq.wrapping_add(1001)).sport(9999).dport(local));
     let d3 = t.expect();
     assert_eq!(d3.len(), 200);
 }

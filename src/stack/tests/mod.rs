@@ -5,6 +5,7 @@
 mod close;
 mod data;
 mod handshake;
+mod options;
 mod reliability;
 mod reset;
 
@@ -122,6 +123,9 @@ pub fn config() -> HostConfig {
     cfg.tcp.recv_buf = 8192;
     cfg.tcp.send_buf = 16384;
     cfg.tcp.mss = 1000;
+    // Acknowledge every segment at once, so each test states exactly the ACK it expects;
+    // the delayed-ACK tests turn it back on.
+    cfg.tcp.delayed_ack = Duration::ZERO;
     cfg
 }
 

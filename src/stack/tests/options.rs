@@ -1,0 +1,120 @@
+//! RFC 7323 timestamps and window scaling, RFC 2018 SACK blocks.
+
+use super::*;
+
+fn ts(o: &TcpOptions) -> (u32, u32) {
+    o.timestamps.expect("timestamps on the segment")
+}
+
+/// An established connection where the peer offered timestamps and SACK.
+fn established_with_options() -> (Peer, u32) {
+    let mut t = Peer::listening();
+    let mut s = syn().seq(PEER_ISS).mss(1000);
+    s.hdr.options.timestamps = Some((5000, 0));
+    s.hdr.options.sack_permitted = true;
+    t.send(s);
+    let sa = t.expect();
+    assert!(sa.options.sack_permitted);
+    let (_, ecr) = ts(&sa.options);
+    assert_eq!(ecr, 5000, "the SYN,ACK echoes the SYN's timestamp");
+    let mut a = ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(1));
+    a.hdr.options.timestamps = Some((5001, ts(&sa.options).0));
+    t.send(a);
+    t.accept();
+    (t, sa.seq)
+}
+
+fn with_ts(mut o: Out, val: u32, ecr: u32) -> Out {
+    o.hdr.options.timestamps = Some((val, ecr));
+    o
+}
+
+#[test]
+fn no_timestamps_or_sack_unless_offered() {
+    let mut t = Peer::listening();
+    t.send(syn().seq(1));
+    let sa = t.expect();
+    assert_eq!(sa.options.timestamps, None);
+    assert!(!sa.options.sack_permitted);
+}
+
+#[test]
+fn timestamps_are_echoed_on_every_segment() {
+    let (mut t, iss) = established_with_options();
+    t.send(with_ts(ack().seq(1001).ack(iss + 1).data(b"hi"), 6000, 0));
+    let a = t.expect();
+    assert_eq!(ts(&a.options).1, 6000);
+    t.app_write(b"reply");
+    let d = t.expect();
+    assert_eq!(ts(&d.options).1, 6000);
+    assert!(ts(&d.options).0 >= ts(&a.options).0, "our clock does not go back");
+}
+
+#[test]
+fn segments_shrink_by_the_timestamp_option() {
+    let (mut t, _) = established_with_options();
+    t.app_write(&[0u8; 2000]);
+    assert_eq!(t.expect().len(), 988, "MSS 1000 less 12 bytes of timestamp option");
+}
+
+#[test]
+fn paws_drops_an_old_timestamp() {
+    let (mut t, iss) = established_with_options();
+    t.send(with_ts(ack().seq(1001).ack(iss + 1).data(b"new"), 7000, 0));
+    t.expect();
+    t.send(with_ts(ack().seq(1004).ack(iss + 1).data(b"old"), 6999, 0));
+    let a = t.expect();
+    assert_eq!(a.ack, 1004, "not accepted");
+    assert_eq!(t.host.counters.drops.get(&wire::DropReason::StaleTimestamp), Some(&1));
+}
+
+#[test]
+fn rtt_is_measured_from_the_timestamp_echo() {
+    let (mut t, iss) = established_with_options();
+    let id = t.conn.unwrap();
+    t.app_write(b"x");
+    let d = t.expect();
+    t.advance(std::time::Duration::from_millis(30));
+    t.send(with_ts(ack().seq(1001).ack(iss + 2), 6000, ts(&d.options).0));
+    let srtt = t.host.conn(id).unwrap().srtt().unwrap();
+    assert!(srtt > std::time::Duration::from_millis(2), "a 30 ms sample moved SRTT: {srtt:?}");
+}
+
+#[test]
+fn sack_blocks_describe_out_of_order_data_latest_first() {
+    let (mut t, iss) = established_with_options();
+    t.send(with_ts(ack().seq(1101).ack(iss + 1).data(&[1u8; 100]), 6000, 0));
+    let a = t.expect();
+    assert_eq!(a.ack, 1001);
+    assert_eq!(a.options.sack_blocks(), &[(SeqNum(1101), SeqNum(1201))]);
+    t.send(with_ts(ack().seq(1301).ack(iss + 1).data(&[1u8; 100]), 6001, 0));
+    let b = t.expect();
+    assert_eq!(b.options.sack_blocks(), &[(SeqNum(1301), SeqNum(1401)), (SeqNum(1101), SeqNum(1201))]);
+    // Fill the first gap: the ACK moves and the remaining block is reported.
+    t.send(with_ts(ack().seq(1001).ack(iss + 1).data(&[1u8; 100]), 6002, 0));
+    let c = t.expect();
+    assert_eq!(c.ack, 1201);
+    assert_eq!(c.options.sack_blocks(), &[(SeqNum(1301), SeqNum(1401))]);
+    t.send(with_ts(ack().seq(1201).ack(iss + 1).data(&[1u8; 100]), 6003, 0));
+    let d = t.expect();
+    assert_eq!(d.ack, 1401);
+    assert!(d.options.sack_blocks().is_empty());
+}
+
+#[test]
+fn window_scale_applies_in_both_directions() {
+    let mut cfg = config();
+    cfg.tcp.recv_buf = 1 << 20;
+    let mut t = Peer::listening_with(cfg);
+    t.send(syn().seq(1).mss(1000).wscale(4));
+    let sa = t.expect();
+    let ours = sa.options.window_scale.unwrap();
+    assert_eq!(ours, 5, "1 MiB needs a shift of 5");
+    t.send(ack().seq(2).ack(sa.seq.wrapping_add(1)).win(10)); // 10 << 4 = 160 bytes
+    t.accept();
+    t.app_write(&[0u8; 1000]);
+    assert_eq!(t.expect().len(), 160, "their window, scaled by their shift");
+    t.send(ack().seq(2).ack(sa.seq.wrapping_add(161)).win(1000).data(b"x"));
+    let a = t.expect();
+    assert_eq!(u32::from(a.window) << ours, ((1 << 20) - 1) & !31, "our window, scaled by our shift");
+}
