@@ -328,6 +328,11 @@ impl Host {
         self.out.pop_front()
     }
 
+    /// Packets are waiting in `pop_output`.
+    pub fn pop_output_pending(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Give a written packet's buffer back for reuse.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
         if self.spare.len() < 256 {

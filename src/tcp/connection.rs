@@ -595,3 +595,28 @@ impl Connection {
             && syn.seq > self.rcv_nxt
     }
 }
+
+impl Connection {
+    /// The sequence-space variables in one line, relative to the ISNs (for traces and
+    /// debugging).
+    pub fn describe(&self) -> String {
+        let (iss, irs) = (self.iss, self.irs);
+        format!(
+            "{} snd_una={} snd_nxt={} snd_max={} snd_wnd={} cwnd={} unsent={} rcv_nxt={} rcv_adv={} ooo={} retries={} rto={:?} recover={:?} dupacks={}",
+            self.state,
+            self.snd_una - iss,
+            self.snd_nxt - iss,
+            self.snd_max - iss,
+            self.snd_wnd,
+            self.cc.cwnd(),
+            self.send_buf.len(),
+            self.rcv_nxt - irs,
+            self.rcv_adv - irs,
+            self.recv_buf.out_of_order_blocks().map(|(l, r)| format!("{}-{}", l - irs, r - irs)).collect::<Vec<_>>().join(","),
+            self.retries,
+            self.rtt.rto(),
+            self.recover.map(|r| r - iss),
+            self.dup_acks,
+        )
+    }
+}

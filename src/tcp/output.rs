@@ -156,7 +156,10 @@ impl Connection {
         }
         let window = self.advertise();
         let options = self.segment_options(now);
-        Some(TcpHeaderOut { seq: self.snd_nxt, ack: self.rcv_nxt, flags: TcpFlags::ACK, window, options })
+        // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT, the peer's RCV.NXT may be
+        // past it, and an ACK below RCV.NXT fails its acceptability test and is thrown away
+        // whole, ACK field included. Two sides both retransmitting would then deadlock.
+        Some(TcpHeaderOut { seq: self.snd_max, ack: self.rcv_nxt, flags: TcpFlags::ACK, window, options })
     }
 
     /// Options on a synchronized segment: timestamps, and SACK blocks while data is

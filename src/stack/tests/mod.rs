@@ -8,6 +8,7 @@ mod handshake;
 mod options;
 mod reliability;
 mod reset;
+mod sim;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};

@@ -142,3 +142,24 @@ fn zero_window_is_probed_with_backoff_and_never_given_up() {
     let d = t.expect();
     assert_eq!((d.seq, d.payload.as_slice()), (iss + 1, &b"blocked"[..]));
 }
+
+#[test]
+fn pure_acks_carry_snd_max_after_a_timeout_rewinds_snd_nxt() {
+    // Found by the simulated-network property test: after an RTO, SND.NXT goes back to
+    // SND.UNA. An ACK sent with that sequence number is below the peer's RCV.NXT when the
+    // peer had received the data, so the peer drops it whole; two sides retransmitting at
+    // once then ignore each other's ACKs forever.
+    let mut cfg = config();
+    cfg.tcp.send_buf = 64 * 1024;
+    let (mut t, iss) = established_with(cfg);
+    t.app_write(&[1u8; 3000]);
+    for _ in 0..3 {
+        t.expect();
+    }
+    t.advance(ms(200));
+    assert_eq!(t.expect().seq, iss + 1, "the timeout resends from SND.UNA");
+    t.send(ack().seq(1001).ack(iss + 1).data(b"x"));
+    let a = t.expect();
+    assert_eq!(a.len(), 0);
+    assert_eq!(a.seq, iss + 3001, "SND.MAX, which the peer's window accepts");
+}
