@@ -1,14 +1,18 @@
 //! Record every packet both ways as it crosses the device: LINKTYPE_RAW (the TUN carries bare
-//! IPv4), nanosecond timestamps, buffered so capturing does not halve throughput.
+//! IPv4), nanosecond timestamps, buffered so capturing does not halve throughput. [`PcapTee`]
+//! writes the file; [`Pcap`] is the device wrapper that feeds it.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
+
+use super::{Device, FaultCounts};
 
 const SNAPLEN: u32 = 262_144;
 
@@ -68,4 +72,111 @@ impl PcapTee {
 
 fn to_io(e: pcap_file::PcapError) -> io::Error {
     io::Error::other(e.to_string())
+}
+
+/// A device wrapper that records every packet crossing it into a [`PcapTee`]: what it sends
+/// to `D` and what it receives from `D`. Put it right above the TUN so the capture shows the
+/// wire (outbound after any faults, inbound before them).
+pub struct Pcap<D> {
+    inner: D,
+    tee: Option<PcapTee>,
+}
+
+impl<D: Device> Pcap<D> {
+    pub fn new(inner: D, tee: PcapTee) -> Pcap<D> {
+        Pcap { inner, tee: Some(tee) }
+    }
+
+    /// Wrap `inner`, capturing to a new file at `path`.
+    pub fn create(inner: D, path: &Path) -> io::Result<Pcap<D>> {
+        Ok(Pcap::new(inner, PcapTee::create(path)?))
+    }
+
+    /// Packets recorded so far (0 once the capture has stopped on an error).
+    pub fn packets(&self) -> u64 {
+        self.tee.as_ref().map_or(0, PcapTee::packets)
+    }
+
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    fn record(&mut self, packet: &[u8]) {
+        if let Some(tee) = &mut self.tee {
+            if let Err(e) = tee.record(packet) {
+                tracing::warn!("capture stopped: {e}");
+                self.tee = None;
+            }
+        }
+    }
+}
+
+impl<D: Device> Device for Pcap<D> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.recv(buf)?;
+        self.record(&buf[..n]);
+        Ok(n)
+    }
+
+    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.record(packet);
+        self.inner.send(packet)
+    }
+
+    fn fd(&self) -> RawFd {
+        self.inner.fd()
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        self.inner.poll_at()
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        self.inner.on_timer(now)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(tee) = &mut self.tee {
+            tee.flush()?;
+        }
+        self.inner.flush()
+    }
+
+    fn fault_counts(&self) -> Option<FaultCounts> {
+        self.inner.fault_counts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Pipe;
+
+    #[test]
+    fn records_both_directions_as_they_cross() {
+        let path = std::env::temp_dir().join(format!("synack-pcap-unit-{}.pcap", std::process::id()));
+        let (a, mut b) = Pipe::pair().unwrap();
+        let mut dev = Pcap::create(a, &path).unwrap();
+        dev.send(b"outbound packet").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(b.recv(&mut buf).unwrap(), 15);
+        b.send(b"inbound").unwrap();
+        assert_eq!(dev.recv(&mut buf).unwrap(), 7);
+        assert_eq!(dev.recv(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(dev.packets(), 2);
+        dev.flush().unwrap();
+        let data = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut reader = pcap_file::pcap::PcapReader::new(&data[..]).unwrap();
+        assert_eq!(reader.header().datalink, DataLink::RAW);
+        let first = reader.next_packet().unwrap().unwrap();
+        assert_eq!(&first.data[..], b"outbound packet");
+        let second = reader.next_packet().unwrap().unwrap();
+        assert_eq!(&second.data[..], b"inbound");
+        assert!(reader.next_packet().is_none());
+    }
 }
