@@ -10,7 +10,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use synack::app::http::HttpConfig;
 use synack::app::services;
-use synack::device::Tun;
+use synack::device::{FaultConfig, Tun};
 use synack::runtime::StackOptions;
 use synack::stack::HostConfig;
 use synack::Stack;
@@ -50,6 +50,16 @@ struct ServeArgs {
     /// Maximum segment lifetime in milliseconds; TIME-WAIT lasts twice this.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     msl_ms: u64,
+    /// Seeded faults on the packets of both directions, e.g.
+    /// loss=0.05,dup=0.01,reorder=0.05,delay=20ms,jitter=5ms,seed=7 (any subset, any order).
+    #[arg(long, value_name = "SPEC")]
+    faults: Option<FaultConfig>,
+    /// Faults on inbound packets only (kernel → synack); overrides --faults for that direction.
+    #[arg(long, value_name = "SPEC")]
+    faults_in: Option<FaultConfig>,
+    /// Faults on outbound packets only (synack → kernel); overrides --faults for that direction.
+    #[arg(long, value_name = "SPEC")]
+    faults_out: Option<FaultConfig>,
 }
 
 fn main() {
@@ -82,11 +92,20 @@ fn serve(args: ServeArgs) -> Result<()> {
     let device = Tun::open(&args.tun).with_context(|| format!("attaching to TUN device {}", args.tun))?;
     let mut host = HostConfig { addr: args.ip, ..Default::default() };
     host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
-    let opts = StackOptions { host, trace: args.trace, trace_sink: None, pcap: args.pcap.clone() };
+    let faults_in = args.faults_in.clone().or_else(|| args.faults.clone());
+    let faults_out = args.faults_out.clone().or_else(|| args.faults.clone());
+    let mut faults = String::new();
+    for (dir, cfg) in [("in", &faults_in), ("out", &faults_out)] {
+        if let Some(cfg) = cfg {
+            faults += &format!(", faults {dir} {cfg}");
+        }
+    }
+    let opts =
+        StackOptions { host, trace: args.trace, trace_sink: None, pcap: args.pcap.clone(), faults_in, faults_out };
     let stack = Stack::new(device, opts).context("starting the stack")?;
     services::spawn_all(&stack, HttpConfig::default()).context("starting services")?;
     eprintln!(
-        "synack: serving as {} on {} (echo :7, discard :9, http :80){}; Ctrl-C to stop",
+        "synack: serving as {} on {} (echo :7, discard :9, http :80){}{faults}; Ctrl-C to stop",
         args.ip,
         args.tun,
         args.pcap.as_ref().map(|p| format!(", capturing to {}", p.display())).unwrap_or_default()
@@ -95,5 +114,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     eprintln!("synack: {sig}, closing connections");
     let summary = stack.shutdown(Duration::from_millis(1000));
     eprintln!("synack: {summary}");
+    if let Some(counts) = stack.fault_counts() {
+        eprintln!("synack: {counts}");
+    }
     Ok(())
 }

@@ -25,15 +25,15 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::device::{Device, PcapTee};
+use crate::device::{self, Device, FaultConfig, FaultCounts};
 use crate::stack::Summary;
 use crate::stack::{ConnId, Counters, Host, HostConfig};
 use crate::tcp::{ConnStats, State};
 
 /// Packets read per wake-up before timers and output get their turn.
 const BATCH: usize = 256;
-/// How often a live capture is flushed to disk.
-const PCAP_FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// How often the device chain is flushed (a live capture reaches the disk).
+const DEVICE_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 pub type TraceSink = Box<dyn FnMut(&str) + Send>;
 
@@ -43,7 +43,13 @@ pub struct StackOptions {
     /// Collect `--trace` lines and hand them to `trace_sink` (stderr by default).
     pub trace: bool,
     pub trace_sink: Option<TraceSink>,
+    /// Capture every packet as it crosses the device (outbound after the faults, inbound
+    /// before them).
     pub pcap: Option<PathBuf>,
+    /// Faults on what the device delivers to the stack.
+    pub faults_in: Option<FaultConfig>,
+    /// Faults on what the stack sends to the device.
+    pub faults_out: Option<FaultConfig>,
 }
 
 /// A handle to a running stack; cheap to clone.
@@ -61,9 +67,9 @@ struct Shared {
 
 struct Inner {
     host: Host,
+    /// The device chain from `device::build`: faults, pcap tee, the device itself.
     device: Box<dyn Device>,
-    pcap: Option<PcapTee>,
-    pcap_flushed: Instant,
+    device_flushed: Instant,
     conn_waiters: HashMap<ConnId, Arc<Condvar>>,
     port_waiters: HashMap<u16, Arc<Condvar>>,
     /// When the loop will next wake by itself; an earlier timer needs a nudge.
@@ -88,12 +94,6 @@ impl Inner {
     /// whether the loop must re-arm its timer.
     fn flush(&mut self) -> bool {
         while let Some(pkt) = self.host.pop_output() {
-            if let Some(pcap) = &mut self.pcap {
-                if let Err(e) = pcap.record(&pkt) {
-                    tracing::warn!("capture stopped: {e}");
-                    self.pcap = None;
-                }
-            }
             if let Err(e) = self.device.send(&pkt) {
                 // A full TUN queue drops, as a full NIC ring would; TCP recovers.
                 self.host.counters.device_drops += 1;
@@ -115,26 +115,32 @@ impl Inner {
                 cv.notify_all();
             }
         }
-        match (self.host.poll_at(), self.loop_deadline) {
+        match (self.next_deadline(), self.loop_deadline) {
             (Some(t), Some(d)) => t < d,
             (Some(_), None) => true,
             _ => false,
         }
     }
 
+    /// The earlier of the host's next timer and the device's (a held packet).
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.host.poll_at(), self.device.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        }
+    }
+
+    fn flush_device(&mut self) {
+        if let Err(e) = self.device.flush() {
+            tracing::warn!("flushing the device (capture) failed: {e}");
+        }
+    }
+
     fn receive_batch(&mut self, now: Instant) {
         for _ in 0..BATCH {
             match self.device.recv(&mut self.rx_buf) {
-                Ok(n) => {
-                    let pkt = &self.rx_buf[..n];
-                    if let Some(pcap) = &mut self.pcap {
-                        if let Err(e) = pcap.record(pkt) {
-                            tracing::warn!("capture stopped: {e}");
-                            self.pcap = None;
-                        }
-                    }
-                    self.host.handle_packet(now, pkt);
-                }
+                Ok(n) => self.host.handle_packet(now, &self.rx_buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -152,13 +158,12 @@ impl Stack {
         let now = Instant::now();
         let mut host = Host::new(opts.host, now);
         host.tracer.set_enabled(opts.trace);
-        let pcap = opts.pcap.as_deref().map(PcapTee::create).transpose()?;
+        let device = device::build(device, opts.pcap.as_deref(), opts.faults_in, opts.faults_out)?;
         let mtu = device.mtu();
         let inner = Inner {
             host,
-            device: Box::new(device),
-            pcap,
-            pcap_flushed: now,
+            device,
+            device_flushed: now,
             conn_waiters: HashMap::new(),
             port_waiters: HashMap::new(),
             loop_deadline: None,
@@ -246,6 +251,11 @@ impl Stack {
         }
     }
 
+    /// What the fault layer did so far; `None` when the stack runs without faults.
+    pub fn fault_counts(&self) -> Option<FaultCounts> {
+        self.lock().ok()?.device.fault_counts()
+    }
+
     pub fn connections(&self) -> Vec<ConnInfo> {
         let Ok(g) = self.lock() else { return Vec::new() };
         g.host
@@ -283,11 +293,7 @@ impl Stack {
             }
         }
         if let Ok(mut g) = self.lock() {
-            if let Some(pcap) = &mut g.pcap {
-                if let Err(e) = pcap.flush() {
-                    tracing::warn!("flushing the capture failed: {e}");
-                }
-            }
+            g.flush_device();
             for cv in g.conn_waiters.values().chain(g.port_waiters.values()) {
                 cv.notify_all();
             }
@@ -307,7 +313,7 @@ fn run_loop(shared: &Shared) {
         }
         let timeout = {
             let Ok(mut g) = shared.inner.lock() else { return };
-            let deadline = g.host.poll_at();
+            let deadline = g.next_deadline();
             g.loop_deadline = deadline;
             match deadline {
                 // Round up: waking a millisecond early would spin until the timer is due.
@@ -333,14 +339,15 @@ fn run_loop(shared: &Shared) {
         let _ = shared.wake.read();
         let Ok(mut g) = shared.inner.lock() else { return };
         let now = Instant::now();
+        // Held packets that are due: outbound ones go to the wire, inbound ones become
+        // readable below even though the fd may not be.
+        g.device.on_timer(now);
         g.receive_batch(now);
         g.host.on_timer(now);
         g.flush();
-        if now.duration_since(g.pcap_flushed) >= PCAP_FLUSH_EVERY {
-            g.pcap_flushed = now;
-            if let Some(pcap) = &mut g.pcap {
-                let _ = pcap.flush();
-            }
+        if now.duration_since(g.device_flushed) >= DEVICE_FLUSH_EVERY {
+            g.device_flushed = now;
+            g.flush_device();
         }
     }
 }
