@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use crate::tcp::{Connection, State, TcpConfig};
-use crate::trace::Tracer;
+use crate::trace::{SeqContext, Tracer};
 use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 use isn::IsnGenerator;
 
@@ -150,9 +150,11 @@ impl Host {
 
     fn segment_for(&mut self, now: Instant, id: ConnId, seg: &TcpSegment<'_>) {
         let Some(entry) = self.conns.get_mut(&id) else { return };
-        self.tracer.segment_in(now, seg, Some(entry.conn.isns()));
+        self.tracer.segment_in(now, seg, Some(entry.conn.trace_context()));
         if let Err(reason) = entry.conn.on_segment(now, seg) {
-            self.count_drop(now, reason, Some(id));
+            // The connection explains the drop in its own trace line.
+            self.counters.count_drop(reason);
+            tracing::debug!(%reason, conn = id, "dropped");
         }
         self.dispatch(now, id);
     }
@@ -174,7 +176,7 @@ impl Host {
         }
         let port = seg.dst.port();
         let full = self.listeners.get(&port).is_none_or(|l| l.pending + l.queue.len() >= l.backlog);
-        self.tracer.segment_in(now, seg, Some((SeqNum(0), seg.seq)));
+        self.tracer.segment_in(now, seg, Some(SeqContext::for_syn(seg.seq)));
         if full {
             return self.count_drop(now, DropReason::BacklogFull, None);
         }
@@ -223,10 +225,10 @@ impl Host {
         while let Some(hdr) = entry.conn.poll_transmit(now, &mut scratch) {
             sent.push((hdr, scratch.clone()));
         }
-        let (local, remote, isns) = (entry.conn.local, entry.conn.remote, entry.conn.isns());
+        let (local, remote, ctx) = (entry.conn.local, entry.conn.remote, entry.conn.trace_context());
         let events = entry.conn.take_events();
         for (hdr, payload) in &sent {
-            self.emit(now, local, remote, hdr, payload, Some(isns));
+            self.emit(now, local, remote, hdr, payload, Some(ctx));
         }
         self.scratch = scratch;
         let quad = Quad { local, remote };
@@ -299,9 +301,9 @@ impl Host {
         remote: SocketAddrV4,
         hdr: &TcpHeaderOut,
         payload: &[u8],
-        isns: Option<(SeqNum, SeqNum)>,
+        ctx: Option<SeqContext>,
     ) {
-        self.tracer.segment_out(now, local, remote, hdr, payload.len(), isns);
+        self.tracer.segment_out(now, local, remote, hdr, payload.len(), ctx);
         let mut pkt = self.spare.pop().unwrap_or_default();
         let id = self.next_ip_id();
         ipv4::build_tcp(local, remote, hdr, payload, id, &mut pkt);

@@ -1,6 +1,7 @@
 //! What a learner sees with `--trace`: one line per segment in and out, with sequence numbers
-//! relative to each side's ISN the way Wireshark shows them, and the lines a capture cannot
-//! show: state changes, timer events and why a segment was dropped.
+//! relative to each side's ISN and windows scaled, the way Wireshark's summary shows them, and
+//! the lines a capture cannot show: state changes, timer events, congestion-window changes and
+//! why a segment was dropped. `--trace=json` gives the same events as JSON lines for tools.
 //!
 //! The stack is sans-I/O, so the tracer only collects lines; the runtime prints them.
 
@@ -8,23 +9,75 @@ use std::fmt::{self, Write as _};
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
+use serde_json::json;
+
 use crate::stack::Quad;
 use crate::tcp::ConnEvent;
 use crate::wire::{DropReason, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TraceFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What the tracer needs from a connection to show numbers as Wireshark does.
+#[derive(Clone, Copy, Debug)]
+pub struct SeqContext {
+    pub iss: SeqNum,
+    pub irs: SeqNum,
+    /// Shift applied to windows the peer sends, and to windows we send.
+    pub peer_shift: u8,
+    pub our_shift: u8,
+}
+
+impl SeqContext {
+    /// For a SYN arriving at a listener: its own sequence number is the peer's ISN.
+    pub fn for_syn(seq: SeqNum) -> SeqContext {
+        SeqContext { iss: SeqNum(0), irs: seq, peer_shift: 0, our_shift: 0 }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    In,
+    Out,
+}
+
 pub struct Tracer {
     enabled: bool,
+    format: TraceFormat,
+    colour: bool,
     epoch: Instant,
     lines: Vec<String>,
 }
 
+const RESET: &str = "\x1b[0m";
+const CYAN: &str = "\x1b[36m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
+const MAGENTA: &str = "\x1b[35m";
+
 impl Tracer {
     pub fn new(epoch: Instant) -> Self {
-        Tracer { enabled: false, epoch, lines: Vec::new() }
+        Tracer { enabled: false, format: TraceFormat::Text, colour: false, epoch, lines: Vec::new() }
     }
 
     pub fn set_enabled(&mut self, on: bool) {
         self.enabled = on;
+    }
+
+    pub fn set_format(&mut self, format: TraceFormat) {
+        self.format = format;
+    }
+
+    /// ANSI colours in text lines (for a terminal).
+    pub fn set_colour(&mut self, on: bool) {
+        self.colour = on;
     }
 
     pub fn enabled(&self) -> bool {
@@ -35,27 +88,37 @@ impl Tracer {
         std::mem::take(&mut self.lines)
     }
 
-    fn stamp(&self, now: Instant) -> String {
-        format!("{:>10.6}", now.saturating_duration_since(self.epoch).as_secs_f64())
+    fn secs(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.epoch).as_secs_f64()
     }
 
-    /// `isns` is (our ISN, the peer's ISN) when the segment belongs to a known connection.
-    pub fn segment_in(&mut self, now: Instant, seg: &TcpSegment<'_>, isns: Option<(SeqNum, SeqNum)>) {
+    fn push_text(&mut self, now: Instant, colour: &str, body: fmt::Arguments<'_>) {
+        let t = self.secs(now);
+        let line = if self.colour && !colour.is_empty() {
+            format!("{t:>10.6} {colour}{body}{RESET}")
+        } else {
+            format!("{t:>10.6} {body}")
+        };
+        self.lines.push(line);
+    }
+
+    fn push_json(&mut self, now: Instant, mut v: serde_json::Value) {
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("t".into(), json!((self.secs(now) * 1e6).round() / 1e6));
+        }
+        self.lines.push(v.to_string());
+    }
+
+    pub fn segment_in(&mut self, now: Instant, seg: &TcpSegment<'_>, ctx: Option<SeqContext>) {
         if !self.enabled {
             return;
         }
-        let (seq, ack) = match isns {
-            Some((iss, irs)) => (seg.seq - irs, seg.ack - iss),
-            None => (seg.seq.0, seg.ack.0),
+        let (seq, ack, win) = match ctx {
+            Some(c) => (seg.seq - c.irs, seg.ack - c.iss, scaled(seg.window, seg.flags, c.peer_shift)),
+            None => (seg.seq.0, seg.ack.0, u32::from(seg.window)),
         };
-        let line = format!(
-            "{} in  {} → {} {}",
-            self.stamp(now),
-            seg.src,
-            seg.dst,
-            Fields { flags: seg.flags, seq, ack, win: seg.window, len: seg.payload.len(), options: &seg.options }
-        );
-        self.lines.push(line);
+        let f = Fields { flags: seg.flags, seq, ack, win, len: seg.payload.len(), options: &seg.options };
+        self.segment(now, Dir::In, seg.src, seg.dst, &f);
     }
 
     pub fn segment_out(
@@ -65,29 +128,62 @@ impl Tracer {
         remote: SocketAddrV4,
         hdr: &TcpHeaderOut,
         len: usize,
-        isns: Option<(SeqNum, SeqNum)>,
+        ctx: Option<SeqContext>,
     ) {
         if !self.enabled {
             return;
         }
-        let (seq, ack) = match isns {
-            Some((iss, irs)) => (hdr.seq - iss, hdr.ack - irs),
-            None => (hdr.seq.0, hdr.ack.0),
+        let (seq, ack, win) = match ctx {
+            Some(c) => (hdr.seq - c.iss, hdr.ack - c.irs, scaled(hdr.window, hdr.flags, c.our_shift)),
+            None => (hdr.seq.0, hdr.ack.0, u32::from(hdr.window)),
         };
-        let line = format!(
-            "{} out {} → {} {}",
-            self.stamp(now),
-            local,
-            remote,
-            Fields { flags: hdr.flags, seq, ack, win: hdr.window, len, options: &hdr.options }
-        );
-        self.lines.push(line);
+        let f = Fields { flags: hdr.flags, seq, ack, win, len, options: &hdr.options };
+        self.segment(now, Dir::Out, local, remote, &f);
+    }
+
+    fn segment(&mut self, now: Instant, dir: Dir, src: SocketAddrV4, dst: SocketAddrV4, f: &Fields<'_>) {
+        match self.format {
+            TraceFormat::Text => {
+                let (word, colour) = if dir == Dir::In { ("in ", CYAN) } else { ("out", GREEN) };
+                let colour = if f.flags.contains(TcpFlags::RST) { RED } else { colour };
+                self.push_text(now, colour, format_args!("{word} {src} → {dst} {f}"));
+            }
+            TraceFormat::Json => {
+                let o = f.options;
+                let v = json!({
+                    "event": "segment",
+                    "dir": if dir == Dir::In { "in" } else { "out" },
+                    "src": src.to_string(),
+                    "dst": dst.to_string(),
+                    "flags": f.flags.to_string(),
+                    "seq": f.seq,
+                    "ack": f.flags.contains(TcpFlags::ACK).then_some(f.ack),
+                    "win": f.win,
+                    "len": f.len,
+                    "mss": o.mss,
+                    "ws": o.window_scale,
+                    "sack_perm": o.sack_permitted,
+                    "ts": o.timestamps.map(|(v, e)| [v, e]),
+                    "sack": o.sack_blocks().iter().map(|(l, r)| [l.0, r.0]).collect::<Vec<_>>(),
+                });
+                self.push_json(now, v);
+            }
+        }
     }
 
     pub fn state(&mut self, now: Instant, quad: &Quad, from: &str, to: &str) {
-        if self.enabled {
-            let line = format!("{}     {} ↔ {}  {from} → {to}", self.stamp(now), quad.remote, quad.local);
-            self.lines.push(line);
+        if !self.enabled {
+            return;
+        }
+        match self.format {
+            TraceFormat::Text => {
+                self.push_text(now, YELLOW, format_args!("    {} ↔ {}  {from} → {to}", quad.remote, quad.local))
+            }
+            TraceFormat::Json => self.push_json(
+                now,
+                json!({"event": "state", "remote": quad.remote.to_string(), "local": quad.local.to_string(),
+                       "from": from, "to": to}),
+            ),
         }
     }
 
@@ -95,32 +191,65 @@ impl Tracer {
         if !self.enabled {
             return;
         }
-        let what = match event {
+        let (kind, what, colour) = match event {
             ConnEvent::StateChange { from, to } => return self.state(now, quad, from.name(), to.name()),
-            ConnEvent::RtoFired { rto, backoff } => {
-                format!("retransmission timer fired after {} ms (attempt {backoff})", rto.as_millis())
+            ConnEvent::RtoFired { rto, backoff } => (
+                "timer",
+                format!(
+                    "retransmission timer fired after {} ms (attempt {backoff}): resending from SND.UNA",
+                    rto.as_millis()
+                ),
+                MAGENTA,
+            ),
+            ConnEvent::FastRetransmit { .. } => {
+                ("loss", "three duplicate ACKs: fast retransmit, entering fast recovery".to_string(), MAGENTA)
             }
-            ConnEvent::FastRetransmit { .. } => "three duplicate ACKs: fast retransmit".to_string(),
-            ConnEvent::ZeroWindowProbe => "peer's window is zero: sending a window probe".to_string(),
-            ConnEvent::Dropped { why } => format!("dropped: {why}"),
-            ConnEvent::GaveUp => "too many retransmissions: giving up with a RST".to_string(),
+            ConnEvent::ZeroWindowProbe => {
+                ("timer", "peer's window is zero: sending a window probe".to_string(), MAGENTA)
+            }
+            ConnEvent::Congestion { cwnd, ssthresh, why } => {
+                let ss = if *ssthresh == u32::MAX { "∞".to_string() } else { ssthresh.to_string() };
+                ("cwnd", format!("cwnd {cwnd} ssthresh {ss} ({why})"), MAGENTA)
+            }
+            ConnEvent::Dropped { why } => ("drop", format!("dropped: {why}"), RED),
+            ConnEvent::GaveUp => ("timer", "too many retransmissions: giving up with a RST".to_string(), RED),
         };
-        let line = format!("{}     {} ↔ {}  {what}", self.stamp(now), quad.remote, quad.local);
-        self.lines.push(line);
+        match self.format {
+            TraceFormat::Text => self.push_text(now, colour, format_args!("    {} ↔ {}  {what}", quad.remote, quad.local)),
+            TraceFormat::Json => self.push_json(
+                now,
+                json!({"event": kind, "remote": quad.remote.to_string(), "local": quad.local.to_string(), "what": what}),
+            ),
+        }
     }
 
     pub fn drop(&mut self, now: Instant, reason: DropReason) {
-        if self.enabled {
-            let line = format!("{}     dropped a packet: {reason}", self.stamp(now));
-            self.lines.push(line);
+        if !self.enabled {
+            return;
+        }
+        match self.format {
+            TraceFormat::Text => self.push_text(now, RED, format_args!("    dropped a packet: {reason}")),
+            TraceFormat::Json => self.push_json(now, json!({"event": "drop", "reason": reason.name()})),
         }
     }
 
     pub fn note(&mut self, now: Instant, args: fmt::Arguments<'_>) {
-        if self.enabled {
-            let line = format!("{}     {args}", self.stamp(now));
-            self.lines.push(line);
+        if !self.enabled {
+            return;
         }
+        match self.format {
+            TraceFormat::Text => self.push_text(now, "", format_args!("    {args}")),
+            TraceFormat::Json => self.push_json(now, json!({"event": "note", "what": args.to_string()})),
+        }
+    }
+}
+
+/// Wireshark's "calculated window size": the field shifted, except in SYNs.
+fn scaled(window: u16, flags: TcpFlags, shift: u8) -> u32 {
+    if flags.contains(TcpFlags::SYN) {
+        u32::from(window)
+    } else {
+        u32::from(window) << shift
     }
 }
 
@@ -129,7 +258,7 @@ struct Fields<'a> {
     flags: TcpFlags,
     seq: u32,
     ack: u32,
-    win: u16,
+    win: u32,
     len: usize,
     options: &'a TcpOptions,
 }
@@ -146,18 +275,75 @@ impl fmt::Display for Fields<'_> {
         if let Some(mss) = o.mss {
             let _ = write!(extra, " mss={mss}");
         }
-        if let Some(ws) = o.window_scale {
-            let _ = write!(extra, " ws={}", 1u32 << ws);
-        }
         if o.sack_permitted {
             extra.push_str(" sack_perm");
         }
         if let Some((val, ecr)) = o.timestamps {
             let _ = write!(extra, " tsval={val} tsecr={ecr}");
         }
+        if let Some(ws) = o.window_scale {
+            let _ = write!(extra, " ws={}", 1u32 << ws);
+        }
         for (l, r) in o.sack_blocks() {
             let _ = write!(extra, " sack={}-{}", l.0, r.0);
         }
         f.write_str(&extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn quad() -> Quad {
+        Quad {
+            local: SocketAddrV4::new(Ipv4Addr::new(10, 7, 0, 2), 80),
+            remote: SocketAddrV4::new(Ipv4Addr::new(10, 7, 0, 1), 5000),
+        }
+    }
+
+    #[test]
+    fn text_segment_line_is_relative_and_scaled() {
+        let t0 = Instant::now();
+        let mut t = Tracer::new(t0);
+        t.set_enabled(true);
+        let q = quad();
+        let hdr = TcpHeaderOut {
+            seq: SeqNum(1001),
+            ack: SeqNum(5001),
+            flags: TcpFlags::ACK,
+            window: 100,
+            ..Default::default()
+        };
+        let ctx = SeqContext { iss: SeqNum(1000), irs: SeqNum(5000), peer_shift: 7, our_shift: 3 };
+        t.segment_out(t0, q.local, q.remote, &hdr, 0, Some(ctx));
+        let lines = t.take_lines();
+        assert_eq!(lines, ["  0.000000 out 10.7.0.2:80 → 10.7.0.1:5000 [ACK] seq=1 ack=1 win=800 len=0"]);
+    }
+
+    #[test]
+    fn json_lines_parse_and_carry_the_fields() {
+        let t0 = Instant::now();
+        let mut t = Tracer::new(t0);
+        t.set_enabled(true);
+        t.set_format(TraceFormat::Json);
+        let q = quad();
+        t.state(t0, &q, "LISTEN", "SYN-RECEIVED");
+        t.conn_event(t0, &q, &ConnEvent::Congestion { cwnd: 1460, ssthresh: 5840, why: "retransmission timeout" });
+        t.drop(t0, DropReason::BadTcpChecksum);
+        for line in t.take_lines() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert!(v["event"].is_string() && v["t"].is_number(), "{line}");
+        }
+    }
+
+    #[test]
+    fn disabled_tracer_collects_nothing() {
+        let t0 = Instant::now();
+        let mut t = Tracer::new(t0);
+        t.state(t0, &quad(), "A", "B");
+        t.drop(t0, DropReason::Truncated);
+        assert!(t.take_lines().is_empty());
     }
 }

@@ -31,11 +31,27 @@ pub struct ConnStats {
 /// Things that happened inside the connection that a packet trace cannot show: the *why*.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnEvent {
-    StateChange { from: State, to: State },
-    RtoFired { rto: Duration, backoff: u32 },
-    FastRetransmit { seq: SeqNum },
+    StateChange {
+        from: State,
+        to: State,
+    },
+    RtoFired {
+        rto: Duration,
+        backoff: u32,
+    },
+    FastRetransmit {
+        seq: SeqNum,
+    },
     ZeroWindowProbe,
-    Dropped { why: String },
+    /// The congestion window or slow-start threshold changed because of a loss signal.
+    Congestion {
+        cwnd: u32,
+        ssthresh: u32,
+        why: &'static str,
+    },
+    Dropped {
+        why: String,
+    },
     GaveUp,
 }
 
@@ -316,6 +332,23 @@ impl Connection {
         (self.iss, self.irs)
     }
 
+    /// What the tracer needs to number and scale this connection's segments.
+    pub fn trace_context(&self) -> crate::trace::SeqContext {
+        crate::trace::SeqContext {
+            iss: self.iss,
+            irs: self.irs,
+            peer_shift: self.snd_wscale,
+            our_shift: self.rcv_wscale,
+        }
+    }
+
+    pub(super) fn congestion_event(&mut self, why: &'static str) {
+        if self.trace {
+            let (cwnd, ssthresh) = (self.cc.cwnd(), self.cc.ssthresh());
+            self.events.push(ConnEvent::Congestion { cwnd, ssthresh, why });
+        }
+    }
+
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt()
     }
@@ -529,6 +562,7 @@ impl Connection {
         self.event(ConnEvent::RtoFired { rto: self.rtt.rto(), backoff: self.retries });
         if self.state.is_synchronized() {
             self.cc.on_rto(flight, self.snd_mss);
+            self.congestion_event("retransmission timeout: back to one segment");
         }
         self.rtt.back_off();
         self.rtt_probe = None;

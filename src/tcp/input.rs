@@ -19,12 +19,19 @@ impl Connection {
     /// stack's counters); any answer it calls for is left for `poll_transmit`.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
         self.stats.segs_in += 1;
+        let before = self.events.len();
         let result = match self.state {
             State::Closed => Err(DropReason::Ignored),
             State::SynSent => self.on_segment_syn_sent(now, seg),
             _ => self.on_segment_synchronizing(now, seg),
         };
         self.update_timers(now);
+        if let Err(reason) = result {
+            // Every drop gets a reason line in the trace, with detail where a rule gave one.
+            if self.trace && !self.events[before..].iter().any(|e| matches!(e, ConnEvent::Dropped { .. })) {
+                self.drop_note(format!("{reason} in {}", self.state));
+            }
+        }
         result
     }
 
@@ -296,6 +303,7 @@ impl Connection {
                 self.recover = None;
                 let flight = self.snd_max - self.snd_una;
                 self.cc.on_recovery_end(flight, self.snd_mss);
+                self.congestion_event("recovery done: the ACK covered everything sent before the loss");
             }
             Some(_) => {
                 // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
@@ -321,6 +329,7 @@ impl Connection {
             self.retransmit_una = true;
             self.rtt_probe = None;
             self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+            self.congestion_event("fast retransmit: halved");
         }
     }
 
