@@ -3,6 +3,7 @@
 //! sequence numbers (RFC 6528) and counts everything. Sans I/O like `tcp/`: packets in,
 //! packets out, `now` passed in.
 
+mod cookie;
 mod counters;
 mod isn;
 
@@ -15,23 +16,51 @@ use std::time::Instant;
 
 use crate::tcp::{Connection, State, TcpConfig};
 use crate::trace::{SeqContext, Tracer};
-use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
+use cookie::CookieJar;
 use isn::IsnGenerator;
 
 pub type ConnId = u64;
 
+/// The host's address and its limits. Each limit, when hit, is counted, traced, and has a
+/// defined answer (a dropped SYN, a SYN cookie, the oldest TIME-WAIT forgotten); none lets
+/// memory grow without bound.
 #[derive(Clone, Debug)]
 pub struct HostConfig {
     pub addr: Ipv4Addr,
     pub tcp: TcpConfig,
-    /// Connections a listener may hold that the application has not accepted yet (in
-    /// SYN-RECEIVED or waiting in the accept queue).
+    /// Half-open connections (SYN-RECEIVED) a listener may hold; beyond it SYNs get a SYN
+    /// cookie instead of state (or are dropped with `syn_cookies` off).
     pub backlog: usize,
+    /// Established connections a listener may hold before the application accepts them;
+    /// beyond it SYNs are dropped (the client retries).
+    pub accept_queue: usize,
+    pub syn_cookies: bool,
+    /// Connections in any state, TIME-WAIT included; new ones beyond it are refused.
+    pub max_connections: usize,
+    /// Connections in TIME-WAIT; beyond it the oldest is forgotten early.
+    pub max_time_wait: usize,
+    /// Bytes all connections may hold in their buffers; beyond it no new connection is
+    /// made and no out-of-order data is kept. Each connection is bounded by its own buffer
+    /// sizes as well, so the worst case is max_connections × (recv_buf + send_buf).
+    pub memory_budget: usize,
+    /// RFC 5961 §7: challenge ACKs sent per second, across all connections.
+    pub challenge_acks_per_sec: u32,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
-        HostConfig { addr: Ipv4Addr::new(10, 7, 0, 2), tcp: TcpConfig::default(), backlog: 128 }
+        HostConfig {
+            addr: Ipv4Addr::new(10, 7, 0, 2),
+            tcp: TcpConfig::default(),
+            backlog: 256,
+            accept_queue: 128,
+            syn_cookies: true,
+            max_connections: 16384,
+            max_time_wait: 4096,
+            memory_budget: 1 << 30,
+            challenge_acks_per_sec: 1000,
+        }
     }
 }
 
@@ -49,10 +78,15 @@ struct Entry {
     queued: bool,
     /// The application holds no handle: remove the entry once the protocol is done with it.
     released: bool,
+    /// Counted in the TIME-WAIT queue.
+    in_time_wait: bool,
+    /// Buffer bytes last accounted for this connection.
+    memory: usize,
 }
 
 struct Listener {
     backlog: usize,
+    accept_limit: usize,
     pending: usize,
     queue: VecDeque<ConnId>,
 }
@@ -65,7 +99,15 @@ pub struct Host {
     next_id: ConnId,
     next_port: u16,
     isn: IsnGenerator,
+    cookies: CookieJar,
     ip_id: u16,
+    /// Connections in TIME-WAIT, oldest first (ids may be stale: checked when popped).
+    time_wait: VecDeque<ConnId>,
+    time_wait_count: usize,
+    buffered: usize,
+    /// RFC 5961 §7 rate limit: the current one-second window and what it has sent.
+    challenge_window: Option<Instant>,
+    challenges_sent: u32,
     pub counters: Counters,
     out: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
@@ -90,7 +132,13 @@ impl Host {
             next_id: 1,
             next_port: 49152 + u16::from_le_bytes(seed) % 16384,
             isn: IsnGenerator::new(now),
+            cookies: CookieJar::new(now),
             ip_id: 0,
+            time_wait: VecDeque::new(),
+            time_wait_count: 0,
+            buffered: 0,
+            challenge_window: None,
+            challenges_sent: 0,
             counters: Counters::default(),
             out: VecDeque::new(),
             spare: Vec::new(),
@@ -149,14 +197,42 @@ impl Host {
     }
 
     fn segment_for(&mut self, now: Instant, id: ConnId, seg: &TcpSegment<'_>) {
+        let pressure = self.buffered > self.cfg.memory_budget;
         let Some(entry) = self.conns.get_mut(&id) else { return };
         self.tracer.segment_in(now, seg, Some(entry.conn.trace_context()));
+        entry.conn.set_memory_pressure(pressure);
         if let Err(reason) = entry.conn.on_segment(now, seg) {
             // The connection explains the drop in its own trace line.
             self.counters.count_drop(reason);
             tracing::debug!(%reason, conn = id, "dropped");
         }
+        if entry.conn.take_challenge() {
+            if self.challenge_allowed(now) {
+                if let Some(entry) = self.conns.get_mut(&id) {
+                    entry.conn.request_ack();
+                }
+            } else {
+                self.counters.challenge_acks_suppressed += 1;
+                self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
+            }
+        }
         self.dispatch(now, id);
+    }
+
+    /// RFC 5961 §7: at most `challenge_acks_per_sec` challenge ACKs a second, so they cannot
+    /// be used to amplify a flood or probe for sequence numbers.
+    fn challenge_allowed(&mut self, now: Instant) -> bool {
+        let fresh =
+            self.challenge_window.is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1));
+        if fresh {
+            self.challenge_window = Some(now);
+            self.challenges_sent = 0;
+        }
+        if self.challenges_sent >= self.cfg.challenge_acks_per_sec {
+            return false;
+        }
+        self.challenges_sent += 1;
+        true
     }
 
     /// LISTEN (RFC 9293 §3.10.7.2).
@@ -168,6 +244,9 @@ impl Host {
         }
         if flags.contains(TcpFlags::ACK) {
             self.tracer.segment_in(now, seg, None);
+            if !flags.contains(TcpFlags::SYN) && self.cfg.syn_cookies && self.accept_cookie(now, seg) {
+                return;
+            }
             return self.reset_for(now, seg);
         }
         if !flags.contains(TcpFlags::SYN) {
@@ -175,9 +254,18 @@ impl Host {
             return self.count_drop(now, DropReason::Ignored, None);
         }
         let port = seg.dst.port();
-        let full = self.listeners.get(&port).is_none_or(|l| l.pending + l.queue.len() >= l.backlog);
         self.tracer.segment_in(now, seg, Some(SeqContext::for_syn(seg.seq)));
-        if full {
+        if let Some(reason) = self.refuse_new_connection() {
+            return self.count_drop(now, reason, None);
+        }
+        let Some(l) = self.listeners.get(&port) else { return };
+        if l.queue.len() >= l.accept_limit {
+            return self.count_drop(now, DropReason::AcceptQueueFull, None);
+        }
+        if l.pending >= l.backlog {
+            if self.cfg.syn_cookies {
+                return self.send_cookie(now, seg);
+            }
             return self.count_drop(now, DropReason::BacklogFull, None);
         }
         let iss = self.isn.generate(now, seg.dst, seg.src);
@@ -189,6 +277,84 @@ impl Host {
         }
         self.tracer.state(now, &Quad { local: seg.dst, remote: seg.src }, "LISTEN", State::SynReceived.name());
         self.dispatch(now, id);
+    }
+
+    /// Whether a global limit forbids another connection.
+    fn refuse_new_connection(&self) -> Option<DropReason> {
+        if self.conns.len() >= self.cfg.max_connections {
+            Some(DropReason::ConnectionLimit)
+        } else if self.buffered > self.cfg.memory_budget {
+            Some(DropReason::MemoryLimit)
+        } else {
+            None
+        }
+    }
+
+    /// The SYN backlog is full: answer statelessly with a SYN cookie.
+    fn send_cookie(&mut self, now: Instant, syn: &TcpSegment<'_>) {
+        let tcp = self.cfg.tcp;
+        let (iss, mss) = self.cookies.make(now, syn.dst, syn.src, syn.seq, syn.options.mss.unwrap_or(536));
+        let mut options = TcpOptions { mss: Some(mss.min(tcp.mss)), ..Default::default() };
+        // The client's window scale and SACK-permitted survive only inside our timestamp;
+        // without one, both are off for this connection.
+        if let (true, Some((tsval, _))) = (tcp.timestamps, syn.options.timestamps) {
+            let client_shift = syn.options.window_scale.filter(|_| tcp.window_scaling);
+            let sack = syn.options.sack_permitted && tcp.sack;
+            options.timestamps = Some((cookie::encode_ts(iss.0.rotate_left(13), client_shift, sack), tsval));
+            options.window_scale = client_shift.map(|_| tcp.window_shift());
+            options.sack_permitted = sack;
+        }
+        let hdr = TcpHeaderOut {
+            seq: iss,
+            ack: syn.seq + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: tcp.recv_buf.min(65535) as u16,
+            options,
+        };
+        self.counters.syn_cookies_sent += 1;
+        self.tracer.note(now, format_args!("SYN backlog full on port {}: answering with a SYN cookie", syn.dst.port()));
+        self.emit(
+            now,
+            syn.dst,
+            syn.src,
+            &hdr,
+            &[],
+            Some(SeqContext { iss, irs: syn.seq, peer_shift: 0, our_shift: 0 }),
+        );
+    }
+
+    /// An ACK for a listener with no connection: if it returns a valid SYN cookie, make the
+    /// connection now.
+    fn accept_cookie(&mut self, now: Instant, seg: &TcpSegment<'_>) -> bool {
+        let iss = seg.ack - 1;
+        let Some(mss) = self.cookies.check(now, seg.dst, seg.src, seg.seq - 1, iss) else { return false };
+        let port = seg.dst.port();
+        let full = self.listeners.get(&port).is_none_or(|l| l.queue.len() >= l.accept_limit);
+        if full || self.refuse_new_connection().is_some() {
+            // Dropped, not reset: the client retransmits and may fit later.
+            self.count_drop(now, if full { DropReason::AcceptQueueFull } else { DropReason::ConnectionLimit }, None);
+            return true;
+        }
+        let (client_shift, sack) = match seg.options.timestamps {
+            Some((_, ecr)) => cookie::decode_ts(ecr),
+            None => (None, false),
+        };
+        let mut conn = Connection::from_cookie(now, self.cfg.tcp, seg, iss, mss, client_shift, sack);
+        conn.set_trace(self.tracer.enabled());
+        let id = self.insert(conn, Some(port));
+        if let Some(l) = self.listeners.get_mut(&port) {
+            l.pending += 1;
+        }
+        self.counters.syn_cookies_accepted += 1;
+        let quad = Quad { local: seg.dst, remote: seg.src };
+        self.tracer.state(now, &quad, "LISTEN", "SYN-RECEIVED (from a SYN cookie)");
+        if let Some(entry) = self.conns.get_mut(&id) {
+            if let Err(reason) = entry.conn.on_segment(now, seg) {
+                self.counters.count_drop(reason);
+            }
+        }
+        self.dispatch(now, id);
+        true
     }
 
     /// A RST for a segment that reached no connection (RFC 9293 §3.10.7.1).
@@ -236,11 +402,19 @@ impl Host {
             self.tracer.conn_event(now, &quad, &e);
         }
         self.touched_conns.push(id);
-        self.settle(id);
+        self.settle(now, id);
     }
 
     /// Move a connection between tables after its state changed.
-    fn settle(&mut self, id: ConnId) {
+    fn settle(&mut self, now: Instant, id: ConnId) {
+        self.account(id);
+        let Some(entry) = self.conns.get_mut(&id) else { return };
+        if entry.conn.state() == State::TimeWait && !entry.in_time_wait {
+            entry.in_time_wait = true;
+            self.time_wait.push_back(id);
+            self.time_wait_count += 1;
+            self.trim_time_wait(now);
+        }
         let Some(entry) = self.conns.get_mut(&id) else { return };
         if let Some(port) = entry.listener {
             if !entry.queued && entry.conn.state().is_synchronized() {
@@ -274,8 +448,53 @@ impl Host {
         }
     }
 
+    /// Keep the total of buffered bytes current for this connection.
+    fn account(&mut self, id: ConnId) {
+        if let Some(entry) = self.conns.get_mut(&id) {
+            let now_holds = entry.conn.memory();
+            self.buffered = self.buffered - entry.memory + now_holds;
+            entry.memory = now_holds;
+            if entry.in_time_wait && entry.conn.state() != State::TimeWait {
+                entry.in_time_wait = false;
+                self.time_wait_count -= 1;
+            }
+        }
+    }
+
+    /// Over `max_time_wait`: forget the oldest TIME-WAIT connections. Their peers have
+    /// everything; what is lost is only protection against a delayed duplicate.
+    fn trim_time_wait(&mut self, now: Instant) {
+        while self.time_wait_count > self.cfg.max_time_wait {
+            let Some(old) = self.time_wait.pop_front() else { break };
+            let Some(entry) = self.conns.get_mut(&old) else { continue };
+            if !entry.in_time_wait {
+                continue;
+            }
+            entry.in_time_wait = false;
+            self.time_wait_count -= 1;
+            self.counters.time_wait_dropped += 1;
+            entry.conn.abort(now, std::io::ErrorKind::ConnectionAborted);
+            let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
+            let released = entry.released;
+            if self.by_quad.get(&quad) == Some(&old) {
+                self.by_quad.remove(&quad);
+            }
+            if released {
+                self.forget(old);
+            }
+        }
+        // Drop stale ids so the queue stays as long as the count.
+        while self.time_wait.front().is_some_and(|id| !self.conns.get(id).is_some_and(|e| e.in_time_wait)) {
+            self.time_wait.pop_front();
+        }
+    }
+
     fn forget(&mut self, id: ConnId) {
         if let Some(entry) = self.conns.remove(&id) {
+            self.buffered -= entry.memory;
+            if entry.in_time_wait {
+                self.time_wait_count -= 1;
+            }
             self.counters.retransmits_closed += entry.conn.stats.retransmits;
             let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
             if self.by_quad.get(&quad) == Some(&id) {
@@ -321,7 +540,7 @@ impl Host {
         self.next_id += 1;
         self.counters.connections += 1;
         self.by_quad.insert(Quad { local: conn.local, remote: conn.remote }, id);
-        self.conns.insert(id, Entry { conn, listener, queued: false, released: false });
+        self.conns.insert(id, Entry { conn, listener, queued: false, released: false, in_time_wait: false, memory: 0 });
         id
     }
 
@@ -370,8 +589,10 @@ impl Host {
         if self.listeners.contains_key(&port) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {port} already has a listener")));
         }
-        let backlog = backlog.unwrap_or(self.cfg.backlog).max(1);
-        self.listeners.insert(port, Listener { backlog, pending: 0, queue: VecDeque::new() });
+        // As with listen(2), the argument bounds the accept queue.
+        let accept_limit = backlog.unwrap_or(self.cfg.accept_queue).max(1);
+        let listener = Listener { backlog: self.cfg.backlog.max(1), accept_limit, pending: 0, queue: VecDeque::new() };
+        self.listeners.insert(port, listener);
         Ok(())
     }
 
@@ -430,12 +651,16 @@ impl Host {
 
     /// Run `f` on a connection, then send whatever it produced.
     pub fn with_conn<R>(&mut self, now: Instant, id: ConnId, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
+        let pressure = self.buffered > self.cfg.memory_budget;
         let entry = self.conns.get_mut(&id)?;
+        entry.conn.set_memory_pressure(pressure);
         let r = f(&mut entry.conn);
         // The call may have queued data behind a zero window, which needs the persist timer.
         entry.conn.update_timers(now);
         if entry.conn.wants_transmit() || entry.conn.is_closed() {
             self.dispatch(now, id);
+        } else {
+            self.account(id);
         }
         Some(r)
     }

@@ -17,6 +17,11 @@ pub struct Counters {
     /// Retransmissions of connections already gone (live ones count their own).
     pub retransmits_closed: u64,
     pub device_drops: u64,
+    pub syn_cookies_sent: u64,
+    pub syn_cookies_accepted: u64,
+    pub challenge_acks_suppressed: u64,
+    /// TIME-WAIT connections forgotten early because of `max_time_wait`.
+    pub time_wait_dropped: u64,
     pub drops: BTreeMap<DropReason, u64>,
 }
 
@@ -45,6 +50,15 @@ impl fmt::Display for Summary<'_> {
             "{} connections, {} segments in, {} out, {} retransmissions, {} RST sent, {} pings; drops: ",
             c.connections, c.segs_in, c.segs_out, self.retransmits, c.rst_sent, c.icmp_echo
         )?;
+        if c.syn_cookies_sent > 0 {
+            write!(f, "{} SYN cookies sent, {} accepted, ", c.syn_cookies_sent, c.syn_cookies_accepted)?;
+        }
+        if c.challenge_acks_suppressed > 0 {
+            write!(f, "{} challenge ACKs suppressed, ", c.challenge_acks_suppressed)?;
+        }
+        if c.time_wait_dropped > 0 {
+            write!(f, "{} TIME-WAITs dropped early, ", c.time_wait_dropped)?;
+        }
         if c.drops.is_empty() && c.device_drops == 0 {
             return f.write_str("none");
         }

@@ -138,6 +138,10 @@ pub struct Connection {
     pub(super) sack_enabled: bool,
     /// Start of the out-of-order block that arrived last: RFC 2018 wants it reported first.
     pub(super) sack_latest: Option<SeqNum>,
+    /// An RFC 5961 challenge ACK is owed; the stack rate-limits these across connections.
+    pub(super) challenge: bool,
+    /// The stack's buffers are over budget: hold no out-of-order data.
+    pub(super) memory_pressure: bool,
 
     pub(super) cc: Box<dyn CongestionControl>,
     pub(super) dup_acks: u32,
@@ -201,6 +205,8 @@ impl Connection {
             last_ack_sent: SeqNum(0),
             sack_enabled: false,
             sack_latest: None,
+            challenge: false,
+            memory_pressure: false,
             cc: Box::new(NewReno::new(mss)),
             dup_acks: 0,
             recover: None,
@@ -234,6 +240,43 @@ impl Connection {
         c.snd_wnd = u32::from(syn.window);
         c.max_snd_wnd = c.snd_wnd;
         c.snd_wl1 = syn.seq;
+        c
+    }
+
+    /// A connection completed by a SYN cookie: no state was kept for the SYN, so rebuild what
+    /// the SYN,ACK promised (`iss` is the cookie) and let `ack` finish the handshake through
+    /// the ordinary SYN-RECEIVED rules.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_cookie(
+        now: Instant,
+        cfg: TcpConfig,
+        ack: &TcpSegment<'_>,
+        iss: SeqNum,
+        mss: u16,
+        window_scale: Option<u8>,
+        sack: bool,
+    ) -> Self {
+        let mut c = Connection::new(now, cfg, ack.dst, ack.src, iss, State::SynReceived);
+        c.passive = true;
+        c.irs = ack.seq - 1;
+        c.rcv_nxt = ack.seq;
+        c.snd_mss = u32::from(mss).min(u32::from(cfg.mss)).max(MIN_SND_MSS);
+        if let (true, Some(shift)) = (cfg.window_scaling, window_scale) {
+            c.snd_wscale = shift;
+            c.rcv_wscale = cfg.window_shift();
+        }
+        if let (true, Some((tsval, tsecr))) = (cfg.timestamps, ack.options.timestamps) {
+            c.ts_enabled = true;
+            c.ts_recent = tsval;
+            // Continue the clock the SYN,ACK's TSval came from, so it never runs backwards.
+            c.ts_offset = tsecr.wrapping_add(1);
+            c.sack_enabled = cfg.sack && sack;
+        }
+        c.snd_nxt = iss + 1;
+        c.snd_max = iss + 1;
+        c.rcv_adv = c.rcv_nxt + c.recv_buf.window().min(65535) as u32;
+        c.snd_wl1 = c.irs;
+        c.cc = Box::new(NewReno::new(c.snd_mss));
         c
     }
 
@@ -652,5 +695,26 @@ impl Connection {
             self.recover.map(|r| r - iss),
             self.dup_acks,
         )
+    }
+}
+
+impl Connection {
+    /// A challenge ACK is owed (and now taken): the stack decides whether it goes out.
+    pub fn take_challenge(&mut self) -> bool {
+        std::mem::take(&mut self.challenge)
+    }
+
+    /// Send an ACK at the next `poll_transmit`.
+    pub fn request_ack(&mut self) {
+        self.ack_now = true;
+    }
+
+    /// Bytes held in this connection's buffers.
+    pub fn memory(&self) -> usize {
+        self.send_buf.len() + self.recv_buf.len() + self.recv_buf.out_of_order_bytes()
+    }
+
+    pub fn set_memory_pressure(&mut self, on: bool) {
+        self.memory_pressure = on;
     }
 }

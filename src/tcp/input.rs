@@ -106,7 +106,7 @@ impl Connection {
         if seg.flags.contains(TcpFlags::SYN) {
             // RFC 5961 §4: a SYN on a synchronized connection gets a challenge ACK; a genuine
             // peer that restarted answers it with a RST we can then believe.
-            self.ack_now = true;
+            self.challenge = true;
             self.drop_note("SYN on a synchronized connection: challenge ACK (RFC 5961)".into());
             return Err(DropReason::Ignored);
         }
@@ -186,7 +186,7 @@ impl Connection {
     /// resets; one merely inside the window gets a challenge ACK.
     fn on_rst(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         if seg.seq != self.rcv_nxt {
-            self.ack_now = true;
+            self.challenge = true;
             self.drop_note("RST inside the window but not at RCV.NXT: challenge ACK (RFC 5961)".into());
             return;
         }
@@ -218,7 +218,8 @@ impl Connection {
             self.max_snd_wnd = self.snd_wnd;
         }
         if seg.ack > self.snd_max {
-            self.ack_now = true;
+            // RFC 5961 §5.2: answer (rate-limited) and drop.
+            self.challenge = true;
             self.drop_note(format!("ack {} acknowledges data never sent", seg.ack - self.iss));
             return Err(DropReason::AckOfUnsent);
         }
@@ -374,8 +375,12 @@ impl Connection {
                 }
             } else {
                 // Out of order: a duplicate ACK at once tells the sender (RFC 5681 §4.2).
-                self.recv_buf.insert_out_of_order(seq, payload);
-                self.sack_latest = Some(seq);
+                if self.memory_pressure {
+                    self.drop_note("out-of-order data not held: the stack is over its memory budget".into());
+                } else {
+                    self.recv_buf.insert_out_of_order(seq, payload);
+                    self.sack_latest = Some(seq);
+                }
                 self.ack_now = true;
             }
             self.stats.bytes_in += payload.len() as u64;

@@ -131,6 +131,10 @@ impl RecvBuf {
         self.ooo.iter().map(|(s, d)| (*s, *s + d.len() as u32))
     }
 
+    pub fn out_of_order_bytes(&self) -> usize {
+        self.ooo.iter().map(|(_, d)| d.len()).sum()
+    }
+
     pub fn has_out_of_order(&self) -> bool {
         !self.ooo.is_empty()
     }

@@ -47,6 +47,7 @@ pub fn parse_packet(local: Ipv4Addr, bytes: &[u8]) -> Result<Packet<'_>, DropRea
     if frag & 0x2000 != 0 || frag & 0x1fff != 0 {
         return Err(DropReason::Fragment);
     }
+    check_options(&bytes[IPV4_HEADER_LEN..header_len])?;
     let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
     let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
     if dst != local {
@@ -61,6 +62,28 @@ pub fn parse_packet(local: Ipv4Addr, bytes: &[u8]) -> Result<Packet<'_>, DropRea
         PROTO_ICMP => icmp::parse_echo_request(src, body).map(Packet::IcmpEcho),
         _ => Err(DropReason::UnsupportedProtocol),
     }
+}
+
+/// IP options are accepted and ignored (RFC 1122 §3.2.1.8), except source routes, which only
+/// an attacker sends to a host like this one; a malformed option list drops the packet.
+fn check_options(mut opts: &[u8]) -> Result<(), DropReason> {
+    while let Some(&kind) = opts.first() {
+        match kind {
+            0 => return Ok(()),
+            1 => opts = &opts[1..],
+            _ => {
+                let len = usize::from(*opts.get(1).ok_or(DropReason::BadIpHeader)?);
+                if len < 2 || len > opts.len() {
+                    return Err(DropReason::BadIpHeader);
+                }
+                if kind == 131 || kind == 137 {
+                    return Err(DropReason::SourceRoute);
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Write an IPv4 header for a payload of `payload_len` bytes.
@@ -143,6 +166,30 @@ mod tests {
         let mut v6 = sample();
         v6[0] = 0x60;
         assert_eq!(parse_packet(US, &v6).unwrap_err(), DropReason::NotIpv4);
+    }
+
+    fn with_options(opts: &[u8]) -> Vec<u8> {
+        let mut p = sample();
+        let ihl = (20 + opts.len()) / 4;
+        p.splice(20..20, opts.iter().copied());
+        p[0] = 0x40 | ihl as u8;
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[10] = 0;
+        p[11] = 0;
+        let sum = checksum::checksum(&p[..ihl * 4]);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn ip_options_ignored_but_source_routes_and_bad_lengths_dropped() {
+        // Record route (7), then NOPs and EOL: fine.
+        assert!(parse_packet(US, &with_options(&[7, 7, 4, 0, 0, 0, 0, 0])).is_ok());
+        // Loose source route.
+        assert_eq!(parse_packet(US, &with_options(&[131, 7, 4, 10, 7, 0, 9, 0])).unwrap_err(), DropReason::SourceRoute);
+        // An option whose length runs past the header.
+        assert_eq!(parse_packet(US, &with_options(&[7, 40, 0, 0])).unwrap_err(), DropReason::BadIpHeader);
     }
 
     #[test]

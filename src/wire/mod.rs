@@ -39,10 +39,18 @@ pub enum DropReason {
     Ignored,
     /// PAWS: an old duplicate, by its timestamp (RFC 7323 §5).
     StaleTimestamp,
+    /// IPv4 source routing (LSRR/SSRR): a classic spoofing aid, dropped as RFC 7126 advises.
+    SourceRoute,
+    /// A new connection beyond `max_connections`.
+    ConnectionLimit,
+    /// A new connection, or out-of-order data, while buffers hold more than the memory budget.
+    MemoryLimit,
+    /// A SYN for a listener whose accept queue is full.
+    AcceptQueueFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -60,6 +68,10 @@ impl DropReason {
         DropReason::BacklogFull,
         DropReason::Ignored,
         DropReason::StaleTimestamp,
+        DropReason::SourceRoute,
+        DropReason::ConnectionLimit,
+        DropReason::MemoryLimit,
+        DropReason::AcceptQueueFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +93,10 @@ impl DropReason {
             DropReason::BacklogFull => "backlog-full",
             DropReason::Ignored => "ignored",
             DropReason::StaleTimestamp => "stale-timestamp",
+            DropReason::SourceRoute => "ip-source-route",
+            DropReason::ConnectionLimit => "connection-limit",
+            DropReason::MemoryLimit => "memory-limit",
+            DropReason::AcceptQueueFull => "accept-queue-full",
         }
     }
 }

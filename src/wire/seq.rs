@@ -70,6 +70,14 @@ impl Sub<SeqNum> for SeqNum {
     }
 }
 
+/// `n` sequence numbers back.
+impl Sub<u32> for SeqNum {
+    type Output = SeqNum;
+    fn sub(self, rhs: u32) -> SeqNum {
+        SeqNum(self.0.wrapping_sub(rhs))
+    }
+}
+
 impl fmt::Debug for SeqNum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

@@ -194,9 +194,10 @@ fn simultaneous_open() {
 }
 
 #[test]
-fn backlog_full_drops_syns() {
+fn backlog_full_drops_syns_when_cookies_are_off() {
     let mut cfg = config();
     cfg.backlog = 2;
+    cfg.syn_cookies = false;
     let mut t = Peer::listening_with(cfg);
     for port in [1, 2, 3] {
         t.send(syn().seq(1).sport(port));

@@ -5,6 +5,7 @@
 mod close;
 mod data;
 mod handshake;
+mod hostile;
 mod options;
 mod reliability;
 mod reset;
