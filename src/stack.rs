@@ -9,7 +9,8 @@ mod isn;
 
 pub use counters::{Counters, Summary};
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
@@ -82,6 +83,38 @@ struct Entry {
     in_time_wait: bool,
     /// Buffer bytes last accounted for this connection.
     memory: usize,
+    /// The deadline this connection has in the timer heap.
+    timer: Option<Instant>,
+}
+
+/// Packets on their way out, with buffers kept for reuse (no allocation per packet once
+/// warm).
+struct Wire {
+    out: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    ip_id: u16,
+}
+
+impl Wire {
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        tracer: &mut Tracer,
+        counters: &mut Counters,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &TcpHeaderOut,
+        payload: &[u8],
+        ctx: Option<SeqContext>,
+    ) {
+        tracer.segment_out(now, local, remote, hdr, payload.len(), ctx);
+        let mut pkt = self.spare.pop().unwrap_or_default();
+        self.ip_id = self.ip_id.wrapping_add(1);
+        ipv4::build_tcp(local, remote, hdr, payload, self.ip_id, &mut pkt);
+        counters.segs_out += 1;
+        self.out.push_back(pkt);
+    }
 }
 
 struct Listener {
@@ -100,7 +133,10 @@ pub struct Host {
     next_port: u16,
     isn: IsnGenerator,
     cookies: CookieJar,
-    ip_id: u16,
+    wire: Wire,
+    /// Connection deadlines, earliest first. An entry is current only while it equals the
+    /// connection's `timer`; stale ones are skipped as they surface.
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Connections in TIME-WAIT, oldest first (ids may be stale: checked when popped).
     time_wait: VecDeque<ConnId>,
     time_wait_count: usize,
@@ -109,8 +145,6 @@ pub struct Host {
     challenge_window: Option<Instant>,
     challenges_sent: u32,
     pub counters: Counters,
-    out: VecDeque<Vec<u8>>,
-    spare: Vec<Vec<u8>>,
     scratch: Vec<u8>,
     /// Connections and listeners whose readiness may have changed since the last
     /// `take_touched`: their waiting application threads should look again.
@@ -133,15 +167,14 @@ impl Host {
             next_port: 49152 + u16::from_le_bytes(seed) % 16384,
             isn: IsnGenerator::new(now),
             cookies: CookieJar::new(now),
-            ip_id: 0,
+            wire: Wire { out: VecDeque::new(), spare: Vec::new(), ip_id: 0 },
+            timers: BinaryHeap::new(),
             time_wait: VecDeque::new(),
             time_wait_count: 0,
             buffered: 0,
             challenge_window: None,
             challenges_sent: 0,
             counters: Counters::default(),
-            out: VecDeque::new(),
-            spare: Vec::new(),
             scratch: Vec::with_capacity(65536),
             touched_conns: Vec::new(),
             touched_ports: Vec::new(),
@@ -166,10 +199,11 @@ impl Host {
             Err(reason) => self.count_drop(now, reason, None),
             Ok(Packet::IcmpEcho(req)) => {
                 self.counters.icmp_echo += 1;
-                let mut pkt = self.spare.pop().unwrap_or_default();
-                icmp::build_echo_reply(self.cfg.addr, &req, self.next_ip_id(), &mut pkt);
+                let mut pkt = self.wire.spare.pop().unwrap_or_default();
+                self.wire.ip_id = self.wire.ip_id.wrapping_add(1);
+                icmp::build_echo_reply(self.cfg.addr, &req, self.wire.ip_id, &mut pkt);
                 self.tracer.note(now, format_args!("ICMP echo request from {}: replying", req.src));
-                self.out.push_back(pkt);
+                self.wire.out.push_back(pkt);
             }
             Ok(Packet::Tcp(seg)) => self.handle_tcp(now, &seg),
         }
@@ -385,21 +419,18 @@ impl Host {
     /// Pull every segment the connection wants to send, and keep the tables in step with
     /// its state.
     fn dispatch(&mut self, now: Instant, id: ConnId) {
-        let Some(entry) = self.conns.get_mut(&id) else { return };
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut sent = Vec::new();
-        while let Some(hdr) = entry.conn.poll_transmit(now, &mut scratch) {
-            sent.push((hdr, scratch.clone()));
+        let Host { conns, tracer, wire, counters, scratch, .. } = self;
+        let Some(entry) = conns.get_mut(&id) else { return };
+        let (local, remote) = (entry.conn.local, entry.conn.remote);
+        while let Some(hdr) = entry.conn.poll_transmit(now, scratch) {
+            let ctx = tracer.enabled().then(|| entry.conn.trace_context());
+            wire.emit(tracer, counters, now, local, remote, &hdr, scratch, ctx);
         }
-        let (local, remote, ctx) = (entry.conn.local, entry.conn.remote, entry.conn.trace_context());
-        let events = entry.conn.take_events();
-        for (hdr, payload) in &sent {
-            self.emit(now, local, remote, hdr, payload, Some(ctx));
-        }
-        self.scratch = scratch;
-        let quad = Quad { local, remote };
-        for e in events {
-            self.tracer.conn_event(now, &quad, &e);
+        if tracer.enabled() {
+            let quad = Quad { local, remote };
+            for e in entry.conn.take_events() {
+                tracer.conn_event(now, &quad, &e);
+            }
         }
         self.touched_conns.push(id);
         self.settle(now, id);
@@ -451,6 +482,13 @@ impl Host {
     /// Keep the total of buffered bytes current for this connection.
     fn account(&mut self, id: ConnId) {
         if let Some(entry) = self.conns.get_mut(&id) {
+            let deadline = entry.conn.poll_at();
+            if deadline != entry.timer {
+                entry.timer = deadline;
+                if let Some(t) = deadline {
+                    self.timers.push(Reverse((t, id)));
+                }
+            }
             let now_holds = entry.conn.memory();
             self.buffered = self.buffered - entry.memory + now_holds;
             entry.memory = now_holds;
@@ -513,6 +551,7 @@ impl Host {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
         now: Instant,
@@ -522,17 +561,7 @@ impl Host {
         payload: &[u8],
         ctx: Option<SeqContext>,
     ) {
-        self.tracer.segment_out(now, local, remote, hdr, payload.len(), ctx);
-        let mut pkt = self.spare.pop().unwrap_or_default();
-        let id = self.next_ip_id();
-        ipv4::build_tcp(local, remote, hdr, payload, id, &mut pkt);
-        self.counters.segs_out += 1;
-        self.out.push_back(pkt);
-    }
-
-    fn next_ip_id(&mut self) -> u16 {
-        self.ip_id = self.ip_id.wrapping_add(1);
-        self.ip_id
+        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload, ctx);
     }
 
     fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {
@@ -540,25 +569,28 @@ impl Host {
         self.next_id += 1;
         self.counters.connections += 1;
         self.by_quad.insert(Quad { local: conn.local, remote: conn.remote }, id);
-        self.conns.insert(id, Entry { conn, listener, queued: false, released: false, in_time_wait: false, memory: 0 });
+        self.conns.insert(
+            id,
+            Entry { conn, listener, queued: false, released: false, in_time_wait: false, memory: 0, timer: None },
+        );
         id
     }
 
     /// The next packet to write to the device.
     pub fn pop_output(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        self.wire.out.pop_front()
     }
 
     /// Packets are waiting in `pop_output`.
     pub fn pop_output_pending(&self) -> bool {
-        !self.out.is_empty()
+        !self.wire.out.is_empty()
     }
 
     /// Give a written packet's buffer back for reuse.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.spare.len() < 256 {
+        if self.wire.spare.len() < 256 {
             buf.clear();
-            self.spare.push(buf);
+            self.wire.spare.push(buf);
         }
     }
 
@@ -568,18 +600,35 @@ impl Host {
 
     // ----- Timers -----
 
-    pub fn poll_at(&self) -> Option<Instant> {
-        self.conns.values().filter_map(|e| e.conn.poll_at()).min()
+    /// The earliest connection deadline.
+    pub fn poll_at(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if self.conns.get(&id).is_some_and(|e| e.timer == Some(t)) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
+    /// Run every connection timer that is due.
     pub fn on_timer(&mut self, now: Instant) {
-        let due: Vec<ConnId> =
-            self.conns.iter().filter(|(_, e)| e.conn.poll_at().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
-        for id in due {
-            if let Some(entry) = self.conns.get_mut(&id) {
-                entry.conn.on_timer(now);
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
             }
+            self.timers.pop();
+            let Some(entry) = self.conns.get_mut(&id) else { continue };
+            if entry.timer != Some(t) {
+                continue;
+            }
+            entry.timer = None;
+            entry.conn.on_timer(now);
             self.dispatch(now, id);
+        }
+        // Re-arming on every ACK leaves stale entries behind; rebuild before they pile up.
+        if self.timers.len() > 4 * self.conns.len() + 1024 {
+            self.timers = self.conns.iter().filter_map(|(id, e)| e.timer.map(|t| Reverse((t, *id)))).collect();
         }
     }
 

@@ -123,7 +123,7 @@ impl Inner {
     }
 
     /// The earlier of the host's next timer and the device's (a held packet).
-    fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&mut self) -> Option<Instant> {
         match (self.host.poll_at(), self.device.poll_at()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, None) => a,
