@@ -147,7 +147,11 @@ pub struct Connection {
     pub(super) dup_acks: u32,
     /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
     pub(super) recover: Option<SeqNum>,
-    pub(super) retransmit_una: bool,
+    /// Resend the next lost range at the next `poll_transmit`.
+    pub(super) retransmit_hole: bool,
+    /// What the peer's SACK blocks say it holds, and how far this recovery has resent.
+    pub(super) scoreboard: super::sack::Scoreboard,
+    pub(super) rexmit_next: SeqNum,
 
     pub stats: ConnStats,
     pub(super) trace: bool,
@@ -210,7 +214,9 @@ impl Connection {
             cc: Box::new(NewReno::new(mss)),
             dup_acks: 0,
             recover: None,
-            retransmit_una: false,
+            retransmit_hole: false,
+            scoreboard: Default::default(),
+            rexmit_next: iss,
             stats: ConnStats::default(),
             trace: false,
             events: Vec::new(),
@@ -565,7 +571,7 @@ impl Connection {
 
     /// There is something to send now.
     pub fn wants_transmit(&self) -> bool {
-        self.rst_out.is_some() || self.ack_now || self.retransmit_una || self.force_probe || self.has_sendable()
+        self.rst_out.is_some() || self.ack_now || self.retransmit_hole || self.force_probe || self.has_sendable()
     }
 
     pub fn on_timer(&mut self, now: Instant) {
@@ -611,7 +617,9 @@ impl Connection {
         self.rtt_probe = None;
         self.recover = None;
         self.dup_acks = 0;
-        self.retransmit_una = false;
+        self.retransmit_hole = false;
+        // RFC 6675 §5.1: after a timeout the SACK information may be stale; start over.
+        self.scoreboard.clear();
         // Go back: resend from the oldest unacknowledged byte (or the SYN), as cwnd allows.
         self.snd_nxt = self.snd_una;
     }

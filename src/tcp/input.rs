@@ -224,6 +224,9 @@ impl Connection {
             return Err(DropReason::AckOfUnsent);
         }
         let window = u32::from(seg.window) << self.snd_wscale;
+        if self.sack_enabled && seg.options.sack_len > 0 {
+            self.scoreboard.update(seg.options.sack_blocks(), self.snd_una, self.snd_max);
+        }
         if seg.ack > self.snd_una {
             let ts_rtt = match (self.ts_enabled, seg.options.timestamps) {
                 (true, Some((_, ecr))) if ecr != 0 => {
@@ -282,6 +285,7 @@ impl Connection {
         }
         self.send_buf.consume(data);
         self.snd_una = ack;
+        self.scoreboard.prune(ack);
         if self.snd_nxt < ack {
             self.snd_nxt = ack;
         }
@@ -309,7 +313,8 @@ impl Connection {
             Some(_) => {
                 // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
                 self.cc.on_partial_ack(data, self.snd_mss);
-                self.retransmit_una = true;
+                self.rexmit_next = self.rexmit_next.max(self.snd_una);
+                self.retransmit_hole = true;
             }
             None if data > 0 => self.cc.on_ack(data, self.snd_mss),
             None => {}
@@ -323,11 +328,16 @@ impl Connection {
         self.dup_acks += 1;
         if self.recover.is_some() {
             self.cc.on_dup_ack_in_recovery(self.snd_mss);
+            // With SACK, each further duplicate ACK may free another known hole (RFC 6675).
+            if self.scoreboard.next_hole(self.rexmit_next.max(self.snd_una)).is_some() {
+                self.retransmit_hole = true;
+            }
         } else if self.dup_acks == 3 {
+            self.rexmit_next = self.snd_una;
             let flight = self.snd_max - self.snd_una;
             self.cc.on_fast_retransmit(flight, self.snd_mss);
             self.recover = Some(self.snd_max);
-            self.retransmit_una = true;
+            self.retransmit_hole = true;
             self.rtt_probe = None;
             self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
             self.congestion_event("fast retransmit: halved");

@@ -10,6 +10,7 @@ mod input;
 mod output;
 pub mod recv_buf;
 pub mod rtt;
+pub mod sack;
 pub mod send_buf;
 pub mod state;
 

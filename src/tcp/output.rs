@@ -95,9 +95,12 @@ impl Connection {
             return None;
         }
         let data_end = self.snd_una + self.send_buf.len() as u32;
-        let (seq, len) = if self.retransmit_una {
-            self.retransmit_una = false;
-            (self.snd_una, (self.send_buf.len() as u32).min(self.seg_size()))
+        let hole = if self.retransmit_hole { self.next_hole() } else { None };
+        self.retransmit_hole = false;
+        let (seq, len) = if let Some((seq, end)) = hole {
+            let len = (end - seq).min(self.seg_size()).min(data_end - seq);
+            self.rexmit_next = seq + len.max(1);
+            (seq, len)
         } else {
             let seq = self.snd_nxt;
             let unsent = if data_end > seq { data_end - seq } else { 0 };
@@ -148,6 +151,18 @@ impl Connection {
         let window = self.advertise();
         let options = self.segment_options(now);
         Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+    }
+
+    /// The range to resend in fast recovery: the next hole the scoreboard knows of, or
+    /// without SACK information the segment at SND.UNA (NewReno).
+    fn next_hole(&self) -> Option<(SeqNum, SeqNum)> {
+        let from = self.rexmit_next.max(self.snd_una);
+        let data_end = self.snd_una + self.send_buf.len() as u32;
+        match self.scoreboard.next_hole(from) {
+            Some((l, r)) => Some((l, r.min(data_end.max(l)))),
+            None if from == self.snd_una => Some((self.snd_una, data_end)),
+            None => None,
+        }
     }
 
     fn ack_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {

@@ -118,3 +118,47 @@ fn window_scale_applies_in_both_directions() {
     let a = t.expect();
     assert_eq!(u32::from(a.window) << ours, ((1 << 20) - 1) & !31, "our window, scaled by our shift");
 }
+
+#[test]
+fn sack_recovery_resends_each_hole_once_on_successive_duplicate_acks() {
+    let mut cfg = config();
+    cfg.tcp.send_buf = 64 * 1024;
+    let mut t = Peer::listening_with(cfg);
+    let mut s = syn().seq(PEER_ISS).mss(1000);
+    s.hdr.options.sack_permitted = true;
+    t.send(s);
+    let sa = t.expect();
+    assert!(sa.options.sack_permitted);
+    let iss = sa.seq;
+    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1));
+    t.accept();
+    t.app_write(&[9u8; 8000]);
+    for _ in 0..8 {
+        t.expect();
+    }
+    // Segments 0, 2 and 4 are lost; each later arrival draws a duplicate ACK with SACK.
+    let seg = |k: u32| (SeqNum(iss + 1 + 1000 * k), SeqNum(iss + 1 + 1000 * (k + 1)));
+    let dup = |blocks: &[(SeqNum, SeqNum)]| {
+        let mut a = ack().seq(PEER_ISS + 1).ack(iss + 1);
+        for (i, b) in blocks.iter().enumerate() {
+            a.hdr.options.sack[i] = *b;
+        }
+        a.hdr.options.sack_len = blocks.len() as u8;
+        a
+    };
+    t.send(dup(&[seg(1)]));
+    t.send(dup(&[seg(3), seg(1)]));
+    t.expect_nothing();
+    t.send(dup(&[seg(5), seg(3), seg(1)]));
+    assert_eq!(t.expect().seq, iss + 1, "third duplicate: fast retransmit of the first hole");
+    t.send(dup(&[(seg(5).0, seg(6).1), seg(3), seg(1)]));
+    assert_eq!(t.expect().seq, iss + 2001, "the next hole, not a repeat");
+    t.send(dup(&[(seg(5).0, seg(7).1), seg(3), seg(1)]));
+    assert_eq!(t.expect().seq, iss + 4001, "and the last");
+    t.send(dup(&[(seg(5).0, seg(7).1), seg(3), seg(1)]));
+    assert!(std::iter::from_fn(|| t.next()).all(|g| g.len() == 0), "every hole resent once");
+    // The peer now has everything.
+    t.send(ack().seq(PEER_ISS + 1).ack(iss + 8001));
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().buffered().1, 0);
+}
