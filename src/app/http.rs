@@ -75,10 +75,14 @@ pub struct ServeStats {
 }
 
 /// What a [`serve_with`] hook did with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hook {
     /// Not the hook's request: the built-in routes answer it.
     Declined,
+    /// The hook chose the answer (e.g. `426 Upgrade Required` for a plain GET of a
+    /// WebSocket path); `serve_with` writes it like a routed one, body skipping and
+    /// keep-alive included.
+    Respond(Response),
     /// The hook answered and now owns the rest of the connection (e.g. a WebSocket
     /// upgrade); `serve_with` returns without writing anything more.
     TookOver,
@@ -114,10 +118,14 @@ where
             }
         };
 
-        if hook(&mut req, stream)? == Hook::TookOver {
-            stats.requests += 1;
-            return Ok(stats);
-        }
+        let hooked = match hook(&mut req, stream)? {
+            Hook::TookOver => {
+                stats.requests += 1;
+                return Ok(stats);
+            }
+            Hook::Respond(resp) => Some(resp),
+            Hook::Declined => None,
+        };
 
         if req.expects_continue() && req.body_len > req.leftover.len() as u64 {
             stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
@@ -128,7 +136,7 @@ where
         }
 
         let keep_alive = req.keep_alive();
-        let mut resp = route(&req, cfg);
+        let mut resp = hooked.unwrap_or_else(|| route(&req, cfg));
         if !keep_alive {
             resp.headers.push(("Connection", "close".into()));
         } else if req.version == Version::Http10 {

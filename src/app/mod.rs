@@ -1,4 +1,8 @@
-//! Applications on synack's byte stream: the classic test services and an HTTP server.
+//! Applications on synack's byte stream: the classic test services, an HTTP server, and
+//! WebSocket endpoints (echo, chat, live stats) behind it.
 
+pub mod chat;
 pub mod http;
 pub mod services;
+pub mod stats;
+pub mod ws;

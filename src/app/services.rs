@@ -1,4 +1,5 @@
-//! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9, HTTP on 80.
+//! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9, HTTP on 80
+//! with the WebSocket endpoints `/ws`, `/chat` and `/stats` behind it.
 //! One thread per connection: simple, and plenty for the hundreds a learner opens.
 
 use std::io::{self, Read, Write};
@@ -8,6 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::http::{self, HttpConfig};
+use super::stats;
+use super::ws::Endpoints;
 use crate::runtime::{Stack, TcpListener, TcpStream};
 
 pub const ECHO_PORT: u16 = 7;
@@ -53,6 +56,14 @@ pub fn serve_http(mut stream: TcpStream, cfg: &HttpConfig) -> io::Result<()> {
     Ok(())
 }
 
+/// HTTP with WebSocket upgrades: a request for one of the WebSocket paths is handed to
+/// `ws` (which then owns the connection); everything else is plain HTTP.
+pub fn serve_http_ws(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints) -> io::Result<()> {
+    stream.set_read_timeout(Some(HTTP_IDLE))?;
+    http::serve_with(&mut stream, cfg, |req, s| ws.hook(req, s))?;
+    Ok(())
+}
+
 /// Accept on `port` forever, handling each connection on its own thread with `handler`.
 pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<JoinHandle<()>>
 where
@@ -81,11 +92,12 @@ where
     })
 }
 
-/// Start echo, discard and HTTP.
+/// Start echo, discard, and HTTP with the WebSocket endpoints (`/stats` reads `stack`).
 pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<JoinHandle<()>>> {
+    let ws = Endpoints::new(Some(stats::source(stack.clone())));
     Ok(vec![
         spawn_service(stack, ECHO_PORT, "echo", |s| echo(s).map(|_| ()))?,
         spawn_service(stack, DISCARD_PORT, "discard", |s| discard(s).map(|_| ()))?,
-        spawn_service(stack, HTTP_PORT, "http", move |s| serve_http(s, &http_cfg))?,
+        spawn_service(stack, HTTP_PORT, "http", move |s| serve_http_ws(s, &http_cfg, &ws))?,
     ])
 }

@@ -16,6 +16,7 @@ impl Status {
     pub const BAD_REQUEST: Status = Status(400);
     pub const NOT_FOUND: Status = Status(404);
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
+    pub const UPGRADE_REQUIRED: Status = Status(426);
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431);
     pub const NOT_IMPLEMENTED: Status = Status(501);
 
@@ -28,6 +29,7 @@ impl Status {
             404 => "Not Found",
             405 => "Method Not Allowed",
             411 => "Length Required",
+            426 => "Upgrade Required",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             501 => "Not Implemented",
@@ -132,43 +134,14 @@ pub fn route(req: &Request, cfg: &HttpConfig) -> Response {
     }
 }
 
+/// The demo page: what synack is, a live table of its TCP connections and a chat, both over
+/// WebSockets served by this same stack (`/stats`, `/chat`). One self-contained file, so it
+/// works offline and needs no build step.
+const INDEX_PAGE: &str = include_str!("../page/index.html");
+
 fn index_page(cfg: &HttpConfig) -> String {
     let extra = cfg.index_extra.as_ref().map(|f| f()).unwrap_or_default();
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>synack — a userspace TCP/IP stack on a TUN device</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
-code {{ background: #eee; padding: 0 .2em; }}
-</style>
-</head>
-<body>
-<h1>synack — a userspace TCP/IP stack on a TUN device</h1>
-<p>This very page travelled to you over a TCP connection whose handshake, segments and
-close were made by synack's own code, not by the kernel. The kernel only passed raw IP
-packets through a TUN device; synack did the TCP.</p>
-<h2>Services</h2>
-<ul>
-<li><b>port 7</b> — echo (RFC 862): every byte you send comes back.</li>
-<li><b>port 9</b> — discard (RFC 863): every byte you send is read and dropped.</li>
-<li><b>port 80</b> — this HTTP/1.1 server:
-  <ul>
-  <li><a href="/"><code>/</code></a> — this page</li>
-  <li><a href="/bytes/1000000"><code>/bytes/N</code></a> — N bytes (0 to {max}) where byte
-  <i>i</i> is <i>i</i> mod 251, so any client can check the transfer:
-  <code>curl -s http://HOST/bytes/1000000 | sha256sum</code></li>
-  </ul>
-</li>
-</ul>
-{extra}
-</body>
-</html>
-"#,
-        max = cfg.max_bytes,
-    )
+    INDEX_PAGE.replace("{{MAX_BYTES}}", &cfg.max_bytes.to_string()).replace("{{EXTRA}}", &extra)
 }
 
 /// Writes `resp` (head, then body unless `head_only`) and flushes. Returns the body bytes
