@@ -1,0 +1,75 @@
+//! The kernel's TCP serving what `synack serve` serves, for side-by-side measurements
+//! (`scripts/bench.sh`): the same HTTP code (`synack::app::http::serve`, so `/bytes/N` is the
+//! same bytes written in the same chunks) and the same discard loop, over `std::net`.
+//!
+//! ```text
+//! kernel_peer [ADDR]     HTTP on ADDR:80, discard on ADDR:9 (ADDR defaults to 0.0.0.0)
+//! ```
+//!
+//! Prints `kernel_peer: ready` to stderr once both listen; runs until killed.
+
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::{Context, Result};
+use synack::app::http::{self, HttpConfig};
+use synack::app::services::{DISCARD_PORT, HTTP_PORT};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("kernel_peer: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let ip: Ipv4Addr = match std::env::args().nth(1) {
+        Some(a) => a.parse().with_context(|| format!("bad address {a:?}"))?,
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    let http = TcpListener::bind((ip, HTTP_PORT)).with_context(|| format!("binding {ip}:{HTTP_PORT}"))?;
+    let discard = TcpListener::bind((ip, DISCARD_PORT)).with_context(|| format!("binding {ip}:{DISCARD_PORT}"))?;
+    let cfg = HttpConfig::default();
+    let http_thread = thread::spawn(move || {
+        accept_loop(http, move |mut s| {
+            http::serve(&mut s, &cfg)?;
+            Ok(())
+        })
+    });
+    let discard_thread = thread::spawn(move || accept_loop(discard, discard_one));
+    eprintln!("kernel_peer: ready (http {ip}:{HTTP_PORT}, discard {ip}:{DISCARD_PORT})");
+    for t in [http_thread, discard_thread] {
+        t.join().map_err(|_| anyhow::anyhow!("an accept thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Accept forever, one thread per connection, as `synack serve` does.
+fn accept_loop<F>(listener: TcpListener, handler: F) -> Result<()>
+where
+    F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
+{
+    let handler = Arc::new(handler);
+    for stream in listener.incoming() {
+        let stream = stream.context("accept")?;
+        let handler = handler.clone();
+        thread::spawn(move || {
+            if let Err(e) = handler(stream) {
+                eprintln!("kernel_peer: connection ended: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The same loop as `synack::app::services::discard`: read and drop, FIN on EOF.
+fn discard_one(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if stream.read(&mut buf)? == 0 {
+            return stream.shutdown(Shutdown::Write);
+        }
+    }
+}
