@@ -94,14 +94,16 @@ fn ws_echo_thousand_round_trips_sixteen_mib_ping_and_close_codes() {
 }
 
 #[test]
-fn ws_chat_two_clients_in_order_with_join_leave_and_a_stalled_reader_dropped() {
-    let test = "ws_chat_two_clients_in_order_with_join_leave_and_a_stalled_reader_dropped";
+fn ws_chat_in_order_with_join_leave_two_hundred_clients_and_a_stalled_reader_dropped() {
+    let test = "ws_chat_in_order_with_join_leave_two_hundred_clients_and_a_stalled_reader_dropped";
     let Some(()) = require_root(test) else { return };
     let Some(()) = require_websockets(test) else { return };
     let mut ns = Netns::new("wschat");
     let _srv = ns.serve(&[]);
     let chat = client(&ns, &["chat", "--count", "200"]);
     assert_eq!(chat["messages_each"], 401);
+    let many = client(&ns, &["many", "--count", "200"]);
+    assert_eq!(many["messages_delivered"], 200 * 200);
     let stall = client(&ns, &["stall", "--count", "600"]);
     assert!(stall["dropped"].as_u64().is_some());
     // The stalled client cost the live one no more than a moment per message.

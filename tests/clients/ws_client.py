@@ -277,6 +277,34 @@ def stall(a, live):
                       "dropped": left}))
 
 
+def cmd_many(a):
+    """Many chat clients at once: every one gets every other's message."""
+    n = a.count
+    start = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        # The library buffers what arrives without limit here (max_queue=None), so a client
+        # that has not started reading yet never pushes back on the server.
+        clients = []
+        for i in range(n):
+            ws = stack.enter_context(connect(a.url + "/chat", compression=None, proxy=None, open_timeout=20,
+                                             close_timeout=10, ping_interval=None, max_queue=None))
+            clients.append(ws)
+        connected = time.monotonic() - start
+        for i, ws in enumerate(clients):
+            ws.send(f"hello from {i}")
+        want = {f"hello from {i}" for i in range(n)}
+        for i, ws in enumerate(clients):
+            got = set()
+            while got != want:
+                m = recv_text(ws, f"client {i}")
+                if m.startswith("hello from "):
+                    check(m not in got, f"client {i} got {m!r} twice")
+                    got.add(m)
+    elapsed = time.monotonic() - start
+    print(json.dumps({"clients": n, "connect_s": round(connected, 3), "seconds": round(elapsed, 3),
+                      "messages_delivered": n * n}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="ws://10.7.0.2", help="server base URL (default ws://10.7.0.2)")
@@ -291,6 +319,8 @@ def main():
     c = sub.add_parser("chat", help="two clients: order, join/leave")
     c.add_argument("--count", type=int, default=100)
     sub.add_parser("stats", help="first snapshot at once, with our own connection in it")
+    m = sub.add_parser("many", help="many chat clients at once")
+    m.add_argument("--count", type=int, default=200)
     s = sub.add_parser("stall", help="a stalled chat reader does not block the others")
     s.add_argument("--count", type=int, default=600)
     a = p.parse_args()
