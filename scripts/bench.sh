@@ -446,7 +446,7 @@ for dir in down up; do
         done
         for stack in "${STACKS[@]:1}"; do
             if [[ ${MED[$stack]} =~ ^[0-9] && ${MED[kernel]} =~ ^[0-9] ]]; then
-                row+=" $(awk -v k="${MED[kernel]}" -v s="${MED[$stack]}" 'BEGIN { printf "%.2f×", k / s }') |"
+                row+=" $(awk -v k="${MED[kernel]}" -v s="${MED[$stack]}" 'BEGIN { r = k / s; printf (r < 0.1 ? "%.3f×" : "%.2f×"), r }') |"
             else
                 row+=" – |"
             fi
