@@ -121,6 +121,7 @@ step "format" cargo fmt --all --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "release build" cargo build --release
 step "tests" cargo test --all-targets --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
+step "fuzz (30 s per target)" bash scripts/fuzz.sh 30
 if [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml; then
     step "doc tests" cargo test --doc
 fi
