@@ -38,10 +38,13 @@ def check(cond, msg):
 
 
 def ws_connect(base, path, max_size=16 * MIB):
-    # No proxy from the environment; no compression, so every byte is a frame byte.
+    # No proxy from the environment; no compression, so every byte is a frame byte. The
+    # library buffers what arrives without limit (max_queue=None): a check that reads one
+    # client after another must not look like a stalled reader, which the chat drops.
     return connect(
         base + path,
         max_size=max_size,
+        max_queue=None,
         compression=None,
         proxy=None,
         open_timeout=10,

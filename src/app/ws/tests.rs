@@ -224,7 +224,7 @@ fn chat_broadcasts_to_all_with_join_and_leave() {
 #[test]
 fn a_stalled_chat_reader_is_dropped_and_does_not_block_the_others() {
     let mut ep = endpoints();
-    ep.hub = Arc::new(chat::Hub::new(8));
+    ep.hub = Arc::new(chat::Hub::new(chat::QueueLimit { messages: 8, bytes: 1 << 20 }));
     ep.chat_limits.write_stall = Duration::from_millis(500);
     let (mut stalled, hs) = connect(&ep, "/chat");
     let (mut live, hl) = connect(&ep, "/chat");
