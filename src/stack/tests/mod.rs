@@ -6,6 +6,7 @@ mod close;
 mod data;
 mod handshake;
 mod hostile;
+mod model;
 mod options;
 mod reliability;
 mod reset;
