@@ -74,8 +74,10 @@ for t in "${TARGETS[@]}"; do
         -print_final_stats=1 >"$log" 2>&1 || rc=$?
     grep -E '^#[0-9]+ +(INITED|DONE)|^Done|stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
     if ((rc != 0)); then
-        echo "---- $t FAILED (exit $rc); the end of its log:"
-        tail -n 60 "$log"
+        echo "---- $t FAILED (exit $rc):"
+        grep -m1 -A2 'panicked at' "$log" || true
+        echo "---- the end of its log:"
+        tail -n 40 "$log"
         FAILED+=("$t")
         SUMMARY+=("FAIL  $t (exit $rc; see fuzz/artifacts/$t/)")
     else
