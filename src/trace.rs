@@ -207,6 +207,9 @@ impl Tracer {
             ConnEvent::ZeroWindowProbe => {
                 ("timer", "peer's window is zero: sending a window probe".to_string(), MAGENTA)
             }
+            ConnEvent::TailLossProbe => {
+                ("timer", "no ACK for two round trips: tail loss probe (RFC 8985)".to_string(), MAGENTA)
+            }
             ConnEvent::Congestion { cwnd, ssthresh, why } => {
                 let ss = if *ssthresh == u32::MAX { "∞".to_string() } else { ssthresh.to_string() };
                 ("cwnd", format!("cwnd {cwnd} ssthresh {ss} ({why})"), MAGENTA)

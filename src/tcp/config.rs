@@ -34,6 +34,9 @@ pub struct TcpConfig {
     pub delayed_ack: Duration,
     /// Nagle's algorithm (RFC 896): hold a small segment while data is unacknowledged.
     pub nagle: bool,
+    /// Early loss detection before the retransmission timer: RACK-style on SACKed holes and
+    /// tail loss probes (RFC 8985).
+    pub early_retransmit: bool,
 }
 
 impl Default for TcpConfig {
@@ -54,6 +57,7 @@ impl Default for TcpConfig {
             sack: true,
             delayed_ack: Duration::from_millis(40),
             nagle: true,
+            early_retransmit: true,
         }
     }
 }

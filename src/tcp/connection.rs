@@ -43,6 +43,7 @@ pub enum ConnEvent {
         seq: SeqNum,
     },
     ZeroWindowProbe,
+    TailLossProbe,
     /// The congestion window or slow-start threshold changed because of a loss signal.
     Congestion {
         cwnd: u32,
@@ -152,6 +153,26 @@ pub struct Connection {
     /// What the peer's SACK blocks say it holds, and how far this recovery has resent.
     pub(super) scoreboard: super::sack::Scoreboard,
     pub(super) rexmit_next: SeqNum,
+    /// SND.MAX when this round of hole retransmissions began: once the peer SACKs data
+    /// sent after it, any hole still open was lost again (RACK's idea, RFC 8985, by send
+    /// order), and the round starts over instead of waiting for a timeout.
+    pub(super) rexmit_mark: SeqNum,
+    /// In fast recovery: bytes we may send, earned by bytes the peer reports having
+    /// received (acknowledged or SACKed) — RFC 6675's pipe, kept as a credit so a
+    /// compressed ACK covering ten segments lets ten out.
+    pub(super) recovery_credit: u32,
+    /// Newly SACKed bytes on the ACK being processed.
+    pub(super) newly_sacked: u32,
+    /// Early loss detection, before the retransmission timer: with SACK blocks showing a
+    /// hole, declare it lost after about a round trip (RACK, RFC 8985 §6); with no feedback
+    /// at all, send a tail loss probe after two round trips (RFC 8985 §7), whose ACK then
+    /// tells what was lost. Both turn 200 ms timeouts into sub-millisecond recoveries on a
+    /// fast link.
+    pub(super) early_at: Option<Instant>,
+    pub(super) tlp_sent: bool,
+    pub(super) tlp_probe: bool,
+    /// Bytes RFC 3042 lets us send beyond cwnd after the first duplicate ACKs.
+    pub(super) limited_transmit: u32,
 
     pub stats: ConnStats,
     pub(super) trace: bool,
@@ -217,6 +238,13 @@ impl Connection {
             retransmit_hole: false,
             scoreboard: Default::default(),
             rexmit_next: iss,
+            rexmit_mark: iss,
+            limited_transmit: 0,
+            early_at: None,
+            tlp_sent: false,
+            tlp_probe: false,
+            recovery_credit: 0,
+            newly_sacked: 0,
             stats: ConnStats::default(),
             trace: false,
             events: Vec::new(),
@@ -566,12 +594,20 @@ impl Connection {
 
     /// The earliest moment `on_timer` has work to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        [self.rto_at, self.persist_at, self.time_wait_at, self.fin_wait2_at, self.delack_at].into_iter().flatten().min()
+        [self.rto_at, self.persist_at, self.time_wait_at, self.fin_wait2_at, self.delack_at, self.early_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// There is something to send now.
     pub fn wants_transmit(&self) -> bool {
-        self.rst_out.is_some() || self.ack_now || self.retransmit_hole || self.force_probe || self.has_sendable()
+        self.rst_out.is_some()
+            || self.ack_now
+            || self.retransmit_hole
+            || self.force_probe
+            || self.tlp_probe
+            || self.has_sendable()
     }
 
     pub fn on_timer(&mut self, now: Instant) {
@@ -588,6 +624,10 @@ impl Connection {
         if self.delack_at.is_some_and(|t| now >= t) {
             self.delack_at = None;
             self.ack_now = true;
+        }
+        if self.early_at.is_some_and(|t| now >= t) {
+            self.early_at = None;
+            self.on_early_timer();
         }
         if self.rto_at.is_some_and(|t| now >= t) {
             self.rto_at = None;
@@ -614,14 +654,80 @@ impl Connection {
             self.congestion_event("retransmission timeout: back to one segment");
         }
         self.rtt.back_off();
+        self.early_at = None;
         self.rtt_probe = None;
         self.recover = None;
         self.dup_acks = 0;
         self.retransmit_hole = false;
-        // RFC 6675 §5.1: after a timeout the SACK information may be stale; start over.
-        self.scoreboard.clear();
+        self.recovery_credit = 0;
+        // Keep the SACK information, so the resend skips what the peer holds; but a second
+        // timeout in a row may mean the peer reneged on it (RFC 2018 §8): forget it then.
+        if self.retries >= 2 {
+            self.scoreboard.clear();
+        }
         // Go back: resend from the oldest unacknowledged byte (or the SYN), as cwnd allows.
         self.snd_nxt = self.snd_una;
+    }
+
+    /// When to act if no ACK moves things on: a hole the peer's SACKs show gets about a
+    /// round trip plus a quarter for reordering (RACK); otherwise one probe after two round
+    /// trips (TLP), plus the delayed-ACK time when a single segment is out.
+    fn early_deadline(&self, now: Instant) -> Option<Instant> {
+        if !self.cfg.early_retransmit {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?;
+        let wait = if self.recover.is_some() {
+            // In recovery with no ACK for two round trips: a retransmission or its ACK was
+            // lost. Resend the first hole rather than wait out the retransmission timer.
+            srtt * 2
+        } else if !self.scoreboard.is_empty() {
+            srtt + srtt / 4
+        } else if self.tlp_sent {
+            return None;
+        } else if self.snd_max - self.snd_una <= self.seg_size() {
+            srtt * 2 + Duration::from_millis(40)
+        } else {
+            srtt * 2
+        };
+        let wait = wait.max(Duration::from_millis(2));
+        // Only worth it while it comes before the retransmission timer.
+        (wait < self.rtt.rto()).then_some(now + wait)
+    }
+
+    fn on_early_timer(&mut self) {
+        if self.snd_max <= self.snd_una || !self.state.is_synchronized() {
+            return;
+        }
+        if self.recover.is_some() {
+            self.rexmit_next = self.snd_una;
+            self.rexmit_mark = self.snd_max;
+            self.retransmit_hole = true;
+            self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+        } else if !self.scoreboard.is_empty() {
+            // The peer holds data above SND.UNA and has had a round trip to fill the hole.
+            self.enter_recovery();
+        } else if !self.tlp_sent {
+            self.tlp_sent = true;
+            self.tlp_probe = true;
+            self.event(ConnEvent::TailLossProbe);
+        }
+    }
+
+    /// Fast retransmit: halve, remember the recovery point, resend the first hole.
+    pub(super) fn enter_recovery(&mut self) {
+        let flight = self.snd_max - self.snd_una;
+        self.cc.on_fast_retransmit(flight, self.snd_mss);
+        self.limited_transmit = 0;
+        self.recovery_credit = 0;
+        self.rexmit_next = self.snd_una;
+        self.rexmit_mark = self.snd_max;
+        self.recover = Some(self.snd_max);
+        self.retransmit_hole = true;
+        self.early_at = None;
+        self.rtt_probe = None;
+        self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+        self.congestion_event("fast retransmit: halved");
     }
 
     fn on_persist(&mut self, now: Instant) {
@@ -658,8 +764,12 @@ impl Connection {
                 if self.rto_at.is_none() {
                     self.rto_at = Some(now + self.rtt.rto());
                 }
+                if self.early_at.is_none() && self.state.is_synchronized() {
+                    self.early_at = self.early_deadline(now);
+                }
             } else {
                 self.rto_at = None;
+                self.early_at = None;
             }
         }
     }

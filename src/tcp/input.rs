@@ -135,6 +135,11 @@ impl Connection {
         if !self.ts_enabled || seg.flags.contains(TcpFlags::RST) || ts_newer_or_equal(tsval, self.ts_recent) {
             return Ok(());
         }
+        // A reordered pure ACK is no old duplicate of data; dropping it would throw away
+        // its ACK and SACK information (Linux makes the same exception).
+        if seg.payload.is_empty() && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN) {
+            return Ok(());
+        }
         self.ack_now = true;
         self.drop_note(format!("PAWS: timestamp {tsval} is older than {}", self.ts_recent));
         Err(DropReason::StaleTimestamp)
@@ -224,8 +229,16 @@ impl Connection {
             return Err(DropReason::AckOfUnsent);
         }
         let window = u32::from(seg.window) << self.snd_wscale;
+        self.newly_sacked = 0;
         if self.sack_enabled && seg.options.sack_len > 0 {
-            self.scoreboard.update(seg.options.sack_blocks(), self.snd_una, self.snd_max);
+            self.newly_sacked = self.scoreboard.update(seg.options.sack_blocks(), self.snd_una, self.snd_max);
+            let resent_some = self.rexmit_next > self.snd_una;
+            if self.recover.is_some() && resent_some && self.scoreboard.highest().is_some_and(|h| h > self.rexmit_mark)
+            {
+                self.rexmit_next = self.snd_una;
+                self.rexmit_mark = self.snd_max;
+                self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+            }
         }
         if seg.ack > self.snd_una {
             let ts_rtt = match (self.ts_enabled, seg.options.timestamps) {
@@ -240,7 +253,10 @@ impl Connection {
         } else if seg.ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
-            && window == self.snd_wnd
+            // RFC 5681 asks for an unchanged window, but a Linux receiver opens its window
+            // on nearly every ACK; one carrying SACK blocks is a duplicate either way
+            // (RFC 6675).
+            && (window == self.snd_wnd || (self.sack_enabled && seg.options.sack_len > 0))
             && self.snd_max > self.snd_una
             // Answers to zero-window probes repeat the ACK, but they signal no loss.
             && window > 0
@@ -300,12 +316,16 @@ impl Connection {
         }
         // RFC 6298 §5.3: restart the timer for what is still outstanding.
         self.rto_at = None;
+        self.early_at = None;
+        self.tlp_sent = false;
         self.retries = 0;
         self.dup_acks = 0;
+        self.limited_transmit = 0;
         let data = data as u32;
         match self.recover {
             Some(recover) if ack >= recover => {
                 self.recover = None;
+                self.recovery_credit = 0;
                 let flight = self.snd_max - self.snd_una;
                 self.cc.on_recovery_end(flight, self.snd_mss);
                 self.congestion_event("recovery done: the ACK covered everything sent before the loss");
@@ -313,6 +333,7 @@ impl Connection {
             Some(_) => {
                 // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
                 self.cc.on_partial_ack(data, self.snd_mss);
+                self.recovery_credit += data + self.newly_sacked;
                 self.rexmit_next = self.rexmit_next.max(self.snd_una);
                 self.retransmit_hole = true;
             }
@@ -326,21 +347,21 @@ impl Connection {
     /// retransmit and enter fast recovery (RFC 5681 §3.2, RFC 6582).
     fn duplicate_ack(&mut self) {
         self.dup_acks += 1;
+        if self.recover.is_none() && self.dup_acks < 3 {
+            self.limited_transmit = self.dup_acks * self.seg_size();
+        }
         if self.recover.is_some() {
             self.cc.on_dup_ack_in_recovery(self.snd_mss);
-            // With SACK, each further duplicate ACK may free another known hole (RFC 6675).
-            if self.scoreboard.next_hole(self.rexmit_next.max(self.snd_una)).is_some() {
-                self.retransmit_hole = true;
-            }
-        } else if self.dup_acks == 3 {
-            self.rexmit_next = self.snd_una;
-            let flight = self.snd_max - self.snd_una;
-            self.cc.on_fast_retransmit(flight, self.snd_mss);
-            self.recover = Some(self.snd_max);
-            self.retransmit_hole = true;
-            self.rtt_probe = None;
-            self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
-            self.congestion_event("fast retransmit: halved");
+            // What left the network may be replaced: the newly SACKed bytes, or one segment
+            // per duplicate when the peer does not SACK (RFC 5681's inflation).
+            let left = if self.newly_sacked > 0 { self.newly_sacked } else { self.seg_size() };
+            self.recovery_credit = self.recovery_credit.saturating_add(left);
+        } else if self.dup_acks >= 3 || self.scoreboard.sacked_bytes() >= 3 * self.seg_size() {
+            // RFC 6675 §5: three duplicates, or three segments' worth SACKed above SND.UNA.
+            self.enter_recovery();
+        } else {
+            // New SACK information: re-arm the early timer from now (RACK).
+            self.early_at = None;
         }
     }
 

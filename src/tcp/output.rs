@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::connection::Connection;
+use super::sack::Around;
 use super::state::State;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
 
@@ -38,10 +39,17 @@ impl Connection {
                 let fin_unsent = self.fin_queued && !self.fin_acked && self.snd_nxt <= data_end;
                 let unsent = data_end > self.snd_nxt;
                 let in_flight = self.snd_nxt - self.snd_una;
-                let wnd = self.snd_wnd.min(self.cc.cwnd());
+                let wnd = self.send_window();
                 fin_unsent || (unsent && in_flight < wnd)
             }
         }
+    }
+
+    /// How far past SND.UNA we may send: the peer's window, the congestion window, and
+    /// RFC 3042's limited transmit (a new segment for each of the first two duplicate ACKs,
+    /// so a small window still collects the three duplicates fast retransmit needs).
+    pub(super) fn send_window(&self) -> u32 {
+        self.snd_wnd.min(self.cc.cwnd().saturating_add(self.limited_transmit))
     }
 
     /// SYN (active open) or SYN,ACK (passive or simultaneous open).
@@ -95,17 +103,50 @@ impl Connection {
             return None;
         }
         let data_end = self.snd_una + self.send_buf.len() as u32;
-        let hole = if self.retransmit_hole { self.next_hole() } else { None };
-        self.retransmit_hole = false;
+        if std::mem::take(&mut self.tlp_probe) {
+            if let Some(probe) = self.tail_loss_probe(now, payload, data_end) {
+                return Some(probe);
+            }
+        }
+        let in_recovery = self.recover.is_some();
+        let may_resend = self.retransmit_hole || (in_recovery && self.recovery_credit > 0);
+        let hole = if may_resend { self.next_hole() } else { None };
+        let forced = std::mem::take(&mut self.retransmit_hole);
         let (seq, len) = if let Some((seq, end)) = hole {
             let len = (end - seq).min(self.seg_size()).min(data_end - seq);
             self.rexmit_next = seq + len.max(1);
+            if !forced {
+                self.recovery_credit = self.recovery_credit.saturating_sub(len.max(1));
+            }
+            (seq, len)
+        } else if in_recovery {
+            // No known hole: new data, as far as the credit and the peer's window allow.
+            let seq = self.snd_nxt.max(self.snd_max);
+            let unsent = if data_end > seq { data_end - seq } else { 0 };
+            let room = (self.snd_una + self.snd_wnd).0.wrapping_sub(seq.0).min(self.snd_wnd);
+            let len = unsent.min(self.recovery_credit).min(room).min(self.seg_size());
+            if len == 0 {
+                return None;
+            }
+            self.recovery_credit -= len;
             (seq, len)
         } else {
-            let seq = self.snd_nxt;
-            let unsent = if data_end > seq { data_end - seq } else { 0 };
+            let mut seq = self.snd_nxt;
+            let mut limit = u32::MAX;
+            if seq < self.snd_max {
+                // Resending after a timeout: skip what the peer has SACKed, and stop short
+                // of the next block it holds.
+                while let Around::Inside(end) = self.scoreboard.around(seq) {
+                    seq = end;
+                }
+                self.snd_nxt = seq;
+                if let Around::Before(next) = self.scoreboard.around(seq) {
+                    limit = next - seq;
+                }
+            }
+            let unsent = if data_end > seq { (data_end - seq).min(limit) } else { 0 };
             let in_flight = seq - self.snd_una;
-            let wnd = self.snd_wnd.min(self.cc.cwnd());
+            let wnd = self.send_window();
             let full = self.seg_size();
             let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(full);
             if self.force_probe && self.snd_wnd == 0 {
@@ -133,8 +174,12 @@ impl Connection {
             // Sent before: a retransmission, which Karn's rule says must not be timed.
             self.stats.retransmits += 1;
             self.rtt_probe = None;
-        } else if self.rtt_probe.is_none() {
-            self.rtt_probe = Some((end, now));
+        } else {
+            if self.rtt_probe.is_none() {
+                self.rtt_probe = Some((end, now));
+            }
+            // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
+            self.early_at = None;
         }
         self.snd_max = self.snd_max.max(end);
         if seq == self.snd_nxt {
@@ -145,6 +190,39 @@ impl Connection {
         if len > 0 && seq + len == data_end {
             flags |= TcpFlags::PSH;
         }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let window = self.advertise();
+        let options = self.segment_options(now);
+        Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+    }
+
+    /// RFC 8985 §7.3: one new segment if there is one (beyond cwnd, within the peer's
+    /// window), otherwise the last segment sent again.
+    fn tail_loss_probe(&mut self, now: Instant, payload: &mut Vec<u8>, data_end: SeqNum) -> Option<TcpHeaderOut> {
+        let new_room = (self.snd_una + self.snd_wnd) > self.snd_max && data_end > self.snd_max;
+        let (seq, len) = if new_room {
+            (self.snd_max, (data_end - self.snd_max).min(self.seg_size()))
+        } else {
+            let len = (data_end - self.snd_una).min(self.seg_size());
+            if len == 0 {
+                return None;
+            }
+            (data_end - len, len)
+        };
+        let fin = self.fin_queued && !self.fin_acked && seq + len == data_end;
+        let end = seq + len + u32::from(fin);
+        if seq < self.snd_max {
+            self.stats.retransmits += 1;
+            self.rtt_probe = None;
+        }
+        self.snd_max = self.snd_max.max(end);
+        if self.snd_nxt < end && seq <= self.snd_nxt {
+            self.snd_nxt = end;
+        }
+        self.send_buf.copy_range((seq - self.snd_una) as usize, len as usize, payload);
+        let mut flags = TcpFlags::ACK | TcpFlags::PSH;
         if fin {
             flags |= TcpFlags::FIN;
         }

@@ -7,6 +7,17 @@ use crate::wire::SeqNum;
 /// Blocks kept at most; beyond it the highest are forgotten (they only speed recovery up).
 const MAX_BLOCKS: usize = 32;
 
+/// Where a sequence number lies relative to the SACKed blocks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Around {
+    /// Not SACKed; the next SACKed block starts here.
+    Before(SeqNum),
+    /// SACKed; the block ends here.
+    Inside(SeqNum),
+    /// Not SACKed, and nothing above it is.
+    Beyond,
+}
+
 #[derive(Debug, Default)]
 pub struct Scoreboard {
     /// Sorted, disjoint, all above SND.UNA.
@@ -16,7 +27,9 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// Add the blocks of one ACK; blocks outside (SND.UNA, SND.MAX] are ignored (stale, or a
     /// D-SACK, or forged).
-    pub fn update(&mut self, sack: &[(SeqNum, SeqNum)], snd_una: SeqNum, snd_max: SeqNum) {
+    /// Returns how many bytes are newly SACKed.
+    pub fn update(&mut self, sack: &[(SeqNum, SeqNum)], snd_una: SeqNum, snd_max: SeqNum) -> u32 {
+        let before = self.sacked_bytes();
         for &(l, r) in sack {
             if l >= r || l < snd_una || r > snd_max {
                 continue;
@@ -34,6 +47,20 @@ impl Scoreboard {
         }
         merged.truncate(MAX_BLOCKS);
         self.blocks = merged;
+        self.sacked_bytes().saturating_sub(before)
+    }
+
+    /// If `seq` is SACKed, where its block ends; otherwise where the next block starts.
+    pub fn around(&self, seq: SeqNum) -> Around {
+        for &(l, r) in &self.blocks {
+            if seq < l {
+                return Around::Before(l);
+            }
+            if seq < r {
+                return Around::Inside(r);
+            }
+        }
+        Around::Beyond
     }
 
     /// Forget what SND.UNA has passed.
@@ -66,6 +93,11 @@ impl Scoreboard {
             cur = r;
         }
         None
+    }
+
+    /// The end of the highest SACKed block.
+    pub fn highest(&self) -> Option<SeqNum> {
+        self.blocks.last().map(|b| b.1)
     }
 
     pub fn sacked_bytes(&self) -> u32 {

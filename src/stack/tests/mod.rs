@@ -129,6 +129,9 @@ pub fn config() -> HostConfig {
     // Acknowledge every segment at once, so each test states exactly the ACK it expects;
     // the delayed-ACK tests turn it back on.
     cfg.tcp.delayed_ack = Duration::ZERO;
+    // Retransmission-timer tests would see tail loss probes first; the tests of early
+    // detection turn it back on.
+    cfg.tcp.early_retransmit = false;
     cfg
 }
 

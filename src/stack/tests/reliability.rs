@@ -163,3 +163,107 @@ fn pure_acks_carry_snd_max_after_a_timeout_rewinds_snd_nxt() {
     assert_eq!(a.len(), 0);
     assert_eq!(a.seq, iss + 3001, "SND.MAX, which the peer's window accepts");
 }
+
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_duplicate_acks() {
+    let mut cfg = config();
+    cfg.tcp.send_buf = 64 * 1024;
+    let mut t = Peer::listening_with(cfg);
+    let mut s = syn().seq(PEER_ISS).mss(1000);
+    s.hdr.options.sack_permitted = true;
+    t.send(s);
+    let iss = t.expect().seq;
+    // A small peer window: three segments in flight, more data waiting.
+    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1).win(3000));
+    t.accept();
+    t.app_write(&[1u8; 10_000]);
+    for _ in 0..3 {
+        t.expect();
+    }
+    t.expect_nothing();
+    // The first is lost. Without RFC 3042 nothing more could go and only two duplicate
+    // ACKs would ever come back; with it, each duplicate lets one new segment out. The
+    // receiver also opens its window as it goes, as Linux does: with SACK blocks these
+    // still count as duplicates.
+    let dup = |k: u32| {
+        let mut a = ack().seq(PEER_ISS + 1).ack(iss + 1).win(3000 + 1000 * k as u16);
+        a.hdr.options.sack[0] = (SeqNum(iss + 1001), SeqNum(iss + 1001 + 1000 * k));
+        a.hdr.options.sack_len = 1;
+        a
+    };
+    t.send(dup(1));
+    assert_eq!(t.expect().seq, iss + 3001);
+    t.send(dup(2));
+    assert_eq!(t.expect().seq, iss + 4001);
+    t.send(dup(3));
+    let r = t.expect();
+    assert_eq!((r.seq, r.len()), (iss + 1, 1000), "the third duplicate: fast retransmit");
+}
+
+fn early_config() -> HostConfig {
+    let mut cfg = config();
+    cfg.tcp.early_retransmit = true;
+    cfg.tcp.send_buf = 64 * 1024;
+    cfg
+}
+
+/// Established, with a 10 ms round trip measured after the handshake's 0 ms.
+fn with_rtt(mut t: Peer, iss: u32) -> Peer {
+    t.app_write(b"x");
+    t.expect();
+    t.advance(ms(10));
+    t.send(ack().seq(1001).ack(iss + 2));
+    t
+}
+
+#[test]
+fn tail_loss_probe_resends_the_last_segment_after_two_round_trips() {
+    let (t, iss) = established_with(early_config());
+    let mut t = with_rtt(t, iss);
+    t.app_write(&[1u8; 3000]);
+    for _ in 0..3 {
+        t.expect();
+    }
+    // SRTT is 1.25 ms (samples of 0 and 10 ms): the probe goes at 2 × SRTT, long before the
+    // 200 ms retransmission timer.
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().srtt(), Some(Duration::from_micros(1250)));
+    t.advance(ms(2));
+    t.expect_nothing();
+    t.advance(ms(1));
+    let probe = t.expect();
+    assert_eq!((probe.seq, probe.len()), (iss + 2002, 1000), "the last segment again");
+    // Only one probe; then the retransmission timer as before.
+    t.advance(ms(100));
+    t.expect_nothing();
+}
+
+#[test]
+fn a_sacked_hole_is_resent_after_a_round_trip_without_three_duplicates() {
+    let mut cfg = early_config();
+    cfg.tcp.sack = true;
+    let mut t = Peer::listening_with(cfg);
+    let mut s = syn().seq(PEER_ISS).mss(1000);
+    s.hdr.options.sack_permitted = true;
+    t.send(s);
+    let iss = t.expect().seq;
+    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1));
+    t.accept();
+    let mut t = with_rtt(t, iss);
+    t.app_write(&[2u8; 2000]);
+    t.expect();
+    t.expect();
+    // The first is lost; the second arrives: one duplicate ACK with a SACK block, then
+    // silence (the peer's other ACKs were lost, or there was nothing more to send).
+    let mut a = ack().seq(1001).ack(iss + 2);
+    a.hdr.options.sack[0] = (SeqNum(iss + 1002), SeqNum(iss + 2002));
+    a.hdr.options.sack_len = 1;
+    t.send(a);
+    t.expect_nothing();
+    // SRTT × 5/4 is under 2 ms: the floor of 2 ms applies.
+    t.advance(ms(1));
+    t.expect_nothing();
+    t.advance(ms(1));
+    let r = t.expect();
+    assert_eq!((r.seq, r.len()), (iss + 2, 1000), "resent after about a round trip, not after 200 ms");
+}
