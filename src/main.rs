@@ -1,5 +1,6 @@
 //! The `synack` command: `serve` runs the stack on a TUN device with echo, discard and HTTP.
 
+use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use synack::app::services;
 use synack::device::{FaultConfig, Tun};
 use synack::runtime::StackOptions;
 use synack::stack::HostConfig;
+use synack::trace::TraceFormat;
 use synack::Stack;
 
 #[derive(Parser)]
@@ -44,9 +46,14 @@ struct ServeArgs {
     /// Write every packet both ways to this pcap file (LINKTYPE_RAW, nanosecond stamps).
     #[arg(long)]
     pcap: Option<PathBuf>,
-    /// Print one line per segment in and out, and every state change, to stderr.
-    #[arg(long)]
-    trace: bool,
+    /// Print one line per segment in and out, every state change, timer and drop reason,
+    /// and the WebSocket/Socket.IO frames, to stderr. `--trace=json` prints JSON lines.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "text", value_name = "FORMAT")]
+    trace: Option<TraceMode>,
+    /// Smallest retransmission timeout in milliseconds (RFC 6298 says 1000; 200, as Linux
+    /// uses, recovers loss on a fast local link sooner).
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    min_rto_ms: u64,
     /// Maximum segment lifetime in milliseconds; TIME-WAIT lasts twice this.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     msl_ms: u64,
@@ -62,15 +69,24 @@ struct ServeArgs {
     faults_out: Option<FaultConfig>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TraceMode {
+    Text,
+    Json,
+}
+
 fn main() {
+    let cli = Cli::parse();
+    // `--trace` also shows the application protocols' frames, which those modules log.
+    let traced = matches!(&cli.command, Command::Serve(a) if a.trace.is_some());
+    let default_filter = if traced { "warn,synack::ws=info,synack::socketio=info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SYNACK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Ladder(args) => synack::analyze::ladder(&args, &mut std::io::stdout().lock()),
@@ -92,6 +108,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let device = Tun::open(&args.tun).with_context(|| format!("attaching to TUN device {}", args.tun))?;
     let mut host = HostConfig { addr: args.ip, ..Default::default() };
     host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
+    host.tcp.min_rto = Duration::from_millis(args.min_rto_ms.max(1));
     let faults_in = args.faults_in.clone().or_else(|| args.faults.clone());
     let faults_out = args.faults_out.clone().or_else(|| args.faults.clone());
     let mut faults = String::new();
@@ -100,8 +117,16 @@ fn serve(args: ServeArgs) -> Result<()> {
             faults += &format!(", faults {dir} {cfg}");
         }
     }
-    let opts =
-        StackOptions { host, trace: args.trace, trace_sink: None, pcap: args.pcap.clone(), faults_in, faults_out };
+    let opts = StackOptions {
+        host,
+        trace: args.trace.is_some(),
+        trace_format: if args.trace == Some(TraceMode::Json) { TraceFormat::Json } else { TraceFormat::Text },
+        trace_colour: std::io::stderr().is_terminal(),
+        trace_sink: None,
+        pcap: args.pcap.clone(),
+        faults_in,
+        faults_out,
+    };
     let stack = Stack::new(device, opts).context("starting the stack")?;
     services::spawn_all(&stack, HttpConfig::default()).context("starting services")?;
     eprintln!(

@@ -113,11 +113,12 @@ impl Tracer {
         if !self.enabled {
             return;
         }
-        let (seq, ack, win) = match ctx {
-            Some(c) => (seg.seq - c.irs, seg.ack - c.iss, scaled(seg.window, seg.flags, c.peer_shift)),
-            None => (seg.seq.0, seg.ack.0, u32::from(seg.window)),
+        // The peer's SACK blocks are in our sequence space.
+        let (seq, ack, win, sack_base) = match ctx {
+            Some(c) => (seg.seq - c.irs, seg.ack - c.iss, scaled(seg.window, seg.flags, c.peer_shift), c.iss.0),
+            None => (seg.seq.0, seg.ack.0, u32::from(seg.window), 0),
         };
-        let f = Fields { flags: seg.flags, seq, ack, win, len: seg.payload.len(), options: &seg.options };
+        let f = Fields { flags: seg.flags, seq, ack, win, len: seg.payload.len(), options: &seg.options, sack_base };
         self.segment(now, Dir::In, seg.src, seg.dst, &f);
     }
 
@@ -133,11 +134,11 @@ impl Tracer {
         if !self.enabled {
             return;
         }
-        let (seq, ack, win) = match ctx {
-            Some(c) => (hdr.seq - c.iss, hdr.ack - c.irs, scaled(hdr.window, hdr.flags, c.our_shift)),
-            None => (hdr.seq.0, hdr.ack.0, u32::from(hdr.window)),
+        let (seq, ack, win, sack_base) = match ctx {
+            Some(c) => (hdr.seq - c.iss, hdr.ack - c.irs, scaled(hdr.window, hdr.flags, c.our_shift), c.irs.0),
+            None => (hdr.seq.0, hdr.ack.0, u32::from(hdr.window), 0),
         };
-        let f = Fields { flags: hdr.flags, seq, ack, win, len, options: &hdr.options };
+        let f = Fields { flags: hdr.flags, seq, ack, win, len, options: &hdr.options, sack_base };
         self.segment(now, Dir::Out, local, remote, &f);
     }
 
@@ -164,7 +165,7 @@ impl Tracer {
                     "ws": o.window_scale,
                     "sack_perm": o.sack_permitted,
                     "ts": o.timestamps.map(|(v, e)| [v, e]),
-                    "sack": o.sack_blocks().iter().map(|(l, r)| [l.0, r.0]).collect::<Vec<_>>(),
+                    "sack": o.sack_blocks().iter().map(|(l, r)| [l.0.wrapping_sub(f.sack_base), r.0.wrapping_sub(f.sack_base)]).collect::<Vec<_>>(),
                 });
                 self.push_json(now, v);
             }
@@ -264,6 +265,8 @@ struct Fields<'a> {
     win: u32,
     len: usize,
     options: &'a TcpOptions,
+    /// SACK edges are shown relative to this, like seq and ack.
+    sack_base: u32,
 }
 
 impl fmt::Display for Fields<'_> {
@@ -288,7 +291,7 @@ impl fmt::Display for Fields<'_> {
             let _ = write!(extra, " ws={}", 1u32 << ws);
         }
         for (l, r) in o.sack_blocks() {
-            let _ = write!(extra, " sack={}-{}", l.0, r.0);
+            let _ = write!(extra, " sack={}-{}", l.0.wrapping_sub(self.sack_base), r.0.wrapping_sub(self.sack_base));
         }
         f.write_str(&extra)
     }

@@ -226,3 +226,27 @@ fn capture_reads_clean_in_tshark() {
     );
     assert!(frames.contains("Echo (ping) reply"), "{frames}");
 }
+
+#[test]
+fn trace_shows_the_handshake_relative_and_json_trace_parses() {
+    let Some(()) = require_root("trace_shows_the_handshake_relative_and_json_trace_parses") else { return };
+    let Some(()) = require_tool("trace_shows_the_handshake_relative_and_json_trace_parses", "curl") else { return };
+    let mut ns = Netns::new("trace");
+    let srv = ns.serve(&["--trace"]);
+    let out = ns.cmd("curl").args(["-s", "-m", "10", "-o", "/dev/null", "http://10.7.0.2/"]).output().unwrap();
+    assert!(out.status.success());
+    let (_, _, lines) = srv.interrupt(&mut ns);
+    let text = lines.join("\n");
+    for want in ["[SYN] seq=0", "[SYN, ACK] seq=0 ack=1", "LISTEN → SYN-RECEIVED", "SYN-RECEIVED → ESTABLISHED"] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let mut ns = Netns::new("tracejson");
+    let srv = ns.serve(&["--trace=json"]);
+    let out = ns.cmd("curl").args(["-s", "-m", "10", "-o", "/dev/null", "http://10.7.0.2/"]).output().unwrap();
+    assert!(out.status.success());
+    let (_, _, lines) = srv.interrupt(&mut ns);
+    let events: Vec<serde_json::Value> =
+        lines.iter().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().any(|e| e["event"] == "segment" && e["flags"] == "[SYN, ACK]" && e["seq"] == 0));
+    assert!(events.iter().any(|e| e["event"] == "state" && e["to"] == "ESTABLISHED"));
+}

@@ -42,6 +42,9 @@ pub struct StackOptions {
     pub host: HostConfig,
     /// Collect `--trace` lines and hand them to `trace_sink` (stderr by default).
     pub trace: bool,
+    /// Text lines or JSON lines, and ANSI colour in text (for a terminal).
+    pub trace_format: crate::trace::TraceFormat,
+    pub trace_colour: bool,
     pub trace_sink: Option<TraceSink>,
     /// Capture every packet as it crosses the device (outbound after the faults, inbound
     /// before them).
@@ -158,6 +161,8 @@ impl Stack {
         let now = Instant::now();
         let mut host = Host::new(opts.host, now);
         host.tracer.set_enabled(opts.trace);
+        host.tracer.set_format(opts.trace_format);
+        host.tracer.set_colour(opts.trace_colour);
         let device = device::build(device, opts.pcap.as_deref(), opts.faults_in, opts.faults_out)?;
         let mtu = device.mtu();
         let inner = Inner {
