@@ -60,7 +60,9 @@ fn legal(from: &str, to: &str, cause: Cause) -> bool {
         ("SYN-SENT", "SYN-RECEIVED") | ("SYN-SENT", "ESTABLISHED") => seg && !rst,
         // rcv ACK of SYN; rcv FIN (§3.10.7.4, eighth check).
         ("SYN-RECEIVED", "ESTABLISHED") | ("SYN-RECEIVED", "CLOSE-WAIT") => seg && !rst,
-        ("SYN-RECEIVED", "FIN-WAIT-1") | ("ESTABLISHED", "FIN-WAIT-1") | ("CLOSE-WAIT", "LAST-ACK") => cause == Close,
+        // CLOSE; or, where the FIN waits for ESTABLISHED (§3.10.4), the ACK of our SYN.
+        ("SYN-RECEIVED", "FIN-WAIT-1") => cause == Close || seg && !rst,
+        ("ESTABLISHED", "FIN-WAIT-1") | ("CLOSE-WAIT", "LAST-ACK") => cause == Close,
         ("ESTABLISHED", "CLOSE-WAIT")
         | ("FIN-WAIT-1", "FIN-WAIT-2")
         | ("FIN-WAIT-1", "CLOSING")
