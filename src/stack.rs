@@ -706,11 +706,9 @@ impl Host {
         let r = f(&mut entry.conn);
         // The call may have queued data behind a zero window, which needs the persist timer.
         entry.conn.update_timers(now);
-        if entry.conn.wants_transmit() || entry.conn.is_closed() {
-            self.dispatch(now, id);
-        } else {
-            self.account(id);
-        }
+        // Always: besides segments, the call may have produced trace events or a state
+        // change the tables must follow.
+        self.dispatch(now, id);
         Some(r)
     }
 

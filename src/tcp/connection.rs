@@ -118,6 +118,9 @@ pub struct Connection {
     pub(super) retries: u32,
     pub(super) persist_at: Option<Instant>,
     pub(super) persist_backoff: u32,
+    /// Window probes sent since the peer last ACKed anything: a receiver that answers keeps
+    /// the connection open for ever (RFC 1122 §4.2.2.17), a silent one does not.
+    pub(super) persist_unanswered: u32,
     pub(super) force_probe: bool,
     pub(super) time_wait_at: Option<Instant>,
     pub(super) fin_wait2_at: Option<Instant>,
@@ -216,6 +219,7 @@ impl Connection {
             retries: 0,
             persist_at: None,
             persist_backoff: 0,
+            persist_unanswered: 0,
             force_probe: false,
             time_wait_at: None,
             fin_wait2_at: None,
@@ -497,7 +501,10 @@ impl Connection {
         }
         match self.state {
             State::SynSent => self.set_state(now, State::Closed),
-            State::SynReceived | State::Established => {
+            // RFC 9293 §3.10.4: in SYN-RECEIVED the FIN waits for the handshake to finish
+            // (our SYN may still need resending); `check_ack` then goes to FIN-WAIT-1.
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.set_state(now, State::FinWait1);
             }
@@ -732,6 +739,12 @@ impl Connection {
 
     fn on_persist(&mut self, now: Instant) {
         if self.snd_wnd == 0 && !self.send_buf.is_empty() {
+            self.persist_unanswered += 1;
+            if self.persist_unanswered > self.cfg.max_retries {
+                self.event(ConnEvent::GaveUp);
+                self.abort(now, io::ErrorKind::TimedOut);
+                return;
+            }
             self.event(ConnEvent::ZeroWindowProbe);
             self.persist_backoff = (self.persist_backoff + 1).min(16);
             self.snd_nxt = self.snd_una;

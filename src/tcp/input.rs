@@ -215,7 +215,8 @@ impl Connection {
                 self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
                 return Err(DropReason::AckOfUnsent);
             }
-            self.set_state(now, State::Established);
+            let next = if self.fin_queued { State::FinWait1 } else { State::Established };
+            self.set_state(now, next);
             // The window in the handshake's ACK is the first one that is scaled.
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
@@ -228,6 +229,7 @@ impl Connection {
             self.drop_note(format!("ack {} acknowledges data never sent", seg.ack - self.iss));
             return Err(DropReason::AckOfUnsent);
         }
+        self.persist_unanswered = 0;
         let window = u32::from(seg.window) << self.snd_wscale;
         self.newly_sacked = 0;
         if self.sack_enabled && seg.options.sack_len > 0 {

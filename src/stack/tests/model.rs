@@ -708,8 +708,7 @@ proptest! {
 
 // ----- Bugs the fuzzers found (fuzz/regressions/), as scripted tests -----
 //
-// Both are ignored until fixed, so that CI stays green; run them with
-// `cargo test --lib known_bug -- --ignored`.
+// Both were ignored until fixed; now they guard the fixes.
 
 /// Run the clock for up to `limit` with a silent peer, from timer to timer.
 fn run_silently(t: &mut Peer, limit: Duration) {
@@ -737,8 +736,7 @@ fn run_silently(t: &mut Peer, limit: Duration) {
 /// `on_persist`, past `cfg.max_retries` unanswered probes, `self.event(ConnEvent::GaveUp);
 /// self.abort(now, io::ErrorKind::TimedOut)`, as `on_rto` does.
 #[test]
-#[ignore = "known bug: zero-window probes never give up on a silent peer"]
-fn known_bug_released_connection_behind_a_silent_zero_window_is_freed() {
+fn released_connection_behind_a_silent_zero_window_is_freed() {
     let (mut t, iss) = established();
     assert_eq!(t.app_write(&[7u8; 20_000]), 16384, "the send buffer is full");
     let mut sent = 0;
@@ -769,8 +767,7 @@ fn known_bug_released_connection_behind_a_silent_zero_window_is_freed() {
 /// `check_ack`'s SYN-RECEIVED branch enter FIN-WAIT-1 instead of ESTABLISHED when
 /// `fin_queued`. (And in `Host::with_conn`, dispatch always, so events are never late.)
 #[test]
-#[ignore = "known bug: CLOSE in SYN-RECEIVED of a simultaneous open hangs"]
-fn known_bug_close_in_simultaneous_open_syn_received_completes() {
+fn close_in_simultaneous_open_syn_received_completes() {
     let mut t = Peer::new(config());
     let now = t.now;
     let id = t.host.connect(now, SocketAddrV4::new(PEER_IP, PEER_PORT)).unwrap();
