@@ -4,5 +4,6 @@
 pub mod chat;
 pub mod http;
 pub mod services;
+pub mod socketio;
 pub mod stats;
 pub mod ws;

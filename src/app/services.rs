@@ -1,5 +1,5 @@
 //! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9, HTTP on 80
-//! with the WebSocket endpoints `/ws`, `/chat` and `/stats` behind it.
+//! with the WebSocket endpoints `/ws`, `/chat` and `/stats` and Socket.IO (`/socket.io/`) behind it.
 //! One thread per connection: simple, and plenty for the hundreds a learner opens.
 
 use std::io::{self, Read, Write};
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::http::{self, HttpConfig};
+use super::http::{self, Hook, HttpConfig};
+use super::socketio::{self, SocketIo};
 use super::stats;
 use super::ws::Endpoints;
 use crate::runtime::{Stack, TcpListener, TcpStream};
@@ -64,6 +65,16 @@ pub fn serve_http_ws(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints) ->
     Ok(())
 }
 
+/// [`serve_http_ws`] plus Socket.IO: `/socket.io/` requests go to `io` first.
+pub fn serve_http_ws_sio(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints, io: &SocketIo) -> io::Result<()> {
+    stream.set_read_timeout(Some(HTTP_IDLE))?;
+    http::serve_with(&mut stream, cfg, |req, s| match io.hook(req, s)? {
+        Hook::Declined => ws.hook(req, s),
+        other => Ok(other),
+    })?;
+    Ok(())
+}
+
 /// Accept on `port` forever, handling each connection on its own thread with `handler`.
 pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<JoinHandle<()>>
 where
@@ -95,9 +106,10 @@ where
 /// Start echo, discard, and HTTP with the WebSocket endpoints (`/stats` reads `stack`).
 pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<JoinHandle<()>>> {
     let ws = Endpoints::new(Some(stats::source(stack.clone())));
+    let io = socketio::demo(socketio::Config::from_env());
     Ok(vec![
         spawn_service(stack, ECHO_PORT, "echo", |s| echo(s).map(|_| ()))?,
         spawn_service(stack, DISCARD_PORT, "discard", |s| discard(s).map(|_| ()))?,
-        spawn_service(stack, HTTP_PORT, "http", move |s| serve_http_ws(s, &http_cfg, &ws))?,
+        spawn_service(stack, HTTP_PORT, "http", move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io))?,
     ])
 }

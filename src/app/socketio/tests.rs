@@ -1,0 +1,151 @@
+//! The server over a Unix socket pair, with tungstenite as the client: the WebSocket
+//! transport without the stack.
+
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::json;
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+use super::*;
+
+type Client = WebSocket<UnixStream>;
+
+fn start(cfg: Config) -> (SocketIo, impl Fn() -> Client) {
+    let io = demo(cfg);
+    let server = io.clone();
+    let connect = move || {
+        let (a, b) = UnixStream::pair().expect("socket pair");
+        let io = server.clone();
+        std::thread::spawn(move || io.serve_ws(b, Vec::new()));
+        a.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        WebSocket::from_raw_socket(a, Role::Client, None)
+    };
+    (io, connect)
+}
+
+/// The next text message that is not a ping.
+fn next(c: &mut Client) -> String {
+    loop {
+        match c.read() {
+            Ok(Message::Text(t)) if t.as_str() != "2" => return t.to_string(),
+            Ok(Message::Text(_)) => {}
+            Ok(Message::Close(f)) => return format!("close {:?}", f.map(|f| u16::from(f.code))),
+            Ok(_) => {}
+            Err(e) => return format!("error {e}"),
+        }
+    }
+}
+
+fn send(c: &mut Client, t: &str) {
+    c.send(Message::Text(t.into())).expect("send");
+}
+
+#[test]
+fn open_connect_echo_broadcast_rooms_and_disconnect() {
+    let (io, connect) = start(Config::default());
+    let mut a = connect();
+    let open: Value = serde_json::from_str(next(&mut a).trim_start_matches('0')).expect("open json");
+    assert_eq!(open["pingInterval"], 25000);
+    assert_eq!(open["upgrades"], json!([]));
+    send(&mut a, "40");
+    assert!(next(&mut a).starts_with("40{\"sid\":"));
+    send(&mut a, r#"421["echo",{"x":[1,2]}]"#);
+    assert_eq!(next(&mut a), r#"431[{"x":[1,2]}]"#);
+
+    let mut b = connect();
+    next(&mut b);
+    send(&mut b, "40");
+    next(&mut b);
+    send(&mut b, r#"42["chat message","hi"]"#);
+    assert_eq!(next(&mut a), r#"42["chat message","hi"]"#);
+    assert_eq!(next(&mut b), r#"42["chat message","hi"]"#);
+
+    send(&mut a, r#"427["join","r1"]"#);
+    assert_eq!(next(&mut a), r#"437["r1"]"#);
+    send(&mut b, r#"42["room message",{"room":"r1","text":"x"}]"#);
+    assert_eq!(next(&mut a), r#"42["room message",{"room":"r1","text":"x"}]"#);
+
+    // Server → client emit with an ack.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sock = io.of("/").sockets().into_iter().find(|s| s.rooms().contains(&"r1".to_string())).expect("a");
+    assert!(sock.emit_with_ack("question", json!(1), move |v| tx.send(v).expect("send")));
+    assert_eq!(next(&mut a), r#"420["question",1]"#);
+    send(&mut a, r#"430["answer"]"#);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(json!("answer")));
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    sock.on_disconnect(move |r| tx.send(r).expect("send"));
+    send(&mut a, "41");
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(DisconnectReason::ClientNamespaceDisconnect));
+    assert_eq!(io.of("/").sockets().len(), 1);
+}
+
+#[test]
+fn namespaces_custom_and_unknown() {
+    let (_io, connect) = start(Config::default());
+    let mut a = connect();
+    next(&mut a);
+    send(&mut a, "40/chat,");
+    assert!(next(&mut a).starts_with("40/chat,{\"sid\":"));
+    send(&mut a, r#"40/nope,"#);
+    assert_eq!(next(&mut a), r#"44/nope,{"message":"Invalid namespace"}"#);
+    send(&mut a, r#"42/chat,5["echo","n"]"#);
+    assert_eq!(next(&mut a), r#"43/chat,5["n"]"#);
+}
+
+#[test]
+fn malformed_packets_close_that_client_only() {
+    let (_io, connect) = start(Config::default());
+    let mut good = connect();
+    next(&mut good);
+    send(&mut good, "40");
+    next(&mut good);
+    for bad in ["9", "49", r#"42["chat message""#, r#"451-["up",{"_placeholder":true,"num":0}]"#, "42{}"] {
+        let mut c = connect();
+        next(&mut c);
+        send(&mut c, "40");
+        next(&mut c);
+        send(&mut c, bad);
+        let mut got = next(&mut c);
+        if got.starts_with("44") {
+            assert!(bad.starts_with("45"), "{bad}: {got}");
+            got = next(&mut c);
+        }
+        assert_eq!(got, "1", "{bad}");
+        assert_eq!(next(&mut c), "close Some(1002)", "{bad}");
+    }
+    send(&mut good, r#"421["echo","still here"]"#);
+    assert_eq!(next(&mut good), r#"431["still here"]"#);
+}
+
+#[test]
+fn a_client_that_never_pongs_is_dropped_one_that_does_stays() {
+    let cfg = Config {
+        ping_interval: Duration::from_millis(100),
+        ping_timeout: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let (io, connect) = start(cfg);
+    let mut silent = connect();
+    next(&mut silent);
+    send(&mut silent, "40");
+    next(&mut silent);
+    let (tx, rx) = std::sync::mpsc::channel();
+    io.of("/").sockets()[0].on_disconnect(move |r| tx.send(r).expect("send"));
+    let mut alive = connect();
+    next(&mut alive);
+    let start = Instant::now();
+    // Answer every ping for six intervals.
+    while start.elapsed() < Duration::from_millis(600) {
+        match alive.read() {
+            Ok(Message::Text(t)) if t.as_str() == "2" => send(&mut alive, "3"),
+            Ok(_) => {}
+            Err(e) => panic!("the answering client was dropped: {e}"),
+        }
+    }
+    assert_eq!(rx.recv_timeout(Duration::from_secs(1)), Ok(DisconnectReason::PingTimeout));
+    send(&mut alive, r#"40"#);
+    assert!(next(&mut alive).starts_with("40"));
+}
