@@ -13,6 +13,7 @@ pub mod rtt;
 pub mod sack;
 pub mod send_buf;
 pub mod state;
+mod timers;
 
 pub use config::TcpConfig;
 pub use connection::{ConnEvent, ConnStats, Connection};

@@ -1,0 +1,199 @@
+//! The connection's timers: retransmission (RFC 6298), the early loss timer (RACK-style and
+//! tail loss probes, RFC 8985), persist (zero-window probes), delayed ACK, TIME-WAIT and the
+//! orphaned FIN-WAIT-2 timeout. Each is a separate deadline, so any number can be pending.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::connection::{ConnEvent, Connection};
+use super::state::State;
+
+impl Connection {
+    /// The earliest moment `on_timer` has work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [self.rto_at, self.persist_at, self.time_wait_at, self.fin_wait2_at, self.delack_at, self.early_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// There is something to send now.
+    pub fn wants_transmit(&self) -> bool {
+        self.rst_out.is_some()
+            || self.ack_now
+            || self.retransmit_hole
+            || self.force_probe
+            || self.tlp_probe
+            || self.has_sendable()
+    }
+
+    pub fn on_timer(&mut self, now: Instant) {
+        if self.time_wait_at.is_some_and(|t| now >= t) {
+            self.time_wait_at = None;
+            self.set_state(now, State::Closed);
+            return;
+        }
+        if self.fin_wait2_at.is_some_and(|t| now >= t) {
+            self.fin_wait2_at = None;
+            self.set_state(now, State::Closed);
+            return;
+        }
+        if self.delack_at.is_some_and(|t| now >= t) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if self.early_at.is_some_and(|t| now >= t) {
+            self.early_at = None;
+            self.on_early_timer();
+        }
+        if self.rto_at.is_some_and(|t| now >= t) {
+            self.rto_at = None;
+            self.on_rto(now);
+        }
+        if self.persist_at.is_some_and(|t| now >= t) {
+            self.persist_at = None;
+            self.on_persist(now);
+        }
+    }
+
+    fn on_rto(&mut self, now: Instant) {
+        self.retries += 1;
+        let limit = if self.state.is_synchronized() { self.cfg.max_retries } else { self.cfg.syn_retries };
+        if self.retries > limit {
+            self.event(ConnEvent::GaveUp);
+            self.abort(now, io::ErrorKind::TimedOut);
+            return;
+        }
+        let flight = self.snd_max - self.snd_una;
+        self.event(ConnEvent::RtoFired { rto: self.rtt.rto(), backoff: self.retries });
+        if self.state.is_synchronized() {
+            self.cc.on_rto(flight, self.snd_mss);
+            self.congestion_event("retransmission timeout: back to one segment");
+        }
+        self.rtt.back_off();
+        self.early_at = None;
+        self.rtt_probe = None;
+        self.recover = None;
+        self.dup_acks = 0;
+        self.retransmit_hole = false;
+        self.recovery_credit = 0;
+        // Keep the SACK information, so the resend skips what the peer holds; but a second
+        // timeout in a row may mean the peer reneged on it (RFC 2018 §8): forget it then.
+        if self.retries >= 2 {
+            self.scoreboard.clear();
+        }
+        // Go back: resend from the oldest unacknowledged byte (or the SYN), as cwnd allows.
+        self.snd_nxt = self.snd_una;
+    }
+
+    /// When to act if no ACK moves things on: a hole the peer's SACKs show gets about a
+    /// round trip plus a quarter for reordering (RACK); otherwise one probe after two round
+    /// trips (TLP), plus the delayed-ACK time when a single segment is out.
+    fn early_deadline(&self, now: Instant) -> Option<Instant> {
+        if !self.cfg.early_retransmit {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?;
+        let wait = if self.recover.is_some() {
+            // In recovery with no ACK for two round trips: a retransmission or its ACK was
+            // lost. Resend the first hole rather than wait out the retransmission timer.
+            srtt * 2
+        } else if !self.scoreboard.is_empty() {
+            srtt + srtt / 4
+        } else if self.tlp_sent {
+            return None;
+        } else if self.snd_max - self.snd_una <= self.seg_size() {
+            srtt * 2 + Duration::from_millis(40)
+        } else {
+            srtt * 2
+        };
+        let wait = wait.max(Duration::from_millis(2));
+        // Only worth it while it comes before the retransmission timer.
+        (wait < self.rtt.rto()).then_some(now + wait)
+    }
+
+    fn on_early_timer(&mut self) {
+        if self.snd_max <= self.snd_una || !self.state.is_synchronized() {
+            return;
+        }
+        if self.recover.is_some() {
+            self.rexmit_next = self.snd_una;
+            self.rexmit_mark = self.snd_max;
+            self.retransmit_hole = true;
+            self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+        } else if !self.scoreboard.is_empty() {
+            // The peer holds data above SND.UNA and has had a round trip to fill the hole.
+            self.enter_recovery();
+        } else if !self.tlp_sent {
+            self.tlp_sent = true;
+            self.tlp_probe = true;
+            self.event(ConnEvent::TailLossProbe);
+        }
+    }
+
+    /// Fast retransmit: halve, remember the recovery point, resend the first hole.
+    pub(super) fn enter_recovery(&mut self) {
+        let flight = self.snd_max - self.snd_una;
+        self.cc.on_fast_retransmit(flight, self.snd_mss);
+        self.limited_transmit = 0;
+        self.recovery_credit = 0;
+        self.rexmit_next = self.snd_una;
+        self.rexmit_mark = self.snd_max;
+        self.recover = Some(self.snd_max);
+        self.retransmit_hole = true;
+        self.early_at = None;
+        self.rtt_probe = None;
+        self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+        self.congestion_event("fast retransmit: halved");
+    }
+
+    fn on_persist(&mut self, now: Instant) {
+        if self.snd_wnd == 0 && !self.send_buf.is_empty() {
+            self.persist_unanswered += 1;
+            if self.persist_unanswered > self.cfg.max_retries {
+                self.event(ConnEvent::GaveUp);
+                self.abort(now, io::ErrorKind::TimedOut);
+                return;
+            }
+            self.event(ConnEvent::ZeroWindowProbe);
+            self.persist_backoff = (self.persist_backoff + 1).min(16);
+            self.snd_nxt = self.snd_una;
+            self.force_probe = true;
+        }
+        self.update_timers(now);
+    }
+
+    /// Arm or disarm the retransmission and persist timers to match what is outstanding.
+    pub fn update_timers(&mut self, now: Instant) {
+        if matches!(self.state, State::TimeWait | State::Closed) {
+            self.rto_at = None;
+            self.persist_at = None;
+            return;
+        }
+        let syn_acked = self.snd_una != self.iss;
+        if syn_acked && self.snd_wnd == 0 && !self.send_buf.is_empty() {
+            // A zero window: probe it on the persist timer (RFC 9293 §3.8.6.1), which never
+            // gives up while the peer keeps answering.
+            self.rto_at = None;
+            if self.persist_at.is_none() {
+                let factor = 1u32 << self.persist_backoff.min(16);
+                let interval = self.rtt.rto().saturating_mul(factor).min(self.cfg.max_rto);
+                self.persist_at = Some(now + interval);
+            }
+        } else {
+            self.persist_at = None;
+            self.persist_backoff = 0;
+            if self.snd_max > self.snd_una {
+                if self.rto_at.is_none() {
+                    self.rto_at = Some(now + self.rtt.rto());
+                }
+                if self.early_at.is_none() && self.state.is_synchronized() {
+                    self.early_at = self.early_deadline(now);
+                }
+            } else {
+                self.rto_at = None;
+                self.early_at = None;
+            }
+        }
+    }
+}
