@@ -1,0 +1,160 @@
+//! Socket.IO on synack's TCP, on a real TUN device: `synack serve` in a fresh network
+//! namespace per test, with the Python `python-socketio` client (WebSocket transport) and
+//! raw packets over Python's `websockets` as peers (tests/clients/sio_client.py).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Each client run is bounded by this (the `timeout` command), whatever happens inside.
+const CLIENT_LIMIT_S: u32 = 120;
+
+/// Python 3 with `import_name` importable; installs `packages` with pip when it is not
+/// (the tests are its only user). Missing after that: a failure under CI, a skip elsewhere.
+fn require_python(test: &str, import_name: &str, packages: &[&str]) -> Option<()> {
+    require_tool(test, "python3")?;
+    let has = || {
+        std::process::Command::new("python3")
+            .args(["-c", &format!("import {import_name}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has() {
+        return Some(());
+    }
+    eprintln!("{test}: installing {packages:?} with pip");
+    let _ = std::process::Command::new("timeout")
+        .args(["180", "python3", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(packages)
+        .status();
+    if has() {
+        return Some(());
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: {packages:?} missing and pip could not install them");
+    }
+    eprintln!("SKIPPED {test}: Python package {import_name} is missing");
+    None
+}
+
+fn require_clients(test: &str) -> Option<()> {
+    require_python(test, "websockets.sync.client", &["websockets"])?;
+    require_python(test, "socketio, websocket", &["python-socketio[client]", "websocket-client"])
+}
+
+/// Runs one sio_client.py subcommand in the namespace; returns its JSON result line.
+fn client(ns: &Netns, args: &[&str]) -> serde_json::Value {
+    let start = Instant::now();
+    let out = ns
+        .cmd("timeout")
+        .arg(CLIENT_LIMIT_S.to_string())
+        .arg("python3")
+        .arg(repo().join("tests/clients/sio_client.py"))
+        .args(args)
+        .output()
+        .expect("run sio_client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sio_client.py {args:?} failed ({}):\n{stdout}\n{stderr}", out.status);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad result line {line:?}: {e}"));
+    eprintln!("sio_client.py {} → {v} ({:.2?})", args.join(" "), start.elapsed());
+    v
+}
+
+/// `synack serve` with extra environment (the heartbeat settings), killed on drop. Declare
+/// it after the `Netns` so it goes first.
+struct EnvServer {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl EnvServer {
+    fn start(ns: &Netns, env: &[(&str, &str)]) -> EnvServer {
+        let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_synack"));
+        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start synack serve");
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !lines.lock().unwrap().iter().any(|l| l.contains("serving as")) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("synack serve exited with {status}: {:?}", lines.lock().unwrap());
+            }
+            assert!(Instant::now() < deadline, "synack serve did not start: {:?}", lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        EnvServer { child, lines }
+    }
+}
+
+impl Drop for EnvServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("synack serve said: {:?}", self.lines.lock().map(|l| l.clone()).unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn sio_python_client_connect_ack_broadcast_room_namespace_disconnect() {
+    let test = "sio_python_client_connect_ack_broadcast_room_namespace_disconnect";
+    let Some(()) = require_root(test) else { return };
+    let Some(()) = require_clients(test) else { return };
+    let mut ns = Netns::new("siosteps");
+    let _srv = ns.serve(&[]);
+    let r = client(&ns, &["steps"]);
+    assert_eq!(r["connected"], 2);
+    assert_eq!(r["transport"], "websocket");
+    for step in ["echo_ack", "broadcast", "room", "namespace", "disconnected"] {
+        assert_eq!(r[step], true, "{step}: {r}");
+    }
+}
+
+#[test]
+fn sio_heartbeat_drops_the_silent_client_keeps_the_answering_one() {
+    let test = "sio_heartbeat_drops_the_silent_client_keeps_the_answering_one";
+    let Some(()) = require_root(test) else { return };
+    let Some(()) = require_clients(test) else { return };
+    let ns = Netns::new("siohb");
+    let _srv = EnvServer::start(&ns, &[("SYNACK_SIO_PING_INTERVAL_MS", "400"), ("SYNACK_SIO_PING_TIMEOUT_MS", "300")]);
+    let r = client(&ns, &["heartbeat", "--interval-ms", "400", "--timeout-ms", "300"]);
+    let closed = r["silent_closed_after_s"].as_f64().expect("a time");
+    assert!((0.6..=1.7).contains(&closed), "closed after {closed}s; interval+timeout is 0.7s");
+    assert!(r["answering_pings"].as_u64().unwrap_or(0) >= 3, "{r}");
+}
+
+#[test]
+fn sio_malformed_packets_get_the_documented_error_and_spare_other_clients() {
+    let test = "sio_malformed_packets_get_the_documented_error_and_spare_other_clients";
+    let Some(()) = require_root(test) else { return };
+    let Some(()) = require_clients(test) else { return };
+    let mut ns = Netns::new("siobad");
+    let srv = ns.serve(&[]);
+    let r = client(&ns, &["malformed"]);
+    for case in ["bad_eio_type", "bad_sio_type", "broken_json", "event_not_array", "binary_event"] {
+        assert_eq!(r[case], 1002, "{case}: {r}");
+    }
+    assert_eq!(r["other_client_ok"], true);
+    // The server is still up and serves a new client.
+    let again = client(&ns, &["steps"]);
+    assert_eq!(again["disconnected"], true);
+    let lines = srv.lines.lock().unwrap().clone();
+    assert!(!lines.iter().any(|l| l.contains("panicked")), "{lines:?}");
+}
