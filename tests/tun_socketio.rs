@@ -158,3 +158,25 @@ fn sio_malformed_packets_get_the_documented_error_and_spare_other_clients() {
     let lines = srv.lines.lock().unwrap().clone();
     assert!(!lines.iter().any(|l| l.contains("panicked")), "{lines:?}");
 }
+
+#[test]
+fn sio_trace_decodes_engine_io_and_socket_io_packets() {
+    let test = "sio_trace_decodes_engine_io_and_socket_io_packets";
+    let Some(()) = require_root(test) else { return };
+    let Some(()) = require_clients(test) else { return };
+    let mut ns = Netns::new("siotrace");
+    let srv = ns.serve(&["--trace"]);
+    client(&ns, &["steps"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = srv.lines.lock().unwrap().clone();
+    let has = |needle: &str| lines.iter().any(|l| l.contains("sio ") && l.contains(needle));
+    for needle in [
+        r#"→ synack EVENT chat message ["hi from a"]  ‹42["chat message","hi from a"]›"#,
+        r#"EVENT chat message ["hi from a"]"#,
+        "→ synack CONNECT /chat",
+        "OPEN {",
+        "ACK id=",
+    ] {
+        assert!(has(needle), "no trace line with {needle:?} in {lines:#?}");
+    }
+}

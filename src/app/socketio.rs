@@ -311,7 +311,7 @@ impl SocketIo {
                 Err(e) => break Err(e),
             };
             if conn.trace {
-                tracing::info!(target: TRACE_TARGET, "sio {label} → synack {}  {}", text.as_str(), describe(&text));
+                tracing::info!(target: TRACE_TARGET, "sio {label} → synack {}", trace_line(&text));
             }
             self.on_packet(&conn, text.as_str());
         };
@@ -432,6 +432,19 @@ impl SocketIo {
     }
 }
 
+/// `EVENT chat message ["hi"]  ‹42["chat message","hi"]›`: decoded, then as sent; both
+/// cut to a few hundred characters so a big payload cannot flood the log.
+fn trace_line(text: &str) -> String {
+    fn cut(s: &str) -> String {
+        const MAX: usize = 300;
+        match s.char_indices().nth(MAX) {
+            Some((i, _)) => format!("{}…", &s[..i]),
+            None => s.to_owned(),
+        }
+    }
+    format!("{}  ‹{}›", cut(&describe(text)), cut(text))
+}
+
 /// Engine.IO's error answer for a bad request on its path.
 fn eio_error(code: u32, message: &str) -> Response {
     let mut r = Response::text(Status(400), json!({"code": code, "message": message}).to_string());
@@ -542,7 +555,7 @@ fn writer_loop<S: Conn>(
         }
         if conn.trace {
             for t in &batch {
-                tracing::info!(target: TRACE_TARGET, "sio synack → {} {t}  {}", conn.label, describe(t));
+                tracing::info!(target: TRACE_TARGET, "sio synack → {} {}", conn.label, trace_line(t));
             }
         }
         if !batch.is_empty() && ws.send_all(batch.into_iter().map(|t| Message::Text(t.into()))).is_err() {
