@@ -128,6 +128,21 @@ fn sio_python_client_connect_ack_broadcast_room_namespace_disconnect() {
 }
 
 #[test]
+fn sio_python_client_on_long_polling_only() {
+    let test = "sio_python_client_on_long_polling_only";
+    let Some(()) = require_root(test) else { return };
+    let Some(()) = require_clients(test) else { return };
+    let ns = Netns::new("siopoll");
+    // Short heartbeats, so pings and pongs cross the polling transport during the steps.
+    let _srv = EnvServer::start(&ns, &[("SYNACK_SIO_PING_INTERVAL_MS", "300"), ("SYNACK_SIO_PING_TIMEOUT_MS", "2000")]);
+    let r = client(&ns, &["steps", "--transport", "polling"]);
+    assert_eq!(r["transport"], "polling");
+    for step in ["echo_ack", "broadcast", "room", "namespace", "disconnected"] {
+        assert_eq!(r[step], true, "{step}: {r}");
+    }
+}
+
+#[test]
 fn sio_heartbeat_drops_the_silent_client_keeps_the_answering_one() {
     let test = "sio_heartbeat_drops_the_silent_client_keeps_the_answering_one";
     let Some(()) = require_root(test) else { return };
@@ -178,5 +193,64 @@ fn sio_trace_decodes_engine_io_and_socket_io_packets() {
         "ACK id=",
     ] {
         assert!(has(needle), "no trace line with {needle:?} in {lines:#?}");
+    }
+}
+
+/// `socket.io-client` at a pinned version, npm-installed once per test run into a temp
+/// dir; returns its `node_modules`. Missing after that: a failure under CI, a skip elsewhere.
+fn require_node_client(test: &str) -> Option<std::path::PathBuf> {
+    require_tool(test, "node")?;
+    require_tool(test, "npm")?;
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_path("sio-node-client");
+    let modules = dir.join("node_modules");
+    let has = || modules.join("socket.io-client/package.json").exists();
+    if !has() {
+        let _ = std::fs::create_dir_all(&dir);
+        eprintln!("{test}: npm install socket.io-client@{NODE_CLIENT_VERSION}");
+        let _ = std::process::Command::new("timeout")
+            .args(["300", "npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg(format!("socket.io-client@{NODE_CLIENT_VERSION}"))
+            .status();
+    }
+    if has() {
+        return Some(modules);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: npm could not install socket.io-client");
+    }
+    eprintln!("SKIPPED {test}: socket.io-client is missing and npm could not install it");
+    None
+}
+
+const NODE_CLIENT_VERSION: &str = "4.8.1";
+
+#[test]
+fn sio_node_client_default_options_polling_then_upgrade() {
+    let test = "sio_node_client_default_options_polling_then_upgrade";
+    let Some(()) = require_root(test) else { return };
+    let Some(modules) = require_node_client(test) else { return };
+    let mut ns = Netns::new("sionode");
+    let _srv = ns.serve(&[]);
+    let out = ns
+        .cmd("timeout")
+        .arg(CLIENT_LIMIT_S.to_string())
+        .arg("node")
+        .arg(repo().join("tests/clients/sio_node.js"))
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run sio_node.js");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sio_node.js failed ({}):\n{stdout}\n{stderr}", out.status);
+    let line = stdout.lines().last().unwrap_or_default();
+    let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad result line {line:?}: {e}"));
+    eprintln!("sio_node.js → {r}");
+    assert_eq!(r["first_transport"], "polling", "{r}");
+    assert_eq!(r["upgraded_transport"], "websocket", "{r}");
+    for step in ["echo_ack", "broadcast", "room", "namespace", "disconnected"] {
+        assert_eq!(r[step], true, "{step}: {r}");
     }
 }

@@ -25,10 +25,15 @@
 //! arguments are dropped) and, when the client asked for one, an [`Ack`]. They run on the
 //! connection's reader thread, so they should not block: emitting only queues.
 //!
-//! Not supported (yet): binary attachments (a BINARY_EVENT / BINARY_ACK gets a
-//! CONNECT_ERROR and the connection is closed), and the HTTP long-polling transport (a
-//! polling request gets Engine.IO's `400 {"code":0,"message":"Transport unknown"}`, so
-//! clients must be told to use `transports: ["websocket"]`).
+//! Both transports: WebSocket directly, or HTTP long-polling (`GET` waits for packets,
+//! `POST` delivers them, several packets joined by `\x1e`) upgraded to WebSocket the way a
+//! default client does it: `2probe` → `3probe` on the new WebSocket, a NOOP (`6`) to end
+//! the pending GET, then the client's UPGRADE (`5`) moves the session over.
+//!
+//! Not supported: binary attachments (a BINARY_EVENT / BINARY_ACK gets a CONNECT_ERROR and
+//! the connection is closed; so does a binary WebSocket message), and the client's own
+//! connect timeout (a client that never sends CONNECT is dropped by the heartbeat only if it
+//! stops answering pings).
 //!
 //! Each connection has a bounded outgoing queue drained by its own writer thread (which
 //! also sends the pings): a client that stops reading overflows only its own queue and is
@@ -49,7 +54,7 @@ use tungstenite::Message;
 
 use self::packet::{decode_eio, describe, encode_eio, EioType, SioPacket, SioType};
 use crate::app::http::{Hook, Request, Response, Status};
-use crate::app::ws::{handshake, open, Conn, Limits, WsSender};
+use crate::app::ws::{handshake, open, Conn, Limits, WsReceiver, WsSender};
 
 /// The tracing target of every Socket.IO log line.
 pub const TRACE_TARGET: &str = "synack::socketio";
@@ -70,6 +75,8 @@ pub struct Config {
     pub queue: usize,
     /// Emits awaiting an acknowledgement, per socket; beyond this `emit_with_ack` refuses.
     pub max_pending_acks: usize,
+    /// Polling sessions at once (each has a heartbeat thread); beyond this, `503`.
+    pub max_polling_sessions: usize,
 }
 
 impl Default for Config {
@@ -80,6 +87,7 @@ impl Default for Config {
             max_payload: 1_000_000,
             queue: 1024,
             max_pending_acks: 1024,
+            max_polling_sessions: 1000,
         }
     }
 }
@@ -144,6 +152,8 @@ pub struct SocketIo {
 struct IoInner {
     config: Config,
     namespaces: RwLock<HashMap<String, Namespace>>,
+    /// Engine.IO sessions by sid, for the polling transport and its upgrade.
+    sessions: Mutex<HashMap<String, Arc<ConnShared>>>,
 }
 
 /// One namespace (`/`, `/chat`, …): its connection handler, sockets and rooms.
@@ -173,7 +183,13 @@ impl Default for SocketIo {
 impl SocketIo {
     /// A server with the namespace `/` (as the JavaScript server always has).
     pub fn new(config: Config) -> Self {
-        let io = SocketIo { inner: Arc::new(IoInner { config, namespaces: RwLock::new(HashMap::new()) }) };
+        let io = SocketIo {
+            inner: Arc::new(IoInner {
+                config,
+                namespaces: RwLock::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        };
         io.of("/");
         io
     }
@@ -233,62 +249,144 @@ impl SocketIo {
         if param("EIO").as_deref() != Some("4") {
             return Ok(Hook::Respond(eio_error(5, "Unsupported protocol version")));
         }
-        if param("transport").as_deref() != Some("websocket") {
-            return Ok(Hook::Respond(eio_error(0, "Transport unknown")));
+        let sid = param("sid");
+        match param("transport").as_deref() {
+            Some("websocket") => {}
+            Some("polling") => return self.polling(req, stream, sid),
+            _ => return Ok(Hook::Respond(eio_error(0, "Transport unknown"))),
         }
-        if param("sid").is_some() {
-            // An upgrade from a polling session; we have none.
-            return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
-        }
+        let upgrading = match &sid {
+            Some(sid) => match self.session(sid) {
+                // Only one upgrade per session.
+                Some(c) if !c.upgrading.swap(true, Ordering::AcqRel) => Some(c),
+                _ => return Ok(Hook::Respond(eio_error(1, "Session ID unknown"))),
+            },
+            None => None,
+        };
         if !handshake::is_attempt(req) {
             return Ok(Hook::Respond(eio_error(3, "Bad request")));
         }
         let accepted = match handshake::check(req) {
             Ok(a) => a,
-            Err(resp) => return Ok(Hook::Respond(resp)),
+            Err(resp) => {
+                if let Some(c) = &upgrading {
+                    c.upgrading.store(false, Ordering::Release);
+                }
+                return Ok(Hook::Respond(resp));
+            }
         };
         let mut stream = stream.try_clone()?;
         handshake::write_switching(&mut stream, &accepted)?;
         let leftover = std::mem::take(&mut req.leftover);
-        if let Err(e) = self.serve_ws(stream, leftover) {
+        let result = match upgrading {
+            Some(conn) => self.upgrade(conn, stream, leftover),
+            None => self.serve_ws(stream, leftover),
+        };
+        if let Err(e) = result {
             tracing::debug!(target: TRACE_TARGET, "socket.io connection ended: {e}");
         }
         Ok(Hook::TookOver)
     }
 
-    /// Runs one Engine.IO session on an upgraded WebSocket until it ends.
-    pub fn serve_ws<S: Conn>(&self, stream: S, leftover: Vec<u8>) -> io::Result<()> {
+    fn ws_limits(&self) -> Limits {
         let cfg = self.inner.config;
-        let limits = Limits {
+        Limits {
             max_message: cfg.max_payload,
             // The WebSocket layer's own idle ping is only a backstop for Engine.IO's.
             idle: cfg.ping_interval + cfg.ping_timeout + Duration::from_secs(1),
             read_buffer: 16 * 1024,
             ..Limits::default()
-        };
-        let trace = tracing::enabled!(target: TRACE_TARGET, tracing::Level::INFO);
-        let (ws, mut rx) = open(stream, leftover, limits, false)?;
-        let label = rx.peer_addr().map_or_else(|| "peer".to_string(), |a| a.to_string());
+        }
+    }
+
+    /// A new Engine.IO session with its OPEN packet queued.
+    fn new_conn(&self, label: String, upgrades: &[&str]) -> Arc<ConnShared> {
+        let cfg = self.inner.config;
         let (tx, queue) = mpsc::sync_channel(cfg.queue.max(1));
         let conn = Arc::new(ConnShared {
             sid: new_sid(),
             tx,
+            queue: Mutex::new(Some(queue)),
             closed: AtomicBool::new(false),
             slow: AtomicBool::new(false),
             pong: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            upgrading: AtomicBool::new(false),
+            get_busy: AtomicBool::new(false),
             reason: Mutex::new(None),
             sockets: Mutex::new(HashMap::new()),
-            label: label.clone(),
-            trace,
+            label,
+            trace: tracing::enabled!(target: TRACE_TARGET, tracing::Level::INFO),
         });
         let open_packet = json!({
             "sid": conn.sid,
-            "upgrades": [],
+            "upgrades": upgrades,
             "pingInterval": cfg.ping_interval.as_millis() as u64,
             "pingTimeout": cfg.ping_timeout.as_millis() as u64,
             "maxPayload": cfg.max_payload,
         });
         conn.send(encode_eio(EioType::Open, &open_packet.to_string()));
+        conn
+    }
+
+    fn session(&self, sid: &str) -> Option<Arc<ConnShared>> {
+        self.inner.sessions.lock().ok()?.get(sid).cloned()
+    }
+
+    /// Runs one Engine.IO session on an upgraded WebSocket until it ends.
+    pub fn serve_ws<S: Conn>(&self, stream: S, leftover: Vec<u8>) -> io::Result<()> {
+        let (ws, rx) = open(stream, leftover, self.ws_limits(), false)?;
+        let label = rx.peer_addr().map_or_else(|| "peer".to_string(), |a| a.to_string());
+        let conn = self.new_conn(label, &[]);
+        self.run_ws(conn, ws, rx)
+    }
+
+    /// The WebSocket half of a polling session's upgrade: answer the probe (`2probe` →
+    /// `3probe`), flush the pending GET with a NOOP, and on the client's UPGRADE (`5`) move
+    /// the session over to this WebSocket.
+    fn upgrade<S: Conn>(&self, conn: Arc<ConnShared>, stream: S, leftover: Vec<u8>) -> io::Result<()> {
+        let (ws, mut rx) = open(stream, leftover, self.ws_limits(), false)?;
+        // The probe exchange is a few packets; more than this is not a client upgrading.
+        for _ in 0..8 {
+            let text = match rx.recv() {
+                Ok(Some(Message::Text(t))) => t,
+                Ok(Some(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => break,
+            };
+            if conn.trace {
+                tracing::info!(target: TRACE_TARGET, "sio {} → synack {} (upgrade)", conn.label, trace_line(&text));
+            }
+            match text.as_str() {
+                "2probe" => {
+                    ws.send(Message::Text("3probe".into()))?;
+                    // The client waits for its pending GET to end before it upgrades.
+                    conn.send(encode_eio(EioType::Noop, ""));
+                }
+                "5" => {
+                    conn.polling.store(false, Ordering::Release);
+                    tracing::info!(target: TRACE_TARGET, "sio {}: upgraded from polling to websocket", conn.label);
+                    return self.run_ws(conn, ws, rx);
+                }
+                _ => break,
+            }
+        }
+        // A failed upgrade leaves the polling session as it was.
+        conn.upgrading.store(false, Ordering::Release);
+        rx.finish();
+        Ok(())
+    }
+
+    /// The session's WebSocket: a writer thread drains its queue and keeps the heartbeat;
+    /// this thread reads packets until the end.
+    fn run_ws<S: Conn>(&self, conn: Arc<ConnShared>, ws: WsSender<S>, mut rx: WsReceiver<S>) -> io::Result<()> {
+        let cfg = self.inner.config;
+        // Waits for a GET still draining the queue (it was sent a NOOP, so it ends soon).
+        let queue = conn.queue.lock().ok().and_then(|mut q| q.take());
+        let Some(queue) = queue else {
+            self.end(&conn, DisconnectReason::TransportClose);
+            return Err(io::Error::other("session queue already taken"));
+        };
+        let label = conn.label.clone();
         let writer = {
             let conn = conn.clone();
             let io = self.clone();
@@ -319,6 +417,115 @@ impl SocketIo {
         let _ = writer.join();
         rx.finish();
         result
+    }
+
+    /// `transport=polling`: the handshake GET, a long-poll GET, or a POST of packets.
+    fn polling<S: Conn>(&self, req: &mut Request, stream: &mut S, sid: Option<String>) -> io::Result<Hook> {
+        let cfg = self.inner.config;
+        let sid = match (req.method.as_str(), sid) {
+            ("GET", None) => {
+                let full = self.inner.sessions.lock().map_or(true, |m| m.len() >= cfg.max_polling_sessions);
+                if full {
+                    return Ok(Hook::Respond(eio_error(3, "Too many sessions")));
+                }
+                let label = stream.peer_addr().map_or_else(|| "peer".to_string(), |a| a.to_string());
+                let conn = self.new_conn(label, &["websocket"]);
+                conn.polling.store(true, Ordering::Release);
+                if let Ok(mut m) = self.inner.sessions.lock() {
+                    m.insert(conn.sid.clone(), conn.clone());
+                }
+                let io = self.clone();
+                let hb = conn.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("sio-poll-heartbeat".into())
+                    .spawn(move || heartbeat(&io, &hb, cfg));
+                if spawned.is_err() {
+                    self.end(&conn, DisconnectReason::TransportClose);
+                    return Ok(Hook::Respond(eio_error(3, "Too many sessions")));
+                }
+                conn.sid.clone()
+            }
+            (_, Some(sid)) => sid,
+            (_, None) => return Ok(Hook::Respond(eio_error(2, "Bad handshake method"))),
+        };
+        let Some(conn) = self.session(&sid).filter(|c| c.polling.load(Ordering::Acquire)) else {
+            return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
+        };
+        match req.method.as_str() {
+            "GET" => Ok(Hook::Respond(self.poll(&conn))),
+            "POST" => {
+                if req.body_len > cfg.max_payload as u64 {
+                    self.end(&conn, DisconnectReason::TransportClose);
+                    return Ok(Hook::Respond(eio_error(3, "Payload too large")));
+                }
+                let body = read_body(req, stream)?;
+                let Ok(body) = String::from_utf8(body) else {
+                    self.fail(&conn, "parse error: payload is not UTF-8");
+                    return Ok(Hook::Respond(eio_error(3, "Bad request")));
+                };
+                // A polling payload is packets separated by the record separator.
+                for packet in body.split('\x1e') {
+                    if conn.closed.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if conn.trace {
+                        tracing::info!(target: TRACE_TARGET, "sio {} → synack {} (POST)", conn.label, trace_line(packet));
+                    }
+                    self.on_packet(&conn, packet);
+                }
+                Ok(Hook::Respond(Response::text(Status::OK, "ok")))
+            }
+            _ => Ok(Hook::Respond(eio_error(2, "Bad handshake method"))),
+        }
+    }
+
+    /// A long-poll GET: waits (up to a ping interval) for packets, then returns what is
+    /// queued, up to about `max_payload` bytes.
+    fn poll(&self, conn: &Arc<ConnShared>) -> Response {
+        let cfg = self.inner.config;
+        if conn.get_busy.swap(true, Ordering::AcqRel) {
+            // Engine.IO allows one GET at a time; a second one is a broken client.
+            self.end(conn, DisconnectReason::TransportClose);
+            return eio_error(3, "Bad request");
+        }
+        let mut packets: Vec<String> = Vec::new();
+        if let Ok(guard) = conn.queue.lock() {
+            if let Some(queue) = guard.as_ref() {
+                let mut size = 0;
+                let mut wait = cfg.ping_interval + cfg.ping_timeout;
+                while size < cfg.max_payload && packets.len() < 1024 {
+                    let next = if packets.is_empty() {
+                        queue.recv_timeout(wait).map_err(|_| ())
+                    } else {
+                        queue.try_recv().map_err(|_| ())
+                    };
+                    wait = Duration::ZERO;
+                    match next {
+                        Ok(Outgoing::Text(t)) => {
+                            size += t.len() + 1;
+                            packets.push(t);
+                        }
+                        Ok(Outgoing::Stop) => {
+                            if !packets.iter().any(|p| p == "1") {
+                                packets.push(encode_eio(EioType::Close, ""));
+                            }
+                            break;
+                        }
+                        Err(()) => break,
+                    }
+                }
+            }
+        }
+        conn.get_busy.store(false, Ordering::Release);
+        if packets.is_empty() {
+            packets.push(encode_eio(EioType::Noop, ""));
+        }
+        if conn.trace {
+            for t in &packets {
+                tracing::info!(target: TRACE_TARGET, "sio synack → {} {} (GET)", conn.label, trace_line(t));
+            }
+        }
+        Response::text(Status::OK, packets.join("\x1e"))
     }
 
     /// One Engine.IO packet from the client.
@@ -422,6 +629,9 @@ impl SocketIo {
         if let Ok(mut r) = conn.reason.lock() {
             *r = Some(reason);
         }
+        if let Ok(mut m) = self.inner.sessions.lock() {
+            m.remove(&conn.sid);
+        }
         let sockets: Vec<Socket> =
             conn.sockets.lock().map(|mut m| m.drain().map(|(_, s)| s).collect()).unwrap_or_default();
         for s in sockets {
@@ -472,7 +682,15 @@ enum Outgoing {
 struct ConnShared {
     sid: String,
     tx: SyncSender<Outgoing>,
+    /// The queue's other end: taken by the WebSocket writer; long-poll GETs borrow it.
+    queue: Mutex<Option<Receiver<Outgoing>>>,
     closed: AtomicBool,
+    /// On the polling transport (not yet upgraded).
+    polling: AtomicBool,
+    /// A WebSocket is probing to take this polling session over.
+    upgrading: AtomicBool,
+    /// A long-poll GET is waiting.
+    get_busy: AtomicBool,
     /// The queue overflowed; the writer closes with 1008.
     slow: AtomicBool,
     /// A pong arrived since the last ping.
@@ -504,6 +722,67 @@ impl ConnShared {
     fn send_sio(&self, p: &SioPacket) {
         self.send(encode_eio(EioType::Message, &p.encode()));
     }
+}
+
+/// A polling session's heartbeat: queue a ping every `ping_interval` (the next GET carries
+/// it) and end the session if no pong is POSTed within `ping_timeout`. Stops once the
+/// session is upgraded (the WebSocket writer keeps the heartbeat then) or over.
+fn heartbeat(io: &SocketIo, conn: &Arc<ConnShared>, cfg: Config) {
+    const TICK: Duration = Duration::from_millis(20);
+    let gone = || conn.closed.load(Ordering::Acquire) || !conn.polling.load(Ordering::Acquire);
+    let sleep_until = |t: Instant, done: &dyn Fn() -> bool| {
+        while Instant::now() < t {
+            if gone() || done() {
+                return;
+            }
+            std::thread::sleep(TICK.min(t.saturating_duration_since(Instant::now())));
+        }
+    };
+    loop {
+        sleep_until(Instant::now() + cfg.ping_interval, &|| false);
+        if gone() {
+            return;
+        }
+        conn.pong.store(false, Ordering::Release);
+        conn.send(encode_eio(EioType::Ping, ""));
+        sleep_until(Instant::now() + cfg.ping_timeout, &|| conn.pong.load(Ordering::Acquire));
+        if gone() {
+            return;
+        }
+        if conn.slow.load(Ordering::Acquire) {
+            io.end(conn, DisconnectReason::TooSlow);
+            return;
+        }
+        if !conn.pong.load(Ordering::Acquire) {
+            tracing::info!(target: TRACE_TARGET, "sio {}: no pong within {:?}; closing", conn.label, cfg.ping_timeout);
+            io.end(conn, DisconnectReason::PingTimeout);
+            return;
+        }
+    }
+}
+
+/// Reads a request body the hook handles itself (the caller bounded its length), and
+/// leaves `req` as if it had none, so the HTTP server goes on at the next request.
+fn read_body<S: Conn>(req: &mut Request, stream: &mut S) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(req.body_len).map_err(|_| io::Error::other("body too large"))?;
+    let have = len.min(req.leftover.len());
+    let mut body: Vec<u8> = req.leftover.drain(..have).collect();
+    if body.len() < len && req.expects_continue() {
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        stream.flush()?;
+    }
+    let mut chunk = [0u8; 8192];
+    while body.len() < len {
+        let want = (len - body.len()).min(chunk.len());
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    req.body_len = 0;
+    Ok(body)
 }
 
 /// Drains the queue to the WebSocket in batches and keeps the heartbeat: a ping every

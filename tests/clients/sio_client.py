@@ -4,6 +4,7 @@
 Run by tests/tun_socketio.rs inside a test's network namespace; usable by hand too:
 
     python3 tests/clients/sio_client.py steps        # python-socketio, WebSocket transport
+    python3 tests/clients/sio_client.py steps --transport polling
     python3 tests/clients/sio_client.py heartbeat --interval-ms 300 --timeout-ms 300
     python3 tests/clients/sio_client.py malformed    # raw packets over `websockets`
 
@@ -31,9 +32,9 @@ def check(cond, msg):
         fail(msg)
 
 
-def steps(base):
+def steps(base, transport="websocket"):
     """connect, emit with ack, broadcast to a second client, join a room, a custom
-    namespace, disconnect: python-socketio over the WebSocket transport only."""
+    namespace, disconnect: python-socketio on one transport only (no upgrade)."""
     import socketio
 
     def client(namespaces=None):
@@ -42,7 +43,7 @@ def steps(base):
         sio.on("chat message", lambda d: inbox.put(("chat message", d)))
         sio.on("room message", lambda d: inbox.put(("room message", d)))
         sio.on("disconnect", lambda *a: inbox.put(("disconnect", None)))
-        sio.connect(base, transports=["websocket"], namespaces=namespaces, wait_timeout=TIMEOUT)
+        sio.connect(base, transports=[transport], namespaces=namespaces, wait_timeout=TIMEOUT)
         return sio, inbox
 
     def expect(inbox, name, data):
@@ -222,9 +223,10 @@ def main():
     p.add_argument("--base", default="http://10.7.0.2")
     p.add_argument("--interval-ms", type=int, default=25000)
     p.add_argument("--timeout-ms", type=int, default=20000)
+    p.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
     a = p.parse_args()
     if a.what == "steps":
-        r = steps(a.base)
+        r = steps(a.base, a.transport)
     elif a.what == "heartbeat":
         r = heartbeat(a.base, a.interval_ms, a.timeout_ms)
     else:
