@@ -254,3 +254,54 @@ fn sio_node_client_default_options_polling_then_upgrade() {
         assert_eq!(r[step], true, "{step}: {r}");
     }
 }
+
+/// Debian ships the browser as `chromium`; the smaller `chromium-headless-shell` also works.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-headless-shell"].into_iter().find(|b| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {b}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn sio_demo_page_client_in_headless_chromium_gets_its_ack_and_broadcast() {
+    let test = "sio_demo_page_client_in_headless_chromium_gets_its_ack_and_broadcast";
+    let Some(()) = require_root(test) else { return };
+    let Some(browser) = chromium() else {
+        require_tool(test, "chromium");
+        return;
+    };
+    let mut ns = Netns::new("siopage");
+    let _srv = ns.serve(&[]);
+    // `?sio=` makes the page's hand-written client emit that text (a chat message and an
+    // echo with an ack) as soon as it is connected.
+    let url = "http://10.7.0.2/?sio=hello-over-socketio";
+    let mut dom = String::new();
+    // The browser is real and CI machines vary: a few tries, each bounded.
+    for attempt in 1..=3 {
+        let profile = temp_path(&format!("sio-chromium-profile-{attempt}"));
+        let _ = std::fs::remove_dir_all(&profile);
+        let out = ns
+            .cmd("timeout")
+            .args(["90", browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--virtual-time-budget=5000")
+            .arg("--dump-dom")
+            .arg(url)
+            .output()
+            .expect("run chromium");
+        let _ = std::fs::remove_dir_all(&profile);
+        dom = String::from_utf8_lossy(&out.stdout).into_owned();
+        if dom.contains(r#"data-sio-ack="hello-over-socketio""#) {
+            break;
+        }
+        eprintln!("attempt {attempt}: page not ready yet; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(dom.contains(r#"data-sio-ack="hello-over-socketio""#), "no echo ack in the page:\n{dom}");
+    assert!(dom.contains(r#"<li class="msg">hello-over-socketio</li>"#), "no broadcast in the page:\n{dom}");
+    assert!(dom.contains(r#"id="sio-status" class="status live">live: sid "#), "{dom}");
+}
