@@ -149,3 +149,24 @@ fn a_client_that_never_pongs_is_dropped_one_that_does_stays() {
     send(&mut alive, r#"40"#);
     assert!(next(&mut alive).starts_with("40"));
 }
+
+/// The README's example, kept compiling.
+#[test]
+fn the_readme_example_builds_a_server() {
+    let io = SocketIo::new(Config::default());
+    let all = io.clone();
+    io.on_connection(move |socket| {
+        let all = all.clone();
+        socket.on("chat message", move |msg, _| all.emit("chat message", msg));
+        socket.on("echo", |data, ack| {
+            if let Some(ack) = ack {
+                ack.send(data)
+            }
+        });
+        let s = socket.clone();
+        socket.on("join", move |room, _| s.join(room.as_str().unwrap_or("lobby")));
+        socket.emit_with_ack("hello", json!("welcome"), |reply| println!("{reply}"));
+        socket.on_disconnect(|reason| println!("left: {}", reason.as_str()));
+    });
+    assert_eq!(io.of("/").name(), "/");
+}
