@@ -170,3 +170,69 @@ fn the_readme_example_builds_a_server() {
     });
     assert_eq!(io.of("/").name(), "/");
 }
+
+/// One HTTP request through the HTTP server with the Socket.IO hook; the raw response.
+fn http(io: &SocketIo, request: &str) -> String {
+    use std::io::{Read, Write};
+    let (mut a, mut b) = UnixStream::pair().expect("socket pair");
+    let server = io.clone();
+    let t = std::thread::spawn(move || {
+        let cfg = crate::app::http::HttpConfig::default();
+        let _ = crate::app::http::serve_with(&mut b, &cfg, |req, s| server.hook(req, s));
+    });
+    a.write_all(request.as_bytes()).expect("write");
+    a.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    a.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut out = String::new();
+    let _ = a.read_to_string(&mut out);
+    let _ = t.join();
+    out
+}
+
+#[test]
+fn engine_io_request_errors_are_its_json_codes() {
+    let io = demo(Config::default());
+    let get = |q: &str| http(&io, &format!("GET /socket.io/?{q} HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert!(get("EIO=3&transport=polling").ends_with(r#"{"code":5,"message":"Unsupported protocol version"}"#));
+    assert!(get("EIO=4&transport=carrier-pigeon").ends_with(r#"{"code":0,"message":"Transport unknown"}"#));
+    assert!(get("EIO=4&transport=polling&sid=nope").ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+    assert!(get("EIO=4&transport=websocket&sid=nope").ends_with(r#"{"code":1,"message":"Session ID unknown"}"#));
+    assert!(get("EIO=4&transport=websocket").ends_with(r#"{"code":3,"message":"Bad request"}"#));
+    // Other paths are not ours.
+    assert!(http(&io, "GET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn polling_handshake_post_and_get_on_one_keep_alive_connection() {
+    let io = demo(Config::default());
+    let first = http(&io, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let body = first.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let open: Value = serde_json::from_str(body.trim_start_matches('0')).expect("open json");
+    assert_eq!(open["upgrades"], json!(["websocket"]));
+    let sid = open["sid"].as_str().unwrap_or_default().to_owned();
+    // Two packets in one POST (CONNECT, then an EVENT asking for an ack), then a GET for the
+    // replies: the CONNECT answer and the ack, `\x1e` between them.
+    let payload = "40\x1e421[\"echo\",\"polled\"]";
+    let out = http(
+        &io,
+        &format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nContent-Length: {}\r\n\r\n{payload}\
+             GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nConnection: close\r\n\r\n",
+            payload.len()
+        ),
+    );
+    let bodies: Vec<&str> = out.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(bodies.len(), 2, "{out}");
+    assert!(bodies[0].ends_with("\r\n\r\nok"), "{out}");
+    let packets: Vec<&str> = bodies[1].split("\r\n\r\n").nth(1).unwrap_or_default().split('\x1e').collect();
+    assert_eq!(packets.len(), 2, "{out}");
+    assert!(packets[0].starts_with("40{\"sid\":"), "{out}");
+    assert_eq!(packets[1], r#"431["polled"]"#);
+    // A client CLOSE ends the session.
+    let bye = format!("POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1");
+    assert!(http(&io, &bye).ends_with("ok"));
+    let after =
+        http(&io, &format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    assert!(after.ends_with(r#"{"code":1,"message":"Session ID unknown"}"#), "{after}");
+}
