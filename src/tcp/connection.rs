@@ -173,6 +173,9 @@ pub struct Connection {
     /// fast link.
     pub(super) early_at: Option<Instant>,
     pub(super) tlp_sent: bool,
+    /// The early timer already resent the first hole in this recovery since the peer last
+    /// told us anything new.
+    pub(super) recovery_probed: bool,
     pub(super) tlp_probe: bool,
     /// Bytes RFC 3042 lets us send beyond cwnd after the first duplicate ACKs.
     pub(super) limited_transmit: u32,
@@ -246,6 +249,7 @@ impl Connection {
             limited_transmit: 0,
             early_at: None,
             tlp_sent: false,
+            recovery_probed: false,
             tlp_probe: false,
             recovery_credit: 0,
             newly_sacked: 0,

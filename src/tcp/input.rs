@@ -234,6 +234,9 @@ impl Connection {
         self.newly_sacked = 0;
         if self.sack_enabled && seg.options.sack_len > 0 {
             self.newly_sacked = self.scoreboard.update(seg.options.sack_blocks(), self.snd_una, self.snd_max);
+            if self.newly_sacked > 0 {
+                self.recovery_probed = false;
+            }
             let resent_some = self.rexmit_next > self.snd_una;
             if self.recover.is_some() && resent_some && self.scoreboard.highest().is_some_and(|h| h > self.rexmit_mark)
             {
@@ -320,6 +323,7 @@ impl Connection {
         self.rto_at = None;
         self.early_at = None;
         self.tlp_sent = false;
+        self.recovery_probed = false;
         self.retries = 0;
         self.dup_acks = 0;
         self.limited_transmit = 0;

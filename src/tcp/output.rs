@@ -135,8 +135,10 @@ impl Connection {
             let mut limit = u32::MAX;
             if seq < self.snd_max {
                 // Resending after a timeout: skip what the peer has SACKed, and stop short
-                // of the next block it holds.
-                while let Around::Inside(end) = self.scoreboard.around(seq) {
+                // of the next block it holds. Never the left edge, though: RFC 2018 §8 says
+                // it MUST go again whatever the SACKs said (the peer may have reneged).
+                while seq != self.snd_una {
+                    let Around::Inside(end) = self.scoreboard.around(seq) else { break };
                     seq = end;
                 }
                 self.snd_nxt = seq;

@@ -84,6 +84,8 @@ impl Connection {
         }
         // Go back: resend from the oldest unacknowledged byte (or the SYN), as cwnd allows.
         self.snd_nxt = self.snd_una;
+        // Whatever the next transmission does, data outstanding keeps a timer.
+        self.update_timers(now);
     }
 
     /// When to act if no ACK moves things on: a hole the peer's SACKs show gets about a
@@ -94,7 +96,11 @@ impl Connection {
             return None;
         }
         let srtt = self.rtt.srtt()?;
-        let wait = if self.recover.is_some() {
+        let wait = if self.recover.is_some() && self.recovery_probed {
+            // One resend per round of news from the peer; after that, the backed-off
+            // retransmission timer (RFC 6675 and 8985 resend again only on evidence).
+            return None;
+        } else if self.recover.is_some() {
             // In recovery with no ACK for two round trips: a retransmission or its ACK was
             // lost. Resend the first hole rather than wait out the retransmission timer.
             srtt * 2
@@ -117,6 +123,7 @@ impl Connection {
             return;
         }
         if self.recover.is_some() {
+            self.recovery_probed = true;
             self.rexmit_next = self.snd_una;
             self.rexmit_mark = self.snd_max;
             self.retransmit_hole = true;

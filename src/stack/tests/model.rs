@@ -811,8 +811,7 @@ fn sack_established_with_data_in_flight(rtt: Duration) -> (Peer, u32, u32) {
 /// skip SACKed data at SND.UNA on the go-back path. And, so that no path can leave data
 /// outstanding without a timer, end `on_rto` with `self.update_timers(now)`.
 #[test]
-#[ignore = "known bug: an RTO after a SACK block covering SND.UNA leaves no timer"]
-fn known_bug_rto_after_a_sack_block_at_snd_una_keeps_a_timer() {
+fn rto_after_a_sack_block_at_snd_una_keeps_a_timer() {
     let (mut t, iss, _) = sack_established_with_data_in_flight(Duration::ZERO);
     let una = iss.wrapping_add(1 + 9000);
     let mut a = ack().seq(PEER_ISS + 1).ack(una).win(40000);
@@ -852,8 +851,7 @@ fn known_bug_rto_after_a_sack_block_at_snd_una_keeps_a_timer() {
 /// e.g. in `early_deadline`, when `recover` is set and the first hole was resent since the
 /// last ACK that moved anything, return `None` and leave it to the RTO.
 #[test]
-#[ignore = "known bug: the early timer resends the first hole every 2×SRTT with a silent peer"]
-fn known_bug_recovery_with_a_silent_peer_does_not_resend_every_two_round_trips() {
+fn recovery_with_a_silent_peer_does_not_resend_every_two_round_trips() {
     let (mut t, iss, _) = sack_established_with_data_in_flight(Duration::from_millis(10));
     // The first segment arrives (an RTT sample of 10 ms); the second is lost; the peer has
     // the next three, and says so three times.
