@@ -1,21 +1,22 @@
 //! The kernel's TCP serving what `synack serve` serves, for side-by-side measurements
 //! (`scripts/bench.sh`): the same HTTP code (`synack::app::http::serve`, so `/bytes/N` is the
-//! same bytes written in the same chunks) and the same discard loop, over `std::net`.
+//! same bytes written in the same chunks) and the same discard and echo loops, over `std::net`.
 //!
 //! ```text
-//! kernel_peer [ADDR]     HTTP on ADDR:80, discard on ADDR:9 (ADDR defaults to 0.0.0.0)
+//! kernel_peer [ADDR]     HTTP on ADDR:80, discard on ADDR:9, echo on ADDR:7
+//!                        (ADDR defaults to 0.0.0.0)
 //! ```
 //!
 //! Prints `kernel_peer: ready` to stderr once both listen; runs until killed.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
 use anyhow::{Context, Result};
 use synack::app::http::{self, HttpConfig};
-use synack::app::services::{DISCARD_PORT, HTTP_PORT};
+use synack::app::services::{DISCARD_PORT, ECHO_PORT, HTTP_PORT};
 
 fn main() {
     if let Err(e) = run() {
@@ -31,6 +32,7 @@ fn run() -> Result<()> {
     };
     let http = TcpListener::bind((ip, HTTP_PORT)).with_context(|| format!("binding {ip}:{HTTP_PORT}"))?;
     let discard = TcpListener::bind((ip, DISCARD_PORT)).with_context(|| format!("binding {ip}:{DISCARD_PORT}"))?;
+    let echo = TcpListener::bind((ip, ECHO_PORT)).with_context(|| format!("binding {ip}:{ECHO_PORT}"))?;
     let cfg = HttpConfig::default();
     let http_thread = thread::spawn(move || {
         accept_loop(http, move |mut s| {
@@ -39,8 +41,9 @@ fn run() -> Result<()> {
         })
     });
     let discard_thread = thread::spawn(move || accept_loop(discard, discard_one));
-    eprintln!("kernel_peer: ready (http {ip}:{HTTP_PORT}, discard {ip}:{DISCARD_PORT})");
-    for t in [http_thread, discard_thread] {
+    let echo_thread = thread::spawn(move || accept_loop(echo, echo_one));
+    eprintln!("kernel_peer: ready (http {ip}:{HTTP_PORT}, discard {ip}:{DISCARD_PORT}, echo {ip}:{ECHO_PORT})");
+    for t in [http_thread, discard_thread, echo_thread] {
         t.join().map_err(|_| anyhow::anyhow!("an accept thread panicked"))??;
     }
     Ok(())
@@ -71,5 +74,17 @@ fn discard_one(mut stream: TcpStream) -> io::Result<()> {
         if stream.read(&mut buf)? == 0 {
             return stream.shutdown(Shutdown::Write);
         }
+    }
+}
+
+/// The same loop as `synack::app::services::echo`: every byte back, FIN after the peer's.
+fn echo_one(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return stream.shutdown(Shutdown::Write);
+        }
+        stream.write_all(&buf[..n])?;
     }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bench.sh: bulk TCP throughput of synack next to the kernel's own TCP, in one run.
+# bench.sh: synack next to the kernel's own TCP and smoltcp, in one run: bulk throughput
+# (clean and under loss), connection rate, memory per idle connection, the cost of --pcap.
 #
 #   sudo scripts/bench.sh            # 3 interleaved rounds of 100 MB, clean and 1% / 5% loss
-#   sudo scripts/bench.sh --quick    # 1 round of 20 MB
+#   sudo scripts/bench.sh --quick    # 1 round of 20 MB, 0% and 5% loss, short timeouts
 #
 # Everything happens in network namespaces made here and removed on exit (also on Ctrl-C or
 # failure); nothing is added to the machine's own namespace.
@@ -20,22 +21,34 @@ LOSSES="0,1,5"
 BUILD=1
 SYNACK_ARGS=""
 LOSS_AT=receiver
+CONNS=5000
+IDLE=10000
+PCAP=1
 TAG=sbench$$
 
 usage() {
     cat <<EOF
 Usage: sudo $PROG [--quick] [--rounds N] [--size MB] [--loss LIST] [--timeout S]
-                  [--synack-args ARGS] [--no-build]
+                  [--conns N] [--idle N] [--no-pcap] [--synack-args ARGS] [--no-build]
 
-Build release binaries, then measure bulk TCP transfers of SIZE megabytes (10^6 bytes)
-with one client program (examples/bulk_client.rs, the kernel's TCP) against:
+Build release binaries, then measure, with client programs on the kernel's TCP, three servers:
   kernel   the kernel's TCP in another namespace over a veth pair, serving with
            examples/kernel_peer.rs (the same HTTP code synack serves with, over std::net)
   synack   'synack serve' on a TUN device
-Both directions: down = GET /bytes/N from the server (the server sends, check every byte),
-up = N bytes to the server's discard port, then wait for its FIN. Each at every loss rate in
-LIST, P% of the packets dropped at random both ways. Rounds are interleaved; the table shows
-medians and the ratio to the kernel.
+  smoltcp  examples/smoltcp_peer.rs: smoltcp (crates.io) on a TUN device, 4 MiB buffers,
+           CUBIC, Nagle off, serving the same /bytes/N, discard and echo
+Bulk (examples/bulk_client.rs), SIZE megabytes (10^6 bytes) both directions: down = GET
+/bytes/N from the server (the server sends, check every byte), up = N bytes to the server's
+discard port, then wait for its FIN. Each at every loss rate in LIST, P% of the packets
+dropped at random both ways.
+Connection rate (examples/conn_rate.rs, one client thread, one connection at a time, no loss):
+  echo  connect, 1 byte to echo :7 and back, client closes first (TIME-WAIT on the client)
+  http  connect, GET /bytes/1 with Connection: close, server closes first (TIME-WAIT in the
+        server's stack)
+Memory (examples/idle_conns.rs): synack's VmRSS before and after opening N idle connections
+to its echo port, per connection.
+--pcap cost: the clean bulk transfers again against a second 'synack serve --pcap FILE'.
+Rounds are interleaved; the tables show medians and ratios.
 
 Where the loss happens (--loss-at):
   receiver  (default) where packets arrive: an nft 'numgen random mod 100 < P drop' rule at
@@ -47,13 +60,18 @@ Where the loss happens (--loss-at):
             the sending socket (NET_XMIT_DROP), which sends the data again at once: egress
             drops of the kernel's own data are no loss at all, so 'up' rows are nearly clean.
 
-  --quick           1 round of 20 MB (same as --rounds 1 --size 20)
+  --quick           1 round of 20 MB at 0% and 5% loss, timeout 20 s, 2000 connections
+                    (same as --rounds 1 --size 20 --loss 0,5 --timeout 20 --conns 2000)
   --rounds N        rounds (default $ROUNDS)
   --size MB         transfer size in MB (default $SIZE_MB)
   --loss LIST       comma-separated loss percentages (default $LOSSES)
   --timeout S       bound on each transfer in seconds (default $TIMEOUT); a transfer
                     that takes longer counts as "timeout"
   --loss-at WHERE   receiver (default) or client, see above
+  --conns N         connections per connection-rate run (default $CONNS; 0 skips them); each
+                    run is also bounded by --timeout
+  --idle N          idle connections for the memory measure (default $IDLE; 0 skips it)
+  --no-pcap         skip the --pcap on/off comparison
   --synack-args A   extra arguments for 'synack serve' (e.g. "--pcap /tmp/b.pcap")
   --no-build        use the binaries already in target/release
   -h, --help        show this help
@@ -73,7 +91,7 @@ ORIG_ARGS=("$@")
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage; exit 0 ;;
-        --quick) ROUNDS=1; SIZE_MB=20; shift ;;
+        --quick) ROUNDS=1; SIZE_MB=20; LOSSES=0,5; TIMEOUT=20; CONNS=2000; shift ;;
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS=$2; shift 2 ;;
         --rounds=*) ROUNDS=${1#*=}; shift ;;
         --size) [[ $# -ge 2 ]] || die "--size needs a value (MB)"; SIZE_MB=$2; shift 2 ;;
@@ -86,6 +104,11 @@ while [[ $# -gt 0 ]]; do
         --synack-args=*) SYNACK_ARGS=${1#*=}; shift ;;
         --loss-at) [[ $# -ge 2 ]] || die "--loss-at needs receiver or client"; LOSS_AT=$2; shift 2 ;;
         --loss-at=*) LOSS_AT=${1#*=}; shift ;;
+        --conns) [[ $# -ge 2 ]] || die "--conns needs a number"; CONNS=$2; shift 2 ;;
+        --conns=*) CONNS=${1#*=}; shift ;;
+        --idle) [[ $# -ge 2 ]] || die "--idle needs a number"; IDLE=$2; shift 2 ;;
+        --idle=*) IDLE=${1#*=}; shift ;;
+        --no-pcap) PCAP=0; shift ;;
         --no-build) BUILD=0; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
@@ -95,6 +118,8 @@ done
 [[ $SIZE_MB =~ ^[1-9][0-9]{0,2}$ ]] || die "--size must be 1..999 MB, not '$SIZE_MB'"
 [[ $TIMEOUT =~ ^[1-9][0-9]{0,3}$ ]] || die "--timeout must be 1..9999 seconds, not '$TIMEOUT'"
 [[ $LOSSES =~ ^[0-9]{1,2}(,[0-9]{1,2})*$ ]] || die "--loss must be percentages like 0,1,5, not '$LOSSES'"
+[[ $CONNS =~ ^[0-9]{1,5}$ && $CONNS -le 22000 ]] || die "--conns must be 0..22000, not '$CONNS'"
+[[ $IDLE =~ ^[0-9]{1,5}$ && $IDLE -le 15000 ]] || die "--idle must be 0..15000, not '$IDLE'"
 [[ $LOSS_AT == receiver || $LOSS_AT == client ]] || die "--loss-at must be receiver or client, not '$LOSS_AT'"
 IFS=, read -r -a LOSS_LIST <<<"$LOSSES"
 BYTES=$((SIZE_MB * 1000000))
@@ -157,14 +182,18 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Build.
 if ((BUILD)); then
-    say "building release binaries (synack, examples bulk_client and kernel_peer)"
-    cargo build --release --quiet --bin synack --example bulk_client --example kernel_peer ||
+    say "building release binaries (synack; examples bulk_client, conn_rate, idle_conns, kernel_peer, smoltcp_peer)"
+    cargo build --release --quiet --bin synack --example bulk_client --example kernel_peer \
+        --example smoltcp_peer --example conn_rate --example idle_conns ||
         die "cargo build failed"
 fi
 SYNACK=$REPO/target/release/synack
 CLIENT=$REPO/target/release/examples/bulk_client
 PEER=$REPO/target/release/examples/kernel_peer
-for bin in "$SYNACK" "$CLIENT" "$PEER"; do
+SMOL=$REPO/target/release/examples/smoltcp_peer
+CONN_RATE=$REPO/target/release/examples/conn_rate
+IDLE_CONNS=$REPO/target/release/examples/idle_conns
+for bin in "$SYNACK" "$CLIENT" "$PEER" "$SMOL" "$CONN_RATE" "$IDLE_CONNS"; do
     [[ -x $bin ]] || die "$bin is missing (run without --no-build)"
 done
 
@@ -198,6 +227,19 @@ make_ns() {
     ip netns add "$1" || die "could not create namespace $1"
     NAMESPACES+=("$1")
     ip -n "$1" link set dev lo up
+    # conn_rate binds ports 10000..32767 itself and idle_conns opens up to 15000 connections:
+    # give the kernel's ephemeral ports the rest of the range (in this namespace only).
+    ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="32768 65000" || true
+}
+
+# add_client_addrs NS DEV PREFIX: PREFIX.11 .. PREFIX.(10+2*ROUNDS) as extra addresses of the
+# client's device, so that each connection-rate run connects from an address of its own (no
+# four-tuple of a run is still in TIME-WAIT from the one before).
+add_client_addrs() {
+    local ns=$1 dev=$2 prefix=$3 i
+    for ((i = 11; i <= 10 + 2 * ROUNDS; i++)); do
+        ip -n "$ns" addr add "$prefix.$i/24" dev "$dev" || die "could not add $prefix.$i to $dev"
+    done
 }
 
 # wait_for FILE TEXT PID: until FILE holds TEXT (10 s at most) while PID lives.
@@ -226,6 +268,7 @@ offloads_off "$KA" kv0
 offloads_off "$KB" kv1
 ip -n "$KA" link set dev kv0 up
 ip -n "$KB" link set dev kv1 up
+add_client_addrs "$KA" kv0 10.8.0
 
 start_kernel_peer() {
     ip netns exec "$KB" "$PEER" "$KERNEL_SERVER" 2>"$WORK/kernel_peer.log" &
@@ -242,6 +285,7 @@ make_ns "$ST"
 bash scripts/setup.sh --netns "$ST" --name synack0 --addr 10.7.0.1/24 >"$WORK/setup.log" 2>&1 ||
     { cat "$WORK/setup.log" >&2; die "scripts/setup.sh failed"; }
 offloads_off "$ST" synack0
+add_client_addrs "$ST" synack0 10.7.0
 
 SYNACK_STARTS=0
 SYNACK_LOSS=0
@@ -269,14 +313,86 @@ stop_synack() {
 }
 start_synack
 
+# smoltcp: its own namespace and TUN (kernel side 10.9.0.1), examples/smoltcp_peer and the client.
+SM=$TAG-sm
+SMOL_SERVER=10.9.0.2
+make_ns "$SM"
+bash scripts/setup.sh --netns "$SM" --name smol0 --addr 10.9.0.1/24 >"$WORK/setup-smol.log" 2>&1 ||
+    { cat "$WORK/setup-smol.log" >&2; die "scripts/setup.sh failed (smoltcp's TUN)"; }
+offloads_off "$SM" smol0
+add_client_addrs "$SM" smol0 10.9.0
+SMOL_STARTS=0
+SMOL_LOSS=0
+start_smoltcp() {
+    local extra=()
+    if [[ $LOSS_AT == receiver ]] && ((SMOL_LOSS > 0)); then
+        extra+=(--loss "$SMOL_LOSS")
+    fi
+    SMOL_STARTS=$((SMOL_STARTS + 1))
+    ip netns exec "$SM" "$SMOL" smol0 "$SMOL_SERVER/24" ${extra[@]+"${extra[@]}"} \
+        2>"$WORK/smoltcp-$SMOL_STARTS.log" &
+    SMOL_PID=$!
+    PIDS+=("$SMOL_PID")
+    wait_for "$WORK/smoltcp-$SMOL_STARTS.log" "ready" "$SMOL_PID" || die "smoltcp_peer did not start"
+}
+stop_smoltcp() {
+    kill "$SMOL_PID" 2>/dev/null || return 0
+    for _ in {1..50}; do
+        kill -0 "$SMOL_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$SMOL_PID" 2>/dev/null || true
+    wait "$SMOL_PID" 2>/dev/null || true
+}
+start_smoltcp
+
+# synack with --pcap: a second namespace and TUN like the first, for the clean transfers only.
+PT=$TAG-pt
+PCAP_FILE=$WORK/bench.pcap
+PCAP_STARTS=0
+PCAP_PID=
+if ((PCAP)); then
+    make_ns "$PT"
+    bash scripts/setup.sh --netns "$PT" --name synack0 --addr 10.7.0.1/24 >"$WORK/setup-pcap.log" 2>&1 ||
+        { cat "$WORK/setup-pcap.log" >&2; die "scripts/setup.sh failed (pcap TUN)"; }
+    offloads_off "$PT" synack0
+fi
+# start_pcap: (re)start it with an empty capture file, so the file never grows past one run.
+start_pcap() {
+    local extra=()
+    [[ -n $SYNACK_ARGS ]] && read -r -a extra <<<"$SYNACK_ARGS"
+    rm -f "$PCAP_FILE"
+    PCAP_STARTS=$((PCAP_STARTS + 1))
+    ip netns exec "$PT" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 \
+        --pcap "$PCAP_FILE" ${extra[@]+"${extra[@]}"} 2>"$WORK/pcap-$PCAP_STARTS.log" &
+    PCAP_PID=$!
+    PIDS+=("$PCAP_PID")
+    wait_for "$WORK/pcap-$PCAP_STARTS.log" "serving as" "$PCAP_PID" || die "synack serve --pcap did not start"
+}
+stop_pcap() {
+    [[ -n $PCAP_PID ]] || return 0
+    kill -INT "$PCAP_PID" 2>/dev/null || return 0
+    for _ in {1..50}; do
+        kill -0 "$PCAP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$PCAP_PID" 2>/dev/null || true
+    wait "$PCAP_PID" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------------------------------------
 # The stacks. Each says where its client runs and where its server is, and has two functions:
 # ensure_<stack> restarts a server that died, loss_<stack> PCT sets its loss. Another stack
-# (smoltcp, say) needs one more entry in STACKS and these.
-STACKS=(kernel synack)
-declare -A LABEL=([kernel]="kernel veth" [synack]="synack TUN")
-declare -A CLIENT_NS=([kernel]=$KA [synack]=$ST)
-declare -A SERVER=([kernel]=$KERNEL_SERVER [synack]=$SYNACK_SERVER)
+# needs one more entry in STACKS and these. "pcap" (synack --pcap) is not in STACKS: it runs
+# the clean transfers only, next to synack's, for the --pcap cost.
+STACKS=(kernel synack smoltcp)
+# Ratio columns: "A B" is A's throughput (or rate) over B's.
+RATIOS=("synack kernel" "smoltcp kernel" "synack smoltcp")
+declare -A LABEL=([kernel]="kernel veth" [synack]="synack TUN" [smoltcp]="smoltcp TUN" [pcap]="synack TUN --pcap")
+declare -A CLIENT_NS=([kernel]=$KA [synack]=$ST [smoltcp]=$SM [pcap]=$PT)
+declare -A SERVER=([kernel]=$KERNEL_SERVER [synack]=$SYNACK_SERVER [smoltcp]=$SMOL_SERVER [pcap]=$SYNACK_SERVER)
+# The client's /24 (its device's), for conn_rate's source addresses.
+declare -A CLIENT_NET=([kernel]=10.8.0 [synack]=10.7.0 [smoltcp]=10.9.0)
 
 ensure_kernel() { kill -0 "$KERNEL_PID" 2>/dev/null || { NOTES+=("kernel_peer had exited; restarted"); start_kernel_peer; }; }
 ensure_synack() {
@@ -284,6 +400,17 @@ ensure_synack() {
         NOTES+=("synack serve had exited (log: $(tail -n 3 "$WORK/synack-$SYNACK_STARTS.log" | paste -sd ' ')); restarted")
         start_synack
     fi
+}
+ensure_smoltcp() {
+    if ! kill -0 "$SMOL_PID" 2>/dev/null; then
+        NOTES+=("smoltcp_peer had exited (log: $(tail -n 3 "$WORK/smoltcp-$SMOL_STARTS.log" | paste -sd ' ')); restarted")
+        start_smoltcp
+    fi
+}
+# A fresh capture file for every transfer (the restart is not timed).
+ensure_pcap() {
+    stop_pcap
+    start_pcap
 }
 
 # nft_drop NS DEV PCT HOOK...: drop PCT% of the packets DEV sees at each HOOK (ingress: arriving
@@ -324,6 +451,19 @@ loss_synack() {
         fi
     else
         nft_drop "$ST" synack0 "$1" ingress egress
+    fi
+}
+# smoltcp: its own FaultInjector around the TUN drops P% both ways (what it receives and what
+# it sends), like synack's --faults-in plus the nft ingress rule.
+loss_smoltcp() {
+    if [[ $LOSS_AT == receiver ]]; then
+        if (($1 != SMOL_LOSS)); then
+            SMOL_LOSS=$1
+            stop_smoltcp
+            start_smoltcp
+        fi
+    else
+        nft_drop "$SM" smol0 "$1" ingress egress
     fi
 }
 
@@ -375,9 +515,99 @@ for ((round = 1; round <= ROUNDS; round++)); do
             for stack in "${order[@]}"; do
                 run_one "$stack" "$dir" "$loss" "$round"
             done
+            if ((PCAP && loss == 0)); then
+                run_one pcap "$dir" 0 "$round"
+            fi
         done
     done
 done
+stop_pcap
+rm -f "$PCAP_FILE"
+
+# Connection rate: no loss; each run from its own source address (see add_client_addrs).
+CONN_RESULTS=$WORK/conn-results
+: >"$CONN_RESULTS"
+run_conn() { # run_conn STACK MODE ROUND
+    local stack=$1 mode=$2 round=$3 port=7 host=11 src out rc cps got
+    "ensure_$stack"
+    if [[ $mode == http ]]; then
+        port=80
+        host=12
+    fi
+    src=${CLIENT_NET[$stack]}.$((host + 2 * (round - 1)))
+    out=$WORK/conn-$stack-$mode-$round
+    rc=0
+    timeout -k 5 "$((TIMEOUT + 10))" ip netns exec "${CLIENT_NS[$stack]}" \
+        "$CONN_RATE" "$mode" "${SERVER[$stack]}:$port" "$CONNS" "$TIMEOUT" "$src" >"$out.out" 2>"$out.err" || rc=$?
+    if ((rc == 0)); then
+        cps=$(sed -n 's/^result .* cps=\([0-9.]*\).*/\1/p' "$out.out")
+        [[ -n $cps ]] || cps=fail
+        got=$(sed -n 's/^result .* conns=\([0-9]*\) .*/\1/p' "$out.out")
+        [[ $got == "$CONNS" ]] || NOTES+=("$stack conn $mode round $round: $got of $CONNS connections within ${TIMEOUT}s")
+    else
+        cps=fail
+        NOTES+=("$stack conn $mode round $round: $(head -c 300 "$out.err")")
+    fi
+    echo "$stack $mode $round $cps" >>"$CONN_RESULTS"
+    say "round $round  ${LABEL[$stack]}  conn/s $mode: $cps"
+}
+if ((CONNS > 0)); then
+    for stack in "${STACKS[@]}"; do
+        "loss_$stack" 0
+    done
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for mode in echo http; do
+            order=("${STACKS[@]}")
+            if ((round % 2 == 0)); then
+                order=()
+                for ((i = ${#STACKS[@]} - 1; i >= 0; i--)); do order+=("${STACKS[i]}"); done
+            fi
+            for stack in "${order[@]}"; do
+                run_conn "$stack" "$mode" "$round"
+            done
+        done
+    done
+fi
+
+# Memory: synack's resident set before and after IDLE idle connections to its echo port, in a
+# fresh process (so what earlier runs left in its allocator does not count).
+MEM_LINE=""
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+if ((IDLE > 0)); then
+    SYNACK_LOSS=0
+    nft_drop "$ST" synack0 0
+    stop_synack
+    start_synack
+    sleep 1
+    rss0=$(rss_kb "$SYNACK_PID")
+    thr0=$(threads_of "$SYNACK_PID")
+    (
+        ulimit -n $((IDLE + 1000))
+        exec ip netns exec "$ST" "$IDLE_CONNS" "$SYNACK_SERVER:7" "$IDLE" "$((TIMEOUT + 60))"
+    ) >"$WORK/idle.out" 2>"$WORK/idle.err" &
+    IDLE_PID=$!
+    PIDS+=("$IDLE_PID")
+    ready=0
+    for ((i = 0; i < TIMEOUT * 10; i++)); do
+        grep -q '^ready' "$WORK/idle.out" && { ready=1; break; }
+        kill -0 "$IDLE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ((ready)); then
+        sleep 2 # let the last connections' threads settle
+        rss1=$(rss_kb "$SYNACK_PID")
+        thr1=$(threads_of "$SYNACK_PID")
+        open_secs=$(sed -n 's/^ready .* secs=\([0-9.]*\).*/\1/p' "$WORK/idle.out")
+        MEM_LINE=$(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE" -v t0="$thr0" -v t1="$thr1" -v s="$open_secs" 'BEGIN {
+            printf "| synack TUN, %d idle echo connections | %.1f MiB → %.1f MiB | %.1f KiB (%d B) | %d → %d | %.1f s |", n, a / 1024, b / 1024, (b - a) / n, (b - a) * 1024 / n, t0, t1, s }')
+        say "memory: $MEM_LINE"
+    else
+        NOTES+=("idle connections: not all $IDLE open within ${TIMEOUT}s: $(head -c 300 "$WORK/idle.err")")
+    fi
+    kill "$IDLE_PID" 2>/dev/null
+    wait "$IDLE_PID" 2>/dev/null || true
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +640,7 @@ cell() { # cell SECS OK N: "812 MB/s (0.123 s)", or what went wrong
 
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
-echo "synack bulk-transfer benchmark, $(date -u +%Y-%m-%d)"
+echo "synack benchmark, $(date -u +%Y-%m-%d), commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "machine: $(nproc) CPUs, ${CPU:-unknown CPU}, Linux $(uname -r), $(awk '/MemTotal/ { printf "%.1f GB RAM", $2 / 1048576 }' /proc/meminfo)"
 echo "run:     $ROUNDS round(s), $SIZE_MB MB each way (10^6 bytes), medians; timeout ${TIMEOUT}s; load avg ${LOAD_BEFORE} before, ${LOAD_AFTER} after; took $((SECONDS - BEGIN)) s"
 if [[ $LOSS_AT == receiver ]]; then
@@ -418,9 +648,12 @@ if [[ $LOSS_AT == receiver ]]; then
 else
     echo "loss:    nft egress+ingress drop on the client's device (veth end / TUN), same rule for every stack; egress drops of kernel-sent data are re-sent at once (no real loss)"
 fi
-echo "devices: MTU 1500; kernel veth kv0: $(offload_state "$KA" kv0); TUN synack0: $(offload_state "$ST" synack0)"
+echo "devices: MTU 1500; kernel veth kv0: $(offload_state "$KA" kv0); TUN synack0: $(offload_state "$ST" synack0); TUN smol0: $(offload_state "$SM" smol0)"
 echo "down = client GETs /bytes/N (server sends); up = client sends to discard :9 and waits for FIN"
 echo
+
+# ratio X Y: X / Y as "0.51×" (three decimals below 0.1).
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { r = x / y; printf (r < 0.1 ? "%.3f×" : "%.2f×"), r }'; }
 
 header="| transfer | loss |"
 rule="|---|---|"
@@ -428,8 +661,8 @@ for stack in "${STACKS[@]}"; do
     header+=" ${LABEL[$stack]} |"
     rule+="---|"
 done
-for stack in "${STACKS[@]:1}"; do
-    header+=" $stack/kernel |"
+for pair in "${RATIOS[@]}"; do
+    header+=" ${pair% *}/${pair#* } |"
     rule+="---|"
 done
 echo "$header"
@@ -444,9 +677,10 @@ for dir in down up; do
             MED[$stack]=$secs
             row+=" $(cell "$secs" "$ok" "$n") |"
         done
-        for stack in "${STACKS[@]:1}"; do
-            if [[ ${MED[$stack]} =~ ^[0-9] && ${MED[kernel]} =~ ^[0-9] ]]; then
-                row+=" $(awk -v k="${MED[kernel]}" -v s="${MED[$stack]}" 'BEGIN { r = k / s; printf (r < 0.1 ? "%.3f×" : "%.2f×"), r }') |"
+        for pair in "${RATIOS[@]}"; do
+            a=${pair% *} b=${pair#* }
+            if [[ ${MED[$a]} =~ ^[0-9] && ${MED[$b]} =~ ^[0-9] ]]; then
+                row+=" $(ratio "${MED[$b]}" "${MED[$a]}") |"
             else
                 row+=" – |"
             fi
@@ -456,8 +690,89 @@ for dir in down up; do
     done
 done
 echo
-echo "ratio = stack's throughput / kernel's (= kernel time / stack time); 'kernel → stack' means"
-echo "the kernel's TCP sends and the stack receives (for the kernel row, kernel → kernel)."
+echo "ratio A/B = A's throughput / B's (= B's time / A's time); 'kernel → stack' means"
+echo "the kernel's TCP sends and the stack receives (for the kernel column, kernel → kernel)."
+
+if ((CONNS > 0)); then
+    # conn_median STACK MODE: "RATE OK N", the median of the runs that completed
+    conn_median() {
+        awk -v s="$1" -v m="$2" '
+            $1 == s && $2 == m { n++; if ($4 ~ /^[0-9]/) { ok++; v[ok] = $4 } }
+            END {
+                if (!ok) { print "fail", 0, n + 0; exit }
+                for (i = 1; i <= ok; i++) for (j = i + 1; j <= ok; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+                r = (ok % 2) ? v[(ok + 1) / 2] : (v[ok / 2] + v[ok / 2 + 1]) / 2
+                printf "%.0f %d %d\n", r, ok, n
+            }' "$CONN_RESULTS"
+    }
+    echo
+    echo "Connection rate: $CONNS connections a run (or ${TIMEOUT}s), one client thread, one at a time, no loss."
+    header="| connections per second |"
+    rule="|---|"
+    for stack in "${STACKS[@]}"; do
+        header+=" ${LABEL[$stack]} |"
+        rule+="---|"
+    done
+    for pair in "${RATIOS[@]}"; do
+        header+=" ${pair% *}/${pair#* } |"
+        rule+="---|"
+    done
+    echo "$header"
+    echo "$rule"
+    declare -A CONN_TEXT=([echo]="echo 1 byte, client closes first (TIME-WAIT on the client)" [http]="GET /bytes/1, server closes first (TIME-WAIT in the stack)")
+    for mode in echo http; do
+        row="| ${CONN_TEXT[$mode]} |"
+        declare -A MED=()
+        for stack in "${STACKS[@]}"; do
+            read -r rate ok n < <(conn_median "$stack" "$mode")
+            MED[$stack]=$rate
+            if [[ $rate =~ ^[0-9] ]]; then
+                text="$rate/s"
+                ((ok < n)) && text+=" [$ok/$n done]"
+            else
+                text=$rate
+            fi
+            row+=" $text |"
+        done
+        for pair in "${RATIOS[@]}"; do
+            a=${pair% *} b=${pair#* }
+            if [[ ${MED[$a]} =~ ^[0-9] && ${MED[$b]} =~ ^[0-9] ]]; then
+                row+=" $(ratio "${MED[$a]}" "${MED[$b]}") |"
+            else
+                row+=" – |"
+            fi
+        done
+        echo "$row"
+        unset MED
+    done
+    echo "TIME-WAIT lasts 2 s in synack (--msl-ms 1000), 10 s in smoltcp (fixed), 60 s in the kernel."
+fi
+
+if ((PCAP)); then
+    echo
+    echo "--pcap cost: the same clean transfers against a second 'synack serve --pcap FILE' (a fresh file each)."
+    echo "| transfer | synack TUN | synack TUN --pcap | cost |"
+    echo "|---|---|---|---|"
+    for dir in down up; do
+        read -r s0 ok0 n0 < <(median synack "$dir" 0)
+        read -r s1 ok1 n1 < <(median pcap "$dir" 0)
+        cost="–"
+        if [[ $s0 =~ ^[0-9] && $s1 =~ ^[0-9] ]]; then
+            cost=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.0f%%", (1 - a / b) * 100 }')
+        fi
+        echo "| ${DIR_TEXT[$dir]} | $(cell "$s0" "$ok0" "$n0") | $(cell "$s1" "$ok1" "$n1") | $cost |"
+    done
+    echo "cost = throughput lost with --pcap (1 - pcap throughput / plain throughput; negative: faster)."
+fi
+
+if [[ -n $MEM_LINE ]]; then
+    echo
+    echo "Memory per idle established connection (VmRSS of a fresh 'synack serve', before → after):"
+    echo "| connections | VmRSS | per connection | threads | time to open |"
+    echo "|---|---|---|---|---|"
+    echo "$MEM_LINE"
+    echo "synack serves each connection on a thread of its own (echo: a 64 KiB read buffer); that is in the figure."
+fi
 
 if ((${#NOTES[@]})); then
     echo
