@@ -276,12 +276,13 @@ fn sio_demo_page_client_in_headless_chromium_gets_its_ack_and_broadcast() {
     };
     let mut ns = Netns::new("siopage");
     let _srv = ns.serve(&[]);
-    // `?sio=` makes the page's hand-written client emit that text (a chat message and an
-    // echo with an ack) as soon as it is connected.
+    // `?sio=` makes the page's hand-written client emit `echo` with that text as soon as it
+    // is connected and, on the ack, a chat message with it; the page is marked when the
+    // broadcast comes back.
     let url = "http://10.7.0.2/?sio=hello-over-socketio";
     let mut dom = String::new();
     // The browser is real and CI machines vary: a few tries, each bounded.
-    for attempt in 1..=3 {
+    for attempt in 1..=5 {
         let profile = temp_path(&format!("sio-chromium-profile-{attempt}"));
         let _ = std::fs::remove_dir_all(&profile);
         let out = ns
@@ -296,11 +297,12 @@ fn sio_demo_page_client_in_headless_chromium_gets_its_ack_and_broadcast() {
             .expect("run chromium");
         let _ = std::fs::remove_dir_all(&profile);
         dom = String::from_utf8_lossy(&out.stdout).into_owned();
-        if dom.contains(r#"data-sio-ack="hello-over-socketio""#) {
+        if dom.contains(r#"data-sio-roundtrip="ok""#) {
             break;
         }
         eprintln!("attempt {attempt}: page not ready yet; stderr: {}", String::from_utf8_lossy(&out.stderr));
     }
+    assert!(dom.contains(r#"data-sio-roundtrip="ok""#), "no broadcast round trip in the page:\n{dom}");
     assert!(dom.contains(r#"data-sio-ack="hello-over-socketio""#), "no echo ack in the page:\n{dom}");
     assert!(dom.contains(r#"<li class="msg">hello-over-socketio</li>"#), "no broadcast in the page:\n{dom}");
     assert!(dom.contains(r#"id="sio-status" class="status live">live: sid "#), "{dom}");
