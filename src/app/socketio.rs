@@ -952,11 +952,12 @@ impl Socket {
     }
 
     /// Sends `event` and calls `callback` with the client's first ack argument. Returns
-    /// false (and drops the callback) if too many acks are already pending.
+    /// false (and drops the callback) if the socket is disconnected or too many acks are pending.
     pub fn emit_with_ack(&self, event: &str, data: Value, callback: impl FnOnce(Value) + Send + 'static) -> bool {
         let id = self.inner.next_ack.fetch_add(1, Ordering::Relaxed);
         let Ok(mut acks) = self.inner.acks.lock() else { return false };
-        if acks.len() >= self.inner.max_pending_acks {
+        // Checked under the lock `leave_all` clears the acks with, so none is left behind.
+        if !self.connected() || acks.len() >= self.inner.max_pending_acks {
             return false;
         }
         acks.insert(id, Box::new(callback));
