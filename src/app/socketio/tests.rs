@@ -2,7 +2,7 @@
 //! transport without the stack.
 
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tungstenite::protocol::Role;
