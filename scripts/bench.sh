@@ -60,8 +60,9 @@ Where the loss happens (--loss-at):
             the sending socket (NET_XMIT_DROP), which sends the data again at once: egress
             drops of the kernel's own data are no loss at all, so 'up' rows are nearly clean.
 
-  --quick           1 round of 20 MB at 0% and 5% loss, timeout 20 s, 2000 connections
-                    (same as --rounds 1 --size 20 --loss 0,5 --timeout 20 --conns 2000)
+  --quick           1 round of 20 MB at 0% and 5% loss, timeout 20 s, 2000 connections,
+                    5000 idle ones (--rounds 1 --size 20 --loss 0,5 --timeout 20 --conns 2000
+                    --idle 5000)
   --rounds N        rounds (default $ROUNDS)
   --size MB         transfer size in MB (default $SIZE_MB)
   --loss LIST       comma-separated loss percentages (default $LOSSES)
@@ -70,7 +71,8 @@ Where the loss happens (--loss-at):
   --loss-at WHERE   receiver (default) or client, see above
   --conns N         connections per connection-rate run (default $CONNS; 0 skips them); each
                     run is also bounded by --timeout
-  --idle N          idle connections for the memory measure (default $IDLE; 0 skips it)
+  --idle N          idle connections for the memory measure (default $IDLE; 0 skips it);
+                    opening them is bounded by the larger of --timeout and 60 s
   --no-pcap         skip the --pcap on/off comparison
   --synack-args A   extra arguments for 'synack serve' (e.g. "--pcap /tmp/b.pcap")
   --no-build        use the binaries already in target/release
@@ -91,7 +93,7 @@ ORIG_ARGS=("$@")
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage; exit 0 ;;
-        --quick) ROUNDS=1; SIZE_MB=20; LOSSES=0,5; TIMEOUT=20; CONNS=2000; shift ;;
+        --quick) ROUNDS=1; SIZE_MB=20; LOSSES=0,5; TIMEOUT=20; CONNS=2000; IDLE=5000; shift ;;
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS=$2; shift 2 ;;
         --rounds=*) ROUNDS=${1#*=}; shift ;;
         --size) [[ $# -ge 2 ]] || die "--size needs a value (MB)"; SIZE_MB=$2; shift 2 ;;
@@ -582,15 +584,17 @@ if ((IDLE > 0)); then
     sleep 1
     rss0=$(rss_kb "$SYNACK_PID")
     thr0=$(threads_of "$SYNACK_PID")
+    idle_wait=$((TIMEOUT > 60 ? TIMEOUT : 60))
+    : >"$WORK/idle.out"
     (
         ulimit -n $((IDLE + 1000))
-        exec ip netns exec "$ST" "$IDLE_CONNS" "$SYNACK_SERVER:7" "$IDLE" "$((TIMEOUT + 60))"
+        exec ip netns exec "$ST" "$IDLE_CONNS" "$SYNACK_SERVER:7" "$IDLE" "$((idle_wait + 60))"
     ) >"$WORK/idle.out" 2>"$WORK/idle.err" &
     IDLE_PID=$!
     PIDS+=("$IDLE_PID")
     ready=0
-    for ((i = 0; i < TIMEOUT * 10; i++)); do
-        grep -q '^ready' "$WORK/idle.out" && { ready=1; break; }
+    for ((i = 0; i < idle_wait * 10; i++)); do
+        grep -q '^ready' "$WORK/idle.out" 2>/dev/null && { ready=1; break; }
         kill -0 "$IDLE_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -603,7 +607,7 @@ if ((IDLE > 0)); then
             printf "| synack TUN, %d idle echo connections | %.1f MiB → %.1f MiB | %.1f KiB (%d B) | %d → %d | %.1f s |", n, a / 1024, b / 1024, (b - a) / n, (b - a) * 1024 / n, t0, t1, s }')
         say "memory: $MEM_LINE"
     else
-        NOTES+=("idle connections: not all $IDLE open within ${TIMEOUT}s: $(head -c 300 "$WORK/idle.err")")
+        NOTES+=("idle connections: not all $IDLE open within ${idle_wait}s: $(head -c 300 "$WORK/idle.err")")
     fi
     kill "$IDLE_PID" 2>/dev/null
     wait "$IDLE_PID" 2>/dev/null || true
