@@ -395,9 +395,8 @@ impl Driver {
         // The applications took everything established; what is left never reached them
         // (SYN-RECEIVED) or was released already.
         let limit = self.now + Duration::from_secs(48 * 3600);
-        let strict = std::env::var_os("SYNACK_FUZZ_STRICT").is_some();
         for _ in 0..100_000 {
-            if self.host.connections().all(|(_, c)| !strict && known_leftover(c)) {
+            if self.host.connections().next().is_none() {
                 return;
             }
             let Some(next) = self.host.poll_at() else { break };
@@ -418,17 +417,6 @@ impl Default for Driver {
     fn default() -> Self {
         Driver::new()
     }
-}
-
-/// Known bug, reported (src/stack/tests/model.rs,
-/// `known_bug_rto_after_a_sack_block_at_snd_una_keeps_a_timer`; its input is in
-/// fuzz/known-bugs/segment_sequence/): after a SACK block that covers SND.UNA, the
-/// retransmission timeout sends nothing and no timer is left, so the connection stays for
-/// ever. Until it is fixed `wind_down` tolerates exactly that leftover (a timeout happened,
-/// no timer is pending) unless SYNACK_FUZZ_STRICT is set, so that a short fuzz run in CI does
-/// not fail on it and the fuzzers go on looking for other things.
-fn known_leftover(c: &synack::tcp::Connection) -> bool {
-    c.poll_at().is_none() && !c.describe().contains(" retries=0 ")
 }
 
 /// A peer endpoint, from the kernel side's address.
