@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -67,51 +65,6 @@ fn client(ns: &Netns, args: &[&str]) -> serde_json::Value {
     v
 }
 
-/// `synack serve` with extra environment (the heartbeat settings), killed on drop. Declare
-/// it after the `Netns` so it goes first.
-struct EnvServer {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl EnvServer {
-    fn start(ns: &Netns, env: &[(&str, &str)]) -> EnvServer {
-        let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_synack"));
-        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start synack serve");
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !lines.lock().unwrap().iter().any(|l| l.contains("serving as")) {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("synack serve exited with {status}: {:?}", lines.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "synack serve did not start: {:?}", lines.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        EnvServer { child, lines }
-    }
-}
-
-impl Drop for EnvServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("synack serve said: {:?}", self.lines.lock().map(|l| l.clone()).unwrap_or_default());
-        }
-    }
-}
-
 #[test]
 fn sio_python_client_connect_ack_broadcast_room_namespace_disconnect() {
     let test = "sio_python_client_connect_ack_broadcast_room_namespace_disconnect";
@@ -132,9 +85,9 @@ fn sio_python_client_on_long_polling_only() {
     let test = "sio_python_client_on_long_polling_only";
     let Some(()) = require_root(test) else { return };
     let Some(()) = require_clients(test) else { return };
-    let ns = Netns::new("siopoll");
+    let mut ns = Netns::new("siopoll");
     // Short heartbeats, so pings and pongs cross the polling transport during the steps.
-    let _srv = EnvServer::start(&ns, &[("SYNACK_SIO_PING_INTERVAL_MS", "300"), ("SYNACK_SIO_PING_TIMEOUT_MS", "2000")]);
+    let _srv = ns.serve_env(&[], &[("SYNACK_SIO_PING_INTERVAL_MS", "300"), ("SYNACK_SIO_PING_TIMEOUT_MS", "2000")]);
     let r = client(&ns, &["steps", "--transport", "polling"]);
     assert_eq!(r["transport"], "polling");
     for step in ["echo_ack", "broadcast", "room", "namespace", "disconnected"] {
@@ -147,8 +100,8 @@ fn sio_heartbeat_drops_the_silent_client_keeps_the_answering_one() {
     let test = "sio_heartbeat_drops_the_silent_client_keeps_the_answering_one";
     let Some(()) = require_root(test) else { return };
     let Some(()) = require_clients(test) else { return };
-    let ns = Netns::new("siohb");
-    let _srv = EnvServer::start(&ns, &[("SYNACK_SIO_PING_INTERVAL_MS", "400"), ("SYNACK_SIO_PING_TIMEOUT_MS", "300")]);
+    let mut ns = Netns::new("siohb");
+    let _srv = ns.serve_env(&[], &[("SYNACK_SIO_PING_INTERVAL_MS", "400"), ("SYNACK_SIO_PING_TIMEOUT_MS", "300")]);
     let r = client(&ns, &["heartbeat", "--interval-ms", "400", "--timeout-ms", "300"]);
     let closed = r["silent_closed_after_s"].as_f64().expect("a time");
     assert!((0.6..=1.7).contains(&closed), "closed after {closed}s; interval+timeout is 0.7s");

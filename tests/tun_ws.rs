@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -181,54 +179,13 @@ fn ws_echo_byte_exact_under_loss_and_reorder() {
     assert!(!faults.contains(" 0 dropped"), "no loss was injected: {faults}");
 }
 
-/// `synack serve` with the WebSocket trace turned on through the log filter, its stderr
-/// collected; killed on drop (declare it after the namespace so it goes first).
-struct TracedServer {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl TracedServer {
-    fn start(ns: &Netns) -> TracedServer {
-        let mut child = ns
-            .cmd(env!("CARGO_BIN_EXE_synack"))
-            .arg("serve")
-            .env("SYNACK_LOG", "synack::ws=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start synack serve");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !lines.lock().unwrap().iter().any(|l| l.contains("serving as")) {
-            assert!(Instant::now() < deadline, "synack serve did not start: {:?}", lines.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        TracedServer { child, lines }
-    }
-}
-
-impl Drop for TracedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn ws_trace_shows_the_upgrade_and_every_frame() {
     let test = "ws_trace_shows_the_upgrade_and_every_frame";
     let Some(()) = require_root(test) else { return };
     let Some(()) = require_websockets(test) else { return };
-    let ns = Netns::new("wstrace");
-    let srv = TracedServer::start(&ns);
+    let mut ns = Netns::new("wstrace");
+    let srv = ns.serve_env(&[], &[("SYNACK_LOG", "synack::ws=info")]);
     client(&ns, &["ping"]);
     client(&ns, &["close"]);
     std::thread::sleep(Duration::from_millis(200));

@@ -64,13 +64,15 @@ pub fn repo() -> PathBuf {
 pub struct Netns {
     pub name: String,
     children: Vec<Child>,
+    /// What each server started here printed, shown when a test fails.
+    outputs: Vec<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("synack-t{}-{n}-{tag}", std::process::id());
-        let ns = Netns { name, children: Vec::new() };
+        let ns = Netns { name, children: Vec::new(), outputs: Vec::new() };
         let out = Command::new("bash")
             .arg(repo().join("scripts/setup.sh"))
             .args(["--netns", &ns.name])
@@ -106,14 +108,17 @@ impl Netns {
     /// Start `synack serve` inside the namespace with extra arguments; returns once it says
     /// it is serving.
     pub fn serve(&mut self, args: &[&str]) -> Server {
-        let mut child = self
-            .cmd(env!("CARGO_BIN_EXE_synack"))
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start synack serve");
+        self.serve_env(args, &[])
+    }
+
+    /// `serve` with extra environment variables (log filters, test-only settings).
+    pub fn serve_env(&mut self, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = self.cmd(env!("CARGO_BIN_EXE_synack"));
+        cmd.arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start synack serve");
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let stderr = child.stderr.take().expect("stderr");
         let sink = lines.clone();
@@ -135,12 +140,18 @@ impl Netns {
         }
         let pid = child.id();
         self.children.push(child);
+        self.outputs.push(lines.clone());
         Server { pid, lines }
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for srv in &self.outputs {
+                eprintln!("synack serve said: {:?}", srv.lock().map(|l| l.clone()).unwrap_or_default());
+            }
+        }
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
