@@ -342,6 +342,14 @@ if [[ -s $PCAP ]]; then
             tshark -r "$PCAP" -c 30 2>&1 | grep -v '^Running as user' || FAILED+=("tshark could not read $PCAP_REL")
         fi
     fi
+    echo
+    echo "The first connection (curl's GET /) as a ladder diagram, drawn by synack from the capture:"
+    echo "\$ synack ladder --conn 1 $PCAP_REL"
+    "$BIN" ladder --conn 1 "$PCAP" || FAILED+=("synack ladder could not read $PCAP_REL")
+    echo
+    echo "And its SYN,ACK layer by layer:"
+    echo "\$ synack explain --packet 4 $PCAP_REL   (frame numbers as Wireshark counts them)"
+    "$BIN" explain --packet 4 "$PCAP" | head -n 45 || FAILED+=("synack explain could not read $PCAP_REL")
 else
     echo "!! no capture was written to $PCAP_REL"
     FAILED+=("no capture in $PCAP_REL")
