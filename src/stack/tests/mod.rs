@@ -4,6 +4,7 @@
 
 mod close;
 mod data;
+mod fuzz_found;
 mod handshake;
 mod hostile;
 mod model;
