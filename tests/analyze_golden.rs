@@ -13,36 +13,6 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/analyze")
 }
 
-fn bless() -> bool {
-    std::env::var("SYNACK_BLESS").is_ok_and(|v| v == "1")
-}
-
-/// Compares `actual` with the golden file `name`, or rewrites it when blessing.
-fn check_golden(name: &str, actual: &str) -> Result<(), String> {
-    let path = golden_dir().join(name);
-    if bless() {
-        std::fs::create_dir_all(golden_dir()).expect("create golden dir");
-        std::fs::write(&path, actual).expect("write golden");
-        return Ok(());
-    }
-    let expected = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e} (run with SYNACK_BLESS=1 to create it)", path.display()))?;
-    if expected == actual {
-        return Ok(());
-    }
-    let line = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
-    let detail = match line {
-        Some(n) => format!(
-            "first difference at line {}:\n  expected: {}\n  actual:   {}",
-            n + 1,
-            expected.lines().nth(n).unwrap_or_default(),
-            actual.lines().nth(n).unwrap_or_default()
-        ),
-        None => format!("lengths differ: expected {} lines, got {}", expected.lines().count(), actual.lines().count()),
-    };
-    Err(format!("{name} differs from {} — {detail}\n(SYNACK_BLESS=1 regenerates)", path.display()))
-}
-
 fn run_ladder(file: &Path) -> String {
     let args = LadderArgs { file: file.to_path_buf(), svg: None, html: None, conn: None };
     let mut out = Vec::new();
@@ -72,15 +42,21 @@ fn golden_outputs() {
     ];
     for file in &files {
         let name = file.file_name().and_then(|n| n.to_str()).expect("name").to_string();
-        if let Err(e) = check_golden(&format!("{name}.ladder.txt"), &run_ladder(file)) {
+        if let Err(e) = analyze_support::check_golden(&golden_dir(), &format!("{name}.ladder.txt"), &run_ladder(file)) {
             failures.push(e);
         }
         if full_explain.contains(&name.as_str()) {
-            if let Err(e) = check_golden(&format!("{name}.explain.txt"), &run_explain(file, None)) {
+            if let Err(e) =
+                analyze_support::check_golden(&golden_dir(), &format!("{name}.explain.txt"), &run_explain(file, None))
+            {
                 failures.push(e);
             }
         } else if name.starts_with("http_") {
-            if let Err(e) = check_golden(&format!("{name}.explain-3.txt"), &run_explain(file, Some(3))) {
+            if let Err(e) = analyze_support::check_golden(
+                &golden_dir(),
+                &format!("{name}.explain-3.txt"),
+                &run_explain(file, Some(3)),
+            ) {
                 failures.push(e);
             }
         }

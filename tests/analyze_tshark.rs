@@ -21,20 +21,6 @@ fn tshark_available() -> bool {
     Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// Runs tshark and returns one row of fields per TCP frame.
-fn tshark_fields(file: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    // Explicit preferences, so a user's Wireshark profile cannot change the numbers.
-    cmd.args(["-o", "tcp.relative_sequence_numbers:TRUE", "-o", "tcp.analyze_sequence_numbers:TRUE"]);
-    cmd.arg("-r").arg(file).args(["-Y", "tcp", "-T", "fields", "-E", "separator=/t"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("run tshark");
-    assert!(out.status.success(), "tshark failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect()
-}
-
 #[test]
 fn relative_numbers_match_tshark() {
     if !tshark_available() {
@@ -53,7 +39,7 @@ fn relative_numbers_match_tshark() {
         }
         let cap = read_capture(&file).expect("read capture");
         let analysis = analyze(&cap);
-        let rows = tshark_fields(
+        let rows = analyze_support::tshark_fields(
             &file,
             &[
                 "frame.number",

@@ -30,35 +30,6 @@ fn golden_dir() -> PathBuf {
     common::repo().join("tests/golden/captures")
 }
 
-fn bless() -> bool {
-    std::env::var("SYNACK_BLESS").is_ok_and(|v| v == "1")
-}
-
-/// Compares `actual` with the golden file `name`, or rewrites it when blessing.
-fn check_golden(name: &str, actual: &str) -> Result<(), String> {
-    let path = golden_dir().join(name);
-    if bless() {
-        std::fs::create_dir_all(golden_dir()).expect("create golden dir");
-        std::fs::write(&path, actual).expect("write golden");
-        return Ok(());
-    }
-    let expected = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e} (run with SYNACK_BLESS=1 to create it)", path.display()))?;
-    if expected == actual {
-        return Ok(());
-    }
-    let detail = match expected.lines().zip(actual.lines()).position(|(a, b)| a != b) {
-        Some(n) => format!(
-            "first difference at line {}:\n  expected: {}\n  actual:   {}",
-            n + 1,
-            expected.lines().nth(n).unwrap_or_default(),
-            actual.lines().nth(n).unwrap_or_default()
-        ),
-        None => format!("lengths differ: expected {} lines, got {}", expected.lines().count(), actual.lines().count()),
-    };
-    Err(format!("{name} differs from {} — {detail}\n(SYNACK_BLESS=1 regenerates)", path.display()))
-}
-
 /// Runs the built `synack` binary and returns its stdout; any failure panics with stderr.
 fn synack(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_synack")).args(args).output().expect("run synack");
@@ -97,7 +68,7 @@ fn committed_captures_are_small_and_present() {
 fn ladder_and_explain_match_the_golden_text() {
     let mut failures = Vec::new();
     let mut check = |name: String, text: String| {
-        if let Err(e) = check_golden(&name, &text) {
+        if let Err(e) = analyze_support::check_golden(&golden_dir(), &name, &text) {
             failures.push(e);
         }
     };
@@ -173,20 +144,6 @@ fn svg_and_html_are_well_formed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// One row of tshark fields per TCP frame, with the analysis preferences set explicitly so a
-/// user's Wireshark profile cannot change the numbers.
-fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-o", "tcp.relative_sequence_numbers:TRUE", "-o", "tcp.analyze_sequence_numbers:TRUE"]);
-    cmd.arg("-r").arg(file).args(["-Y", "tcp", "-T", "fields", "-E", "separator=/t"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("run tshark");
-    assert!(out.status.success(), "tshark failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect()
-}
-
 #[test]
 fn relative_numbers_match_tshark() {
     if common::require_tool("relative_numbers_match_tshark", "tshark").is_none() {
@@ -198,7 +155,7 @@ fn relative_numbers_match_tshark() {
         let file = capture(name);
         let cap = read_capture(&file).expect("read capture");
         let analysis = analyze(&cap);
-        let rows = tshark_fields(
+        let rows = analyze_support::tshark_fields(
             &file,
             &[
                 "frame.number",

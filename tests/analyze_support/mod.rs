@@ -650,3 +650,47 @@ pub fn check_xml(s: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `SYNACK_BLESS=1` rewrites golden files instead of comparing against them.
+pub fn bless() -> bool {
+    std::env::var("SYNACK_BLESS").is_ok_and(|v| v == "1")
+}
+
+/// Compares `actual` with the golden file `dir/name`, or rewrites it when blessing.
+pub fn check_golden(dir: &Path, name: &str, actual: &str) -> Result<(), String> {
+    let path = dir.join(name);
+    if bless() {
+        std::fs::create_dir_all(dir).expect("create golden dir");
+        std::fs::write(&path, actual).expect("write golden");
+        return Ok(());
+    }
+    let expected = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e} (run with SYNACK_BLESS=1 to create it)", path.display()))?;
+    if expected == actual {
+        return Ok(());
+    }
+    let detail = match expected.lines().zip(actual.lines()).position(|(a, b)| a != b) {
+        Some(n) => format!(
+            "first difference at line {}:\n  expected: {}\n  actual:   {}",
+            n + 1,
+            expected.lines().nth(n).unwrap_or_default(),
+            actual.lines().nth(n).unwrap_or_default()
+        ),
+        None => format!("lengths differ: expected {} lines, got {}", expected.lines().count(), actual.lines().count()),
+    };
+    Err(format!("{name} differs from {} — {detail}\n(SYNACK_BLESS=1 regenerates)", path.display()))
+}
+
+/// One row of tshark fields per TCP frame, with the analysis preferences set explicitly so a
+/// user's Wireshark profile cannot change the numbers.
+pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.args(["-o", "tcp.relative_sequence_numbers:TRUE", "-o", "tcp.analyze_sequence_numbers:TRUE"]);
+    cmd.arg("-r").arg(file).args(["-Y", "tcp", "-T", "fields", "-E", "separator=/t"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(out.status.success(), "tshark failed on {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect()
+}
