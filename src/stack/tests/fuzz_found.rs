@@ -88,13 +88,7 @@ fn close_in_simultaneous_open_syn_received_completes() {
 fn sack_established_with_data_in_flight(rtt: Duration) -> (Peer, u32, u32) {
     let mut cfg = config();
     cfg.tcp.early_retransmit = true;
-    let mut t = Peer::listening_with(cfg);
-    let mut s = syn().seq(PEER_ISS).mss(1000);
-    s.hdr.options.sack_permitted = true;
-    t.send(s);
-    let iss = t.expect().seq;
-    t.send(ack().seq(PEER_ISS + 1).ack(iss.wrapping_add(1)));
-    t.accept();
+    let (mut t, iss) = established_sack_with(cfg, 65535);
     t.expect_nothing();
     t.app_write(&[3u8; 16384]);
     let mut end = iss.wrapping_add(1);

@@ -262,3 +262,17 @@ pub fn established_with(cfg: HostConfig) -> (Peer, u32) {
     t.expect_nothing();
     (t, sa.seq)
 }
+
+/// Like `established_with`, but the peer offered SACK-permitted (no timestamps) and its
+/// handshake ACK advertises `window`.
+pub fn established_sack_with(cfg: HostConfig, window: u16) -> (Peer, u32) {
+    let mut t = Peer::listening_with(cfg);
+    let mut s = syn().seq(PEER_ISS).mss(1000);
+    s.hdr.options.sack_permitted = true;
+    t.send(s);
+    let sa = t.expect();
+    assert!(sa.options.sack_permitted, "SACK-permitted answered");
+    t.send(ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(1)).win(window));
+    t.accept();
+    (t, sa.seq)
+}

@@ -123,15 +123,7 @@ fn window_scale_applies_in_both_directions() {
 fn sack_recovery_resends_each_hole_once_on_successive_duplicate_acks() {
     let mut cfg = config();
     cfg.tcp.send_buf = 64 * 1024;
-    let mut t = Peer::listening_with(cfg);
-    let mut s = syn().seq(PEER_ISS).mss(1000);
-    s.hdr.options.sack_permitted = true;
-    t.send(s);
-    let sa = t.expect();
-    assert!(sa.options.sack_permitted);
-    let iss = sa.seq;
-    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1));
-    t.accept();
+    let (mut t, iss) = established_sack_with(cfg, 65535);
     t.app_write(&[9u8; 8000]);
     for _ in 0..8 {
         t.expect();

@@ -168,14 +168,8 @@ fn pure_acks_carry_snd_max_after_a_timeout_rewinds_snd_nxt() {
 fn limited_transmit_sends_new_data_on_the_first_two_duplicate_acks() {
     let mut cfg = config();
     cfg.tcp.send_buf = 64 * 1024;
-    let mut t = Peer::listening_with(cfg);
-    let mut s = syn().seq(PEER_ISS).mss(1000);
-    s.hdr.options.sack_permitted = true;
-    t.send(s);
-    let iss = t.expect().seq;
     // A small peer window: three segments in flight, more data waiting.
-    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1).win(3000));
-    t.accept();
+    let (mut t, iss) = established_sack_with(cfg, 3000);
     t.app_write(&[1u8; 10_000]);
     for _ in 0..3 {
         t.expect();
@@ -242,13 +236,7 @@ fn tail_loss_probe_resends_the_last_segment_after_two_round_trips() {
 fn a_sacked_hole_is_resent_after_a_round_trip_without_three_duplicates() {
     let mut cfg = early_config();
     cfg.tcp.sack = true;
-    let mut t = Peer::listening_with(cfg);
-    let mut s = syn().seq(PEER_ISS).mss(1000);
-    s.hdr.options.sack_permitted = true;
-    t.send(s);
-    let iss = t.expect().seq;
-    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1));
-    t.accept();
+    let (t, iss) = established_sack_with(cfg, 65535);
     let mut t = with_rtt(t, iss);
     t.app_write(&[2u8; 2000]);
     t.expect();
