@@ -3,6 +3,7 @@
 //! sequence numbers (RFC 6528) and counts everything. Sans I/O like `tcp/`: packets in,
 //! packets out, `now` passed in.
 
+mod batch;
 mod cookie;
 mod counters;
 mod isn;
@@ -85,6 +86,8 @@ struct Entry {
     memory: usize,
     /// The deadline this connection has in the timer heap.
     timer: Option<Instant>,
+    /// Its output waits for the end of the current receive batch (see `batch.rs`).
+    deferred: bool,
 }
 
 /// Packets on their way out, with buffers kept for reuse (no allocation per packet once
@@ -151,6 +154,9 @@ pub struct Host {
     touched_conns: Vec<ConnId>,
     touched_ports: Vec<u16>,
     pub tracer: Tracer,
+    /// Inside `begin_batch`/`end_batch`: whether output may wait, and who is waiting.
+    batching: bool,
+    deferred: Vec<ConnId>,
 }
 
 impl Host {
@@ -179,6 +185,8 @@ impl Host {
             touched_conns: Vec::new(),
             touched_ports: Vec::new(),
             tracer: Tracer::new(now),
+            batching: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -419,6 +427,9 @@ impl Host {
     /// Pull every segment the connection wants to send, and keep the tables in step with
     /// its state.
     fn dispatch(&mut self, now: Instant, id: ConnId) {
+        if self.defer(id) {
+            return;
+        }
         let Host { conns, tracer, wire, counters, scratch, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);
@@ -571,7 +582,16 @@ impl Host {
         self.by_quad.insert(Quad { local: conn.local, remote: conn.remote }, id);
         self.conns.insert(
             id,
-            Entry { conn, listener, queued: false, released: false, in_time_wait: false, memory: 0, timer: None },
+            Entry {
+                conn,
+                listener,
+                queued: false,
+                released: false,
+                in_time_wait: false,
+                memory: 0,
+                timer: None,
+                deferred: false,
+            },
         );
         id
     }

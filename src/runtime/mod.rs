@@ -141,6 +141,7 @@ impl Inner {
     }
 
     fn receive_batch(&mut self, now: Instant) {
+        self.host.begin_batch();
         for _ in 0..BATCH {
             match self.device.recv(&mut self.rx_buf) {
                 Ok(n) => self.host.handle_packet(now, &self.rx_buf[..n]),
@@ -152,6 +153,7 @@ impl Inner {
                 }
             }
         }
+        self.host.end_batch(now);
     }
 }
 

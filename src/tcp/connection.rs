@@ -371,6 +371,11 @@ impl Connection {
         self.state
     }
 
+    /// Data beyond a hole is held: the peer is owed duplicate ACKs now, not later.
+    pub fn holds_out_of_order(&self) -> bool {
+        self.recv_buf.has_out_of_order()
+    }
+
     pub fn set_trace(&mut self, on: bool) {
         self.trace = on;
     }

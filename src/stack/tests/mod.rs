@@ -2,6 +2,7 @@
 //! with a fake clock, like a packetdrill script. Nothing here touches a device or the real
 //! clock, so every run is the same.
 
+mod batch;
 mod close;
 mod data;
 mod fuzz_found;

@@ -130,11 +130,14 @@ pub fn simulate(a_data: Vec<u8>, b_data: Vec<u8>, faults: NetFaults, seed: u64) 
                 }
             }
         }
+        // What is due arrives as one receive batch, as the event loop reads the TUN.
         for (side, queue) in [(&mut b, &mut to_b), (&mut a, &mut to_a)] {
+            side.host.begin_batch();
             while queue.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
                 let Some(Reverse((_, _, pkt))) = queue.pop() else { break };
                 side.host.handle_packet(now, &pkt);
             }
+            side.host.end_batch(now);
         }
         a.host.on_timer(now);
         b.host.on_timer(now);

@@ -1,0 +1,54 @@
+//! Receive batches: the event loop reads every packet the device has queued, and the
+//! connections' answers wait until the batch is done. A burst of in-order data then gets one
+//! cumulative ACK instead of one per two segments, and a burst of ACKs releases one burst of
+//! new data: what GRO gives the kernel's own TCP, and what keeps a userspace stack from
+//! spending its time writing ACKs into the TUN.
+//!
+//! Only a connection in a data-transfer state with nothing out of order waits. Out-of-order
+//! data still gets its duplicate ACK (with SACK blocks) at once, since the sender counts those
+//! (RFC 5681 §4.2), and handshakes, resets and closes are answered as they happen.
+
+use std::time::Instant;
+
+use super::{ConnId, Host};
+use crate::tcp::State;
+
+impl Host {
+    /// Start a batch: until `end_batch`, `handle_packet` may hold a connection's output back.
+    pub fn begin_batch(&mut self) {
+        self.batching = true;
+    }
+
+    /// End a batch: send what the held-back connections have to say.
+    pub fn end_batch(&mut self, now: Instant) {
+        self.batching = false;
+        let ids = std::mem::take(&mut self.deferred);
+        for &id in &ids {
+            if let Some(entry) = self.conns.get_mut(&id) {
+                entry.deferred = false;
+                self.dispatch(now, id);
+            }
+        }
+        // Keep the allocation for the next batch.
+        self.deferred = ids;
+        self.deferred.clear();
+    }
+
+    /// Whether connection `id`'s output can wait for the end of the batch (and note it).
+    pub(super) fn defer(&mut self, id: ConnId) -> bool {
+        if !self.batching {
+            return false;
+        }
+        let Some(entry) = self.conns.get_mut(&id) else { return false };
+        let transfer = matches!(entry.conn.state(), State::Established | State::CloseWait);
+        let accepted = entry.listener.is_none() || entry.queued;
+        if !transfer || !accepted || entry.conn.holds_out_of_order() {
+            return false;
+        }
+        if !entry.deferred {
+            entry.deferred = true;
+            self.deferred.push(id);
+        }
+        true
+    }
+}

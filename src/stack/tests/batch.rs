@@ -1,0 +1,83 @@
+//! Receive batches (`begin_batch`/`end_batch`): in-order data in one batch gets one
+//! cumulative ACK at the end; out-of-order data and handshakes are answered as they arrive.
+
+use super::*;
+
+#[test]
+fn in_order_burst_gets_one_ack_at_the_end_of_the_batch() {
+    let mut cfg = config();
+    cfg.tcp.recv_buf = 65536;
+    let (mut t, iss) = established_with(cfg);
+    t.host.begin_batch();
+    for i in 0..6u32 {
+        t.send(ack().seq(1001 + i * 1000).ack(iss + 1).data(&[i as u8; 1000]));
+        t.expect_nothing();
+    }
+    t.host.end_batch(t.now);
+    let a = t.expect();
+    assert_eq!(a.ack, 7001, "one ACK covers the whole burst");
+    t.expect_nothing();
+    assert_eq!(t.app_read().len(), 6000);
+}
+
+#[test]
+fn acks_in_a_batch_release_one_burst_of_data_at_the_end() {
+    let mut cfg = config();
+    cfg.tcp.send_buf = 65536;
+    let (mut t, iss) = established_with(cfg);
+    t.app_write(&[7u8; 20_000]);
+    let mut sent = Vec::new();
+    while let Some(g) = t.next() {
+        sent.push(g);
+    }
+    assert!(!sent.is_empty());
+    let acked = sent.last().map(|g| g.seq + g.len()).unwrap_or(iss + 1);
+    t.host.begin_batch();
+    t.send(ack().seq(1001).ack(acked));
+    t.expect_nothing();
+    t.host.end_batch(t.now);
+    let more = t.expect();
+    assert_eq!(more.seq, acked, "new data goes out when the batch ends");
+}
+
+#[test]
+fn out_of_order_data_is_duplicate_acked_inside_a_batch() {
+    let (mut t, iss) = established();
+    t.host.begin_batch();
+    t.send(ack().seq(2001).ack(iss + 1).data(&[1u8; 1000]));
+    assert_eq!(t.expect().ack, 1001, "the hole is reported at once");
+    t.send(ack().seq(3001).ack(iss + 1).data(&[2u8; 1000]));
+    assert_eq!(t.expect().ack, 1001, "and again: each is a duplicate ACK the sender counts");
+    t.host.end_batch(t.now);
+    t.expect_nothing();
+}
+
+#[test]
+fn handshake_inside_a_batch_is_answered_at_once() {
+    let mut t = Peer::listening();
+    t.host.begin_batch();
+    t.send(syn().seq(PEER_ISS).mss(1000));
+    let sa = t.expect();
+    assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
+    t.send(ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(1)));
+    t.send(ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(1)).data(b"hello"));
+    t.host.end_batch(t.now);
+    assert_eq!(t.expect().ack, PEER_ISS + 6);
+    t.accept();
+    assert_eq!(t.app_read(), b"hello");
+}
+
+#[test]
+fn fin_inside_a_batch_is_acknowledged() {
+    let (mut t, iss) = established();
+    t.host.begin_batch();
+    t.send(ack().seq(1001).ack(iss + 1).data(b"bye"));
+    t.send(fin().seq(1004).ack(iss + 1));
+    t.host.end_batch(t.now);
+    let mut last = None;
+    while let Some(g) = t.next() {
+        last = Some(g);
+    }
+    assert_eq!(last.map(|g| g.ack), Some(1005), "the FIN is acknowledged");
+    assert_eq!(t.state(), State::CloseWait);
+}
