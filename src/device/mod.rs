@@ -5,6 +5,7 @@
 //! The stack's device chain, built by [`build`]: Stack → [`Faults`] → [`Pcap`] → the device,
 //! so a capture shows the wire: outbound packets after the faults, inbound before them.
 
+mod capture_file;
 pub mod faults;
 pub mod pcap;
 pub mod pipe;

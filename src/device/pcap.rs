@@ -1,62 +1,59 @@
 //! Record every packet both ways as it crosses the device: LINKTYPE_RAW (the TUN carries bare
-//! IPv4), nanosecond timestamps, buffered so capturing does not halve throughput. [`PcapTee`]
-//! writes the file; [`Pcap`] is the device wrapper that feeds it.
+//! IPv4), nanosecond timestamps. [`PcapTee`] writes the file; [`Pcap`] is the device wrapper
+//! that feeds it.
+//!
+//! Capturing is on the data path of every packet, so a record costs one copy into memory: no
+//! lock, no allocation, no system call per packet; [`CaptureFile`] writes the blocks from a
+//! thread of its own. pcap-file writes the file header.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
+use super::capture_file::CaptureFile;
 use super::{Device, FaultCounts};
 
-const SNAPLEN: u32 = 262_144;
+/// The largest IPv4 packet; also what bounds a record in `CaptureFile`'s block.
+const SNAPLEN: u32 = 65_535;
 
 pub struct PcapTee {
-    writer: PcapWriter<SharedFile>,
-    file: SharedFile,
+    file: CaptureFile,
     packets: u64,
-}
-
-/// PcapWriter owns its writer and offers no way to flush it; sharing the BufWriter lets us
-/// flush on demand (so a live capture can be opened while synack runs) and at exit.
-#[derive(Clone)]
-struct SharedFile(Arc<Mutex<BufWriter<File>>>);
-
-impl Write for SharedFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().map_err(|_| io::Error::other("capture writer poisoned"))?.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().map_err(|_| io::Error::other("capture writer poisoned"))?.flush()
-    }
 }
 
 impl PcapTee {
     pub fn create(path: &Path) -> io::Result<PcapTee> {
-        let file = File::create(path)
+        let mut file = CaptureFile::create(path)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create capture {}: {e}", path.display())))?;
         let header = PcapHeader {
             snaplen: SNAPLEN,
             datalink: DataLink::RAW,
             ts_resolution: TsResolution::NanoSecond,
+            // Records below are written in native byte order, so the header says so too.
             endianness: Endianness::native(),
             ..Default::default()
         };
-        let file = SharedFile(Arc::new(Mutex::new(BufWriter::with_capacity(1 << 20, file))));
-        let writer = PcapWriter::with_header(file.clone(), header).map_err(to_io)?;
-        Ok(PcapTee { writer, file, packets: 0 })
+        let mut head = Vec::with_capacity(24);
+        header.write_to(&mut head).map_err(|e| io::Error::other(e.to_string()))?;
+        file.append(&[&head])?;
+        Ok(PcapTee { file, packets: 0 })
     }
 
     pub fn record(&mut self, packet: &[u8]) -> io::Result<()> {
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let caplen = packet.len().min(SNAPLEN as usize);
-        let pkt = PcapPacket::new(ts, packet.len() as u32, &packet[..caplen]);
-        self.writer.write_packet(&pkt).map_err(to_io)?;
+        // The classic pcap record header: seconds, nanoseconds, captured and original length.
+        let mut rec = [0u8; 16];
+        for (i, field) in
+            [ts.as_secs() as u32, ts.subsec_nanos(), caplen as u32, packet.len() as u32].iter().enumerate()
+        {
+            rec[i * 4..i * 4 + 4].copy_from_slice(&field.to_ne_bytes());
+        }
+        self.file.append(&[&rec, &packet[..caplen]])?;
         self.packets += 1;
         Ok(())
     }
@@ -68,10 +65,6 @@ impl PcapTee {
     pub fn packets(&self) -> u64 {
         self.packets
     }
-}
-
-fn to_io(e: pcap_file::PcapError) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 /// A device wrapper that records every packet crossing it into a [`PcapTee`]: what it sends
