@@ -49,7 +49,7 @@ impl Drop for TcpListener {
         if let Ok(mut g) = self.stack.lock() {
             g.port_waiters.remove(&self.port);
             g.host.unlisten(std::time::Instant::now(), self.port);
-            g.flush();
+            self.stack.flush(g);
         }
     }
 }

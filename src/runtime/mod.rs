@@ -5,6 +5,11 @@
 //! under one mutex and wait on a per-connection condition variable; whatever their call
 //! produces (a data segment, a window update) is written to the device at once, without a
 //! round trip through the loop.
+//!
+//! Two locks: `inner` (the host) and `tx` (the device). Writing a packet into a TUN runs the
+//! kernel's whole receive path for it, so the writer takes `tx` before letting go of `inner`
+//! and writes with only `tx` held: the other threads go on with the protocol meanwhile, and
+//! their packets queue behind these on `tx`, in order. The lock order is always inner → tx.
 
 mod listener;
 mod stream;
@@ -12,7 +17,7 @@ mod stream;
 pub use listener::TcpListener;
 pub use stream::TcpStream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -63,6 +68,7 @@ pub struct Stack {
 
 struct Shared {
     inner: Mutex<Inner>,
+    tx: Mutex<Tx>,
     wake: EventFd,
     stopped: AtomicBool,
     loop_thread: Mutex<Option<JoinHandle<()>>>,
@@ -70,8 +76,6 @@ struct Shared {
 
 struct Inner {
     host: Host,
-    /// The device chain from `device::build`: faults, pcap tee, the device itself.
-    device: Box<dyn Device>,
     device_flushed: Instant,
     conn_waiters: HashMap<ConnId, Arc<Condvar>>,
     port_waiters: HashMap<u16, Arc<Condvar>>,
@@ -79,6 +83,37 @@ struct Inner {
     loop_deadline: Option<Instant>,
     trace_sink: TraceSink,
     rx_buf: Vec<u8>,
+}
+
+/// The device side, behind its own lock.
+struct Tx {
+    /// The device chain from `device::build`: faults, pcap tee, the device itself.
+    device: Box<dyn Device>,
+    /// Packets taken from the host, to be written in this order.
+    queue: VecDeque<Vec<u8>>,
+    /// Written packets' buffers, for the host to reuse.
+    spare: Vec<Vec<u8>>,
+    /// Writes the device refused since the host last counted them.
+    drops: u64,
+}
+
+impl Tx {
+    fn write_queue(&mut self) {
+        while let Some(pkt) = self.queue.pop_front() {
+            if let Err(e) = self.device.send(&pkt) {
+                // A full TUN queue drops, as a full NIC ring would; TCP recovers.
+                self.drops += 1;
+                tracing::debug!("device send failed: {e}");
+            }
+            self.spare.push(pkt);
+        }
+    }
+
+    fn flush_device(&mut self) {
+        if let Err(e) = self.device.flush() {
+            tracing::warn!("flushing the device (capture) failed: {e}");
+        }
+    }
 }
 
 /// A snapshot of one connection, for `/stats` and the exit summary.
@@ -93,16 +128,15 @@ pub struct ConnInfo {
 }
 
 impl Inner {
-    /// Write out what the host produced, print trace lines, wake waiting threads. Returns
-    /// whether the loop must re-arm its timer.
-    fn flush(&mut self) -> bool {
+    /// Move what the host produced onto `tx`'s queue, print trace lines, wake waiting
+    /// threads. Returns whether the loop must re-arm its timer.
+    fn hand_over(&mut self, tx: &mut Tx) -> bool {
+        for buf in tx.spare.drain(..) {
+            self.host.recycle(buf);
+        }
+        self.host.counters.device_drops += std::mem::take(&mut tx.drops);
         while let Some(pkt) = self.host.pop_output() {
-            if let Err(e) = self.device.send(&pkt) {
-                // A full TUN queue drops, as a full NIC ring would; TCP recovers.
-                self.host.counters.device_drops += 1;
-                tracing::debug!("device send failed: {e}");
-            }
-            self.host.recycle(pkt);
+            tx.queue.push_back(pkt);
         }
         for line in self.host.tracer.take_lines() {
             (self.trace_sink)(&line);
@@ -118,7 +152,7 @@ impl Inner {
                 cv.notify_all();
             }
         }
-        match (self.next_deadline(), self.loop_deadline) {
+        match (self.next_deadline(tx), self.loop_deadline) {
             (Some(t), Some(d)) => t < d,
             (Some(_), None) => true,
             _ => false,
@@ -126,24 +160,18 @@ impl Inner {
     }
 
     /// The earlier of the host's next timer and the device's (a held packet).
-    fn next_deadline(&mut self) -> Option<Instant> {
-        match (self.host.poll_at(), self.device.poll_at()) {
+    fn next_deadline(&mut self, tx: &Tx) -> Option<Instant> {
+        match (self.host.poll_at(), tx.device.poll_at()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, None) => a,
             (None, b) => b,
         }
     }
 
-    fn flush_device(&mut self) {
-        if let Err(e) = self.device.flush() {
-            tracing::warn!("flushing the device (capture) failed: {e}");
-        }
-    }
-
-    fn receive_batch(&mut self, now: Instant) {
+    fn receive_batch(&mut self, tx: &mut Tx, now: Instant) {
         self.host.begin_batch();
         for _ in 0..BATCH {
-            match self.device.recv(&mut self.rx_buf) {
+            match tx.device.recv(&mut self.rx_buf) {
                 Ok(n) => self.host.handle_packet(now, &self.rx_buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -154,6 +182,29 @@ impl Inner {
             }
         }
         self.host.end_batch(now);
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> io::Result<MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| io::Error::other("synack stack poisoned by a panic"))
+    }
+
+    fn lock_tx(&self) -> io::Result<MutexGuard<'_, Tx>> {
+        self.tx.lock().map_err(|_| io::Error::other("synack stack poisoned by a panic"))
+    }
+
+    /// Hand the host's output over to the device and write it with only `tx` held; both
+    /// locks are free on return. Wakes the loop when its timer must move earlier.
+    fn flush(&self, mut g: MutexGuard<'_, Inner>) {
+        let Ok(mut tx) = self.lock_tx() else { return };
+        let rearm = g.hand_over(&mut tx);
+        drop(g);
+        tx.write_queue();
+        drop(tx);
+        if rearm {
+            let _ = self.wake.write(1);
+        }
     }
 }
 
@@ -169,7 +220,6 @@ impl Stack {
         let mtu = device.mtu();
         let inner = Inner {
             host,
-            device,
             device_flushed: now,
             conn_waiters: HashMap::new(),
             port_waiters: HashMap::new(),
@@ -179,6 +229,7 @@ impl Stack {
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
+            tx: Mutex::new(Tx { device, queue: VecDeque::new(), spare: Vec::new(), drops: 0 }),
             wake: EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(io::Error::from)?,
             stopped: AtomicBool::new(false),
             loop_thread: Mutex::new(None),
@@ -192,7 +243,12 @@ impl Stack {
     }
 
     fn lock(&self) -> io::Result<MutexGuard<'_, Inner>> {
-        self.shared.inner.lock().map_err(|_| io::Error::other("synack stack poisoned by a panic"))
+        self.shared.lock()
+    }
+
+    /// Write what the host produced and let go of the host (see the module comment).
+    fn flush(&self, g: MutexGuard<'_, Inner>) {
+        self.shared.flush(g);
     }
 
     fn wake_loop(&self) {
@@ -207,9 +263,7 @@ impl Stack {
     fn with_host<R>(&self, f: impl FnOnce(&mut Host, Instant) -> R) -> io::Result<R> {
         let mut g = self.lock()?;
         let r = f(&mut g.host, Instant::now());
-        if g.flush() {
-            self.wake_loop();
-        }
+        self.flush(g);
         Ok(r)
     }
 
@@ -224,12 +278,20 @@ impl Stack {
         loop {
             let now = Instant::now();
             let r = op(&mut g.host, now);
-            if g.flush() {
-                self.wake_loop();
+            let would_block = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            if g.host.pop_output_pending() {
+                // Write without the host lock; the state may move meanwhile, so a call that
+                // would block is tried again before sleeping (no wake-up can be missed).
+                self.flush(g);
+                if !would_block {
+                    return r;
+                }
+                g = self.lock()?;
+                continue;
             }
-            match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return other,
+            if !would_block {
+                drop(g);
+                return r;
             }
             if self.is_stopped() {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the stack has shut down"));
@@ -260,7 +322,7 @@ impl Stack {
 
     /// What the fault layer did so far; `None` when the stack runs without faults.
     pub fn fault_counts(&self) -> Option<FaultCounts> {
-        self.lock().ok()?.device.fault_counts()
+        self.shared.lock_tx().ok()?.device.fault_counts()
     }
 
     pub fn connections(&self) -> Vec<ConnInfo> {
@@ -299,8 +361,10 @@ impl Stack {
                 let _ = handle.join();
             }
         }
-        if let Ok(mut g) = self.lock() {
-            g.flush_device();
+        if let Ok(mut tx) = self.shared.lock_tx() {
+            tx.flush_device();
+        }
+        if let Ok(g) = self.lock() {
             for cv in g.conn_waiters.values().chain(g.port_waiters.values()) {
                 cv.notify_all();
             }
@@ -310,8 +374,8 @@ impl Stack {
 }
 
 fn run_loop(shared: &Shared) {
-    let stack_fd = match shared.inner.lock() {
-        Ok(g) => g.device.fd(),
+    let stack_fd = match shared.lock_tx() {
+        Ok(tx) => tx.device.fd(),
         Err(_) => return,
     };
     loop {
@@ -319,8 +383,9 @@ fn run_loop(shared: &Shared) {
             return;
         }
         let timeout = {
-            let Ok(mut g) = shared.inner.lock() else { return };
-            let deadline = g.next_deadline();
+            let Ok(mut g) = shared.lock() else { return };
+            let Ok(tx) = shared.lock_tx() else { return };
+            let deadline = g.next_deadline(&tx);
             g.loop_deadline = deadline;
             match deadline {
                 // Round up: waking a millisecond early would spin until the timer is due.
@@ -344,17 +409,24 @@ fn run_loop(shared: &Shared) {
             }
         }
         let _ = shared.wake.read();
-        let Ok(mut g) = shared.inner.lock() else { return };
+        let Ok(mut g) = shared.lock() else { return };
         let now = Instant::now();
-        // Held packets that are due: outbound ones go to the wire, inbound ones become
-        // readable below even though the fd may not be.
-        g.device.on_timer(now);
-        g.receive_batch(now);
+        {
+            let Ok(mut tx) = shared.lock_tx() else { return };
+            // Held packets that are due: outbound ones go to the wire, inbound ones become
+            // readable below even though the fd may not be.
+            tx.device.on_timer(now);
+            g.receive_batch(&mut tx, now);
+        }
         g.host.on_timer(now);
-        g.flush();
-        if now.duration_since(g.device_flushed) >= DEVICE_FLUSH_EVERY {
+        let flush_device = now.duration_since(g.device_flushed) >= DEVICE_FLUSH_EVERY;
+        if flush_device {
             g.device_flushed = now;
-            g.flush_device();
+        }
+        shared.flush(g);
+        if flush_device {
+            let Ok(mut tx) = shared.lock_tx() else { return };
+            tx.flush_device();
         }
     }
 }

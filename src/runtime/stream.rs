@@ -191,10 +191,7 @@ impl Drop for Handle {
         if let Ok(mut g) = self.stack.lock() {
             g.conn_waiters.remove(&id);
             g.host.release(std::time::Instant::now(), id);
-            if g.flush() {
-                drop(g);
-                self.stack.wake_loop();
-            }
+            self.stack.flush(g);
         }
     }
 }
