@@ -43,8 +43,8 @@ impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
             mss: 1460,
-            recv_buf: 256 * 1024,
-            send_buf: 256 * 1024,
+            recv_buf: 4 << 20,
+            send_buf: 4 << 20,
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
