@@ -16,7 +16,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
-use crate::tcp::{Connection, State, TcpConfig};
+use crate::tcp::{Connection, Readiness, State, TcpConfig};
 use crate::trace::{SeqContext, Tracer};
 use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 use cookie::CookieJar;
@@ -88,6 +88,8 @@ struct Entry {
     timer: Option<Instant>,
     /// Its output waits for the end of the current receive batch (see `batch.rs`).
     deferred: bool,
+    /// Its readiness when the application was last told; a change wakes its threads.
+    ready: Option<Readiness>,
 }
 
 /// Packets on their way out, with buffers kept for reuse (no allocation per packet once
@@ -443,7 +445,14 @@ impl Host {
                 tracer.conn_event(now, &quad, &e);
             }
         }
-        self.touched_conns.push(id);
+        // Wake the application's threads only when what they may wait for has changed, not
+        // for every segment: a reader that has data to read, or a writer with a third of its
+        // buffer free, is not asleep.
+        let ready = Some(entry.conn.readiness());
+        if entry.ready != ready {
+            entry.ready = ready;
+            self.touched_conns.push(id);
+        }
         self.settle(now, id);
     }
 
@@ -591,6 +600,7 @@ impl Host {
                 memory: 0,
                 timer: None,
                 deferred: false,
+                ready: None,
             },
         );
         id

@@ -56,6 +56,15 @@ pub enum ConnEvent {
     GaveUp,
 }
 
+/// A summary of what a blocked application thread can be waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub state: State,
+    pub error: bool,
+    pub readable: bool,
+    pub writable: bool,
+}
+
 #[derive(Debug)]
 pub struct Connection {
     pub local: SocketAddrV4,
@@ -497,9 +506,24 @@ impl Connection {
         if data.is_empty() {
             return Ok(0);
         }
-        match self.send_buf.write(data) {
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n),
+        // Like Linux's sk_stream_write_space: a blocked writer goes on only once a third of
+        // the buffer is free (or all it has to write fits), so it wakes for large chunks,
+        // not for each ACK that frees a segment's worth.
+        if self.send_buf.free() < data.len().min(self.send_buf.capacity() / 3).max(1) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(self.send_buf.write(data))
+    }
+
+    /// What a thread blocked on this connection may be waiting for; it is woken only when
+    /// this changes (see `Host::dispatch`). Must agree with `recv` and `send`: whenever
+    /// they would stop returning `WouldBlock`, this changes.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            state: self.state,
+            error: self.error.is_some(),
+            readable: !self.recv_buf.is_empty(),
+            writable: self.send_buf.free() >= (self.send_buf.capacity() / 3).max(1),
         }
     }
 

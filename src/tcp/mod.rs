@@ -16,5 +16,5 @@ pub mod state;
 mod timers;
 
 pub use config::TcpConfig;
-pub use connection::{ConnEvent, ConnStats, Connection};
+pub use connection::{ConnEvent, ConnStats, Connection, Readiness};
 pub use state::State;

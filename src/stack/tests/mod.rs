@@ -13,6 +13,7 @@ mod options;
 mod reliability;
 mod reset;
 mod sim;
+mod wake;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
