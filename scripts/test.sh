@@ -21,6 +21,7 @@ Run every check and test of synack, from the repository root:
   4. release build (what the demo runs):        cargo build --release
   5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --no-fail-fast [ARGS]
   6. doc tests (when there is a library):       cargo test --doc
+  7. the benchmark's quick run (as root):       scripts/bench.sh --quick
 Every step runs even when an earlier one fails; the exit status is nonzero if any failed.
 
   --no-install   do not install missing tools
@@ -124,6 +125,16 @@ step "tests" cargo test --all-targets --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS
 step "fuzz (30 s per target)" bash scripts/fuzz.sh 30
 if [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml; then
     step "doc tests" cargo test --doc
+fi
+# The benchmark is not a test of speed here (its numbers are not judged): the quick run keeps
+# it building and working, and fails when synack itself fails a transfer.
+if ((IS_ROOT)); then
+    step "benchmark (scripts/bench.sh --quick)" bash scripts/bench.sh --quick
+elif [[ $CI == true ]]; then
+    RESULTS+=("FAIL  benchmark: needs root (TUN devices and namespaces)")
+    FAILED=1
+else
+    echo "benchmark: SKIPPED, it needs root (TUN devices and namespaces): sudo $0"
 fi
 
 # Every real-TUN test must remove its namespace, even when it fails (DESIGN.md).
