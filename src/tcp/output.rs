@@ -124,11 +124,11 @@ impl Connection {
             let seq = self.snd_nxt.max(self.snd_max);
             let unsent = if data_end > seq { data_end - seq } else { 0 };
             let room = (self.snd_una + self.snd_wnd).0.wrapping_sub(seq.0).min(self.snd_wnd);
-            let len = unsent.min(self.recovery_credit).min(room).min(self.seg_size());
+            let len = unsent.min(self.recovery_allowance()).min(room).min(self.seg_size());
             if len == 0 {
                 return None;
             }
-            self.recovery_credit -= len;
+            self.recovery_credit = self.recovery_credit.saturating_sub(len);
             (seq, len)
         } else {
             let mut seq = self.snd_nxt;
@@ -231,6 +231,17 @@ impl Connection {
         let window = self.advertise();
         let options = self.segment_options(now);
         Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+    }
+
+    /// New data fast recovery may send: the credit earned from what left the network, or
+    /// more while the estimated flight (sent, neither acknowledged nor SACKed) is below
+    /// ssthresh, the window recovery aims for (RFC 6675 §5 sends while cwnd - pipe >= 1 SMSS).
+    /// Without that, a lost retransmission with everything else SACKed leaves nothing in
+    /// flight to bring news, and recovery waits out the retransmission timer.
+    fn recovery_allowance(&self) -> u32 {
+        let flight = self.snd_max - self.snd_una;
+        let pipe = flight.saturating_sub(self.scoreboard.sacked_bytes());
+        self.recovery_credit.max(self.cc.ssthresh().saturating_sub(pipe))
     }
 
     /// The range to resend in fast recovery: the next hole the scoreboard knows of, or

@@ -255,3 +255,36 @@ fn a_sacked_hole_is_resent_after_a_round_trip_without_three_duplicates() {
     let r = t.expect();
     assert_eq!((r.seq, r.len()), (iss + 2, 1000), "resent after about a round trip, not after 200 ms");
 }
+
+#[test]
+fn recovery_sends_new_data_while_the_flight_is_below_ssthresh() {
+    let mut cfg = config();
+    cfg.tcp.send_buf = 64 * 1024;
+    // The peer's window holds four segments; more data waits.
+    let (mut t, iss) = established_sack_with(cfg, 4000);
+    t.app_write(&[3u8; 30_000]);
+    for _ in 0..4 {
+        t.expect();
+    }
+    t.expect_nothing();
+    // The first is lost, the other three arrive and are SACKed; the third duplicate also
+    // opens the window (the application read).
+    let dup = |k: u32, win: u16| {
+        let mut a = ack().seq(PEER_ISS + 1).ack(iss + 1).win(win);
+        a.hdr.options.sack[0] = (SeqNum(iss + 1001), SeqNum(iss + 1001 + 1000 * k));
+        a.hdr.options.sack_len = 1;
+        a
+    };
+    t.send(dup(1, 4000));
+    t.send(dup(2, 4000));
+    t.expect_nothing();
+    t.send(dup(3, 60000));
+    let rexmit = t.expect();
+    assert_eq!((rexmit.seq, rexmit.len()), (iss + 1, 1000), "fast retransmit of the hole");
+    // Only the retransmission is in flight now (1,000 bytes), below ssthresh (2,000). If it
+    // is lost, no ACK will come unless something else is sent: recovery sends new data
+    // (RFC 6675 §5: while cwnd - pipe >= 1 SMSS) instead of going silent until the timeout.
+    let new = t.expect();
+    assert_eq!((new.seq, new.len()), (iss + 4001, 1000), "new data during recovery");
+    t.expect_nothing();
+}
