@@ -150,7 +150,13 @@ pub struct Connection {
     pub(super) last_ack_sent: SeqNum,
     pub(super) sack_enabled: bool,
     /// Start of the out-of-order block that arrived last: RFC 2018 wants it reported first.
-    pub(super) sack_latest: Option<SeqNum>,
+    /// Where the latest out-of-order arrivals landed, newest first: SACK blocks are
+    /// reported in this order, so each block is repeated in the ACKs after the one that
+    /// first carried it (RFC 2018 §4), in case that one is lost.
+    pub(super) sack_recent: [Option<SeqNum>; 4],
+    /// A duplicate segment to report once as a D-SACK block (RFC 2883): it tells the
+    /// sender its retransmission was spurious.
+    pub(super) dsack: Option<(SeqNum, SeqNum)>,
     /// An RFC 5961 challenge ACK is owed; the stack rate-limits these across connections.
     pub(super) challenge: bool,
     /// The stack's buffers are over budget: hold no out-of-order data.
@@ -245,7 +251,8 @@ impl Connection {
             ts_offset: iss.0.rotate_left(13) ^ 0x5bd1_e995,
             last_ack_sent: SeqNum(0),
             sack_enabled: false,
-            sack_latest: None,
+            sack_recent: [None; 4],
+            dsack: None,
             challenge: false,
             memory_pressure: false,
             cc: Box::new(NewReno::new(mss)),

@@ -163,6 +163,11 @@ impl Connection {
         }
         if !seg.flags.contains(TcpFlags::RST) {
             self.ack_now = true;
+            // Data we already have: a spurious retransmission, reported as a D-SACK.
+            let data_end = seg.seq + seg.payload.len() as u32;
+            if self.sack_enabled && !seg.payload.is_empty() && data_end <= self.rcv_nxt {
+                self.dsack = Some((seg.seq, data_end));
+            }
         }
         if self.state == State::TimeWait && seg.flags.contains(TcpFlags::FIN) {
             // The peer did not hear our ACK of its FIN: acknowledge again and wait 2 MSL
@@ -376,6 +381,10 @@ impl Connection {
         let (mut seq, mut payload, mut fin) = (seq, payload, fin);
         // Trim what we already have.
         if seq < self.rcv_nxt {
+            if self.sack_enabled && !payload.is_empty() {
+                let dup_end = (seq + payload.len() as u32).min(self.rcv_nxt);
+                self.dsack = Some((seq, dup_end));
+            }
             let skip = (self.rcv_nxt - seq) as usize;
             if skip > payload.len() {
                 // Even the FIN (at seq + len) is old.
@@ -416,7 +425,8 @@ impl Connection {
                     self.drop_note("out-of-order data not held: the stack is over its memory budget".into());
                 } else {
                     self.recv_buf.insert_out_of_order(seq, payload);
-                    self.sack_latest = Some(seq);
+                    self.sack_recent.rotate_right(1);
+                    self.sack_recent[0] = Some(seq);
                 }
                 self.ack_now = true;
             }

@@ -268,27 +268,40 @@ impl Connection {
         Some(TcpHeaderOut { seq: self.snd_max, ack: self.rcv_nxt, flags: TcpFlags::ACK, window, options })
     }
 
-    /// Options on a synchronized segment: timestamps, and SACK blocks while data is
-    /// missing (RFC 2018 §4: the block with the latest arrival first).
+    /// Options on a synchronized segment: timestamps, a D-SACK block once after a duplicate
+    /// arrived (RFC 2883), and SACK blocks while data is missing: the block of the latest
+    /// arrival first, then those of the arrivals before it, then the rest (RFC 2018 §4).
     fn segment_options(&mut self, now: Instant) -> TcpOptions {
         let mut o = TcpOptions::default();
         if self.ts_enabled {
             o.timestamps = Some((self.ts_now(now), self.ts_recent));
         }
-        if self.sack_enabled && self.recv_buf.has_out_of_order() {
-            let room = if self.ts_enabled { 3 } else { 4 };
-            let latest = self.sack_latest;
-            let first = self.recv_buf.out_of_order_blocks().find(|(l, r)| latest.is_some_and(|s| *l <= s && s < *r));
-            let mut n = 0;
-            for block in first.into_iter().chain(self.recv_buf.out_of_order_blocks().filter(|b| Some(*b) != first)) {
+        if !self.sack_enabled {
+            return o;
+        }
+        let room = if self.ts_enabled { 3 } else { 4 };
+        let mut n = 0;
+        if let Some(d) = self.dsack.take() {
+            o.sack[0] = d;
+            n = 1;
+        }
+        if self.recv_buf.has_out_of_order() {
+            let recent = self
+                .sack_recent
+                .iter()
+                .flatten()
+                .filter_map(|&s| self.recv_buf.out_of_order_blocks().find(|&(l, r)| l <= s && s < r));
+            for block in recent.chain(self.recv_buf.out_of_order_blocks()) {
                 if n == room {
                     break;
                 }
-                o.sack[n] = block;
-                n += 1;
+                if !o.sack[..n].contains(&block) {
+                    o.sack[n] = block;
+                    n += 1;
+                }
             }
-            o.sack_len = n as u8;
         }
+        o.sack_len = n as u8;
         o
     }
 

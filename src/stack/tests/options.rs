@@ -102,6 +102,48 @@ fn sack_blocks_describe_out_of_order_data_latest_first() {
 }
 
 #[test]
+fn sack_blocks_repeat_the_most_recent_ones_not_the_lowest() {
+    let (mut t, iss) = established_with_options();
+    // Four holes' worth of blocks, arriving highest first, then one more arrival in the
+    // lowest block. With timestamps there is room for three blocks: the latest arrival's
+    // block, then the blocks of the arrivals just before it (RFC 2018 §4), so a block whose
+    // first report was lost is repeated in the next ACKs.
+    for (i, seq) in [1701u32, 1501, 1301, 1101].into_iter().enumerate() {
+        t.send(with_ts(ack().seq(seq).ack(iss + 1).data(&[1u8; 100]), 6000 + i as u32, 0));
+        t.expect();
+    }
+    t.send(with_ts(ack().seq(1801).ack(iss + 1).data(&[1u8; 100]), 6010, 0));
+    let a = t.expect();
+    assert_eq!(
+        a.options.sack_blocks(),
+        &[(SeqNum(1701), SeqNum(1901)), (SeqNum(1101), SeqNum(1201)), (SeqNum(1301), SeqNum(1401))],
+        "latest first, then by recency (1101 then 1301), not the lowest ones"
+    );
+}
+
+#[test]
+fn a_duplicate_segment_is_reported_once_as_a_dsack_block() {
+    let (mut t, iss) = established_with_options();
+    t.send(with_ts(ack().seq(1001).ack(iss + 1).data(&[1u8; 100]), 6000, 0));
+    assert_eq!(t.expect().ack, 1101);
+    // The same segment again: a spurious retransmission. RFC 2883: the ACK's first SACK
+    // block names the duplicate, below the cumulative ACK.
+    t.send(with_ts(ack().seq(1001).ack(iss + 1).data(&[1u8; 100]), 6001, 0));
+    let d = t.expect();
+    assert_eq!(d.ack, 1101);
+    assert_eq!(d.options.sack_blocks(), &[(SeqNum(1001), SeqNum(1101))]);
+    // Only once.
+    t.send(with_ts(ack().seq(1101).ack(iss + 1).data(&[1u8; 10]), 6002, 0));
+    let n = t.expect();
+    assert!(n.options.sack_blocks().is_empty());
+    // Partly new data: the old part is the D-SACK, the new part is taken.
+    t.send(with_ts(ack().seq(1061).ack(iss + 1).data(&[1u8; 100]), 6003, 0));
+    let p = t.expect();
+    assert_eq!(p.ack, 1161);
+    assert_eq!(p.options.sack_blocks(), &[(SeqNum(1061), SeqNum(1111))]);
+}
+
+#[test]
 fn window_scale_applies_in_both_directions() {
     let mut cfg = config();
     cfg.tcp.recv_buf = 1 << 20;
