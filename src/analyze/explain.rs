@@ -362,7 +362,8 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
         // SACK edges are in the peer's sequence space; shift them as the ACK was shifted.
         let peer_offset = seg.filter(|_| tcp.has(flags::ACK)).map(|(_, s)| s.rel_ack.wrapping_sub(tcp.ack));
         for o in &tcp.options {
-            let _ = writeln!(out, "{IND}  {}", option_text(o, peer_offset));
+            let ack = tcp.has(flags::ACK).then_some(tcp.ack);
+            let _ = writeln!(out, "{IND}  {}", option_text(o, peer_offset, ack));
         }
     }
     for p in &tcp.problems {
@@ -404,7 +405,7 @@ fn finding_meaning(f: Finding) -> &'static str {
     }
 }
 
-fn option_text(o: &TcpOption, peer_offset: Option<u32>) -> String {
+fn option_text(o: &TcpOption, peer_offset: Option<u32>, ack: Option<u32>) -> String {
     match o {
         TcpOption::Eol => "End of option list (EOL): the rest is padding".to_string(),
         TcpOption::Nop => "No-Operation (NOP): one byte of padding to align the next option".to_string(),
@@ -425,7 +426,18 @@ fn option_text(o: &TcpOption, peer_offset: Option<u32>) -> String {
                 })
                 .collect();
             let kind = if peer_offset.is_some() { "relative" } else { "raw" };
-            format!("SACK: {} ({kind}; these bytes also arrived, beyond the ACK)", parts.join(", "))
+            // RFC 2883: a first block at or below the cumulative ACK reports data that
+            // arrived twice.
+            let dsack = matches!((blocks.first(), ack), (Some((_, r)), Some(a)) if r.wrapping_sub(a) as i32 <= 0);
+            if dsack {
+                format!(
+                    "SACK: {} ({kind}; D-SACK: the first block arrived twice, so its retransmission was not \
+                     needed (RFC 2883); any others also arrived, beyond the ACK)",
+                    parts.join(", ")
+                )
+            } else {
+                format!("SACK: {} ({kind}; these bytes also arrived, beyond the ACK)", parts.join(", "))
+            }
         }
         TcpOption::Timestamps { value, echo } => format!(
             "Timestamps: TSval {value}, TSecr {echo} (sender's clock, and the latest clock value echoed from the peer)"
@@ -453,4 +465,19 @@ fn explain_icmp(icmp: &Icmp, out: &mut String) {
         field(out, "Rest of header", hex.join(" "));
     }
     field(out, "Data", format!("{} bytes", icmp.data.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_sack_block_below_the_ack_is_explained_as_a_dsack() {
+        let dsack = TcpOption::Sack(vec![(1000, 1100), (1500, 1600)]);
+        let text = option_text(&dsack, None, Some(1200));
+        assert!(text.contains("D-SACK"), "{text}");
+        let sack = TcpOption::Sack(vec![(1500, 1600)]);
+        let text = option_text(&sack, None, Some(1200));
+        assert!(!text.contains("D-SACK") && text.contains("beyond the ACK"), "{text}");
+    }
 }
