@@ -255,10 +255,12 @@ impl Host {
                 if let Some(entry) = self.conns.get_mut(&id) {
                     entry.conn.request_ack();
                 }
-            } else {
-                self.counters.challenge_acks_suppressed += 1;
-                self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
+                // RFC 5961: each challenge gets its ACK (within the rate limit), even inside
+                // a receive batch, where it would otherwise merge with the others.
+                return self.dispatch_now(now, id);
             }
+            self.counters.challenge_acks_suppressed += 1;
+            self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
         }
         self.dispatch(now, id);
     }
@@ -432,6 +434,11 @@ impl Host {
         if self.defer(id) {
             return;
         }
+        self.dispatch_now(now, id);
+    }
+
+    /// `dispatch`, even inside a receive batch.
+    fn dispatch_now(&mut self, now: Instant, id: ConnId) {
         let Host { conns, tracer, wire, counters, scratch, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);

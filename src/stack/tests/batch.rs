@@ -81,3 +81,18 @@ fn fin_inside_a_batch_is_acknowledged() {
     assert_eq!(last.map(|g| g.ack), Some(1005), "the FIN is acknowledged");
     assert_eq!(t.state(), State::CloseWait);
 }
+
+#[test]
+fn each_challenge_ack_goes_out_inside_a_batch() {
+    let (mut t, _) = established();
+    t.host.begin_batch();
+    // In-window but inexact RSTs (RFC 5961 §3.2): each one is challenged.
+    for k in 0..3u32 {
+        t.send(rst().seq(1001 + 10 + k));
+        let c = t.expect();
+        assert_eq!((c.flags, c.ack), (TcpFlags::ACK, 1001), "challenge ACK {k}");
+    }
+    t.host.end_batch(t.now);
+    t.expect_nothing();
+    assert_eq!(t.state(), State::Established);
+}
