@@ -65,8 +65,9 @@ where
     };
     let _pool = Pool::start(
         cfg,
-        move || {
-            listener.accept().map(|(s, _)| s).inspect_err(|e| {
+        // Blocks without a timeout: idle threads stay (the bench's peer does not need to shrink).
+        move |_idle| {
+            listener.accept().map(|(s, _)| Some(s)).inspect_err(|e| {
                 if let Ok(tx) = stopped_tx.lock() {
                     let _ = tx.send(io::Error::new(e.kind(), e.to_string()));
                 }

@@ -1,13 +1,14 @@
-//! A pool of reusable service threads (leader/followers): one idle thread at a time waits in
-//! `accept`; when it gets a connection it hands the turn to another idle thread (or starts one,
-//! up to a bound) and serves the connection itself. Compared with a thread per connection
-//! this saves a thread start and exit per connection, and compared with an accept thread
-//! feeding workers it saves one cross-thread wake-up on the way from SYN to service.
+//! A pool of reusable service threads. Every idle thread waits in `accept`; the one that gets
+//! a connection serves it and, if no other thread is left idle, starts one more (up to a
+//! bound), so that the next connection finds a thread already waiting. Compared with a thread
+//! per connection this saves a thread start and exit per connection, and compared with an
+//! accept thread feeding workers it saves one cross-thread wake-up on the way from SYN to
+//! service. The counts are atomics, so serving takes no lock of the pool's own.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -16,27 +17,24 @@ pub struct PoolConfig {
     /// At most this many threads; beyond it a new connection waits in the accept queue until
     /// a thread is free.
     pub max_threads: usize,
-    /// An idle thread that is not the one accepting exits after this long.
+    /// An idle thread exits after this long without a connection, unless it is the last idle
+    /// one.
     pub idle_timeout: Duration,
 }
 
-struct State {
-    /// Threads not serving a connection (waiting for the turn or accepting).
-    idle: usize,
-    total: usize,
-    /// A thread is in `accept`.
-    leader: bool,
-    /// `accept` failed (the listener or the stack is gone): every thread exits.
-    closed: bool,
-}
+/// `accept(timeout)`: the next connection, `Ok(None)` when `timeout` passed without one (an
+/// acceptor that cannot time out may simply block), `Err` when no more will come.
+pub type AcceptFn<S> = dyn Fn(Duration) -> io::Result<Option<S>> + Send + Sync;
 
 struct Shared<S> {
     cfg: PoolConfig,
-    state: Mutex<State>,
-    turn: Condvar,
+    /// Threads alive and not serving a connection (they are in, or on their way to, `accept`).
+    idle: AtomicUsize,
+    total: AtomicUsize,
+    /// `accept` failed (the listener or the stack is gone): every thread exits.
+    closed: AtomicBool,
     spawned: AtomicU64,
-    #[allow(clippy::type_complexity)]
-    accept: Box<dyn Fn() -> io::Result<S> + Send + Sync>,
+    accept: Box<AcceptFn<S>>,
     handler: Box<dyn Fn(S) + Send + Sync>,
 }
 
@@ -46,26 +44,24 @@ pub struct Pool<S> {
 }
 
 impl<S: Send + 'static> Pool<S> {
-    /// Start one thread, which calls `accept` and runs `handler` on what it returns. An error
-    /// from `accept` stops the pool.
+    /// Start one thread, which calls `accept` and runs `handler` on what it returns.
     pub fn start(
         cfg: PoolConfig,
-        accept: impl Fn() -> io::Result<S> + Send + Sync + 'static,
+        accept: impl Fn(Duration) -> io::Result<Option<S>> + Send + Sync + 'static,
         handler: impl Fn(S) + Send + Sync + 'static,
     ) -> io::Result<Pool<S>> {
         let shared = Arc::new(Shared {
             cfg: PoolConfig { max_threads: cfg.max_threads.max(1), ..cfg },
-            state: Mutex::new(State { idle: 1, total: 1, leader: false, closed: false }),
-            turn: Condvar::new(),
+            idle: AtomicUsize::new(1),
+            total: AtomicUsize::new(1),
+            closed: AtomicBool::new(false),
             spawned: AtomicU64::new(0),
             accept: Box::new(accept),
             handler: Box::new(handler),
         });
         if let Err(e) = spawn(&shared) {
-            if let Ok(mut st) = shared.state.lock() {
-                st.idle = 0;
-                st.total = 0;
-            }
+            shared.idle.store(0, Ordering::Relaxed);
+            shared.total.store(0, Ordering::Relaxed);
             return Err(e);
         }
         Ok(Pool { shared })
@@ -73,12 +69,12 @@ impl<S: Send + 'static> Pool<S> {
 
     /// Threads alive now.
     pub fn threads(&self) -> usize {
-        self.shared.state.lock().map(|st| st.total).unwrap_or(0)
+        self.shared.total.load(Ordering::Acquire)
     }
 
     /// Threads alive and not serving a connection.
     pub fn idle(&self) -> usize {
-        self.shared.state.lock().map(|st| st.idle).unwrap_or(0)
+        self.shared.idle.load(Ordering::Acquire)
     }
 
     /// Threads started since the pool began.
@@ -94,73 +90,58 @@ fn spawn<S: Send + 'static>(shared: &Arc<Shared<S>>) -> io::Result<()> {
     Ok(())
 }
 
-/// Leave the pool (the caller counted itself idle).
-fn leave<S>(shared: &Shared<S>, mut st: MutexGuard<'_, State>) {
-    st.idle -= 1;
-    st.total -= 1;
-    if st.closed {
-        shared.turn.notify_all();
+/// One more idle thread, unless the pool is at its bound.
+fn grow<S: Send + 'static>(shared: &Arc<Shared<S>>) {
+    let claimed = shared
+        .total
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t < shared.cfg.max_threads).then_some(t + 1));
+    if claimed.is_err() {
+        return;
+    }
+    shared.idle.fetch_add(1, Ordering::AcqRel);
+    if let Err(e) = spawn(shared) {
+        shared.idle.fetch_sub(1, Ordering::AcqRel);
+        shared.total.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!("{}: cannot start a thread: {e}", shared.cfg.name);
     }
 }
 
+/// Leave the pool (the caller counted itself idle).
+fn leave<S>(shared: &Shared<S>) {
+    shared.idle.fetch_sub(1, Ordering::AcqRel);
+    shared.total.fetch_sub(1, Ordering::AcqRel);
+}
+
 fn worker<S: Send + 'static>(shared: &Arc<Shared<S>>) {
-    let Ok(mut st) = shared.state.lock() else { return };
     loop {
-        // Wait for the turn to accept; an idle follower beyond the first thread exits.
-        let mut idle_until = Instant::now() + shared.cfg.idle_timeout;
-        while st.leader && !st.closed {
-            let now = Instant::now();
-            if now >= idle_until {
-                if st.total > 1 {
-                    return leave(shared, st);
+        if shared.closed.load(Ordering::Acquire) {
+            return leave(shared);
+        }
+        let conn = match (shared.accept)(shared.cfg.idle_timeout) {
+            Ok(Some(conn)) => conn,
+            Ok(None) => {
+                // Idle too long: exit, but leave at least one idle thread accepting.
+                let exit = shared.idle.fetch_update(Ordering::AcqRel, Ordering::Acquire, |i| (i > 1).then(|| i - 1));
+                if exit.is_ok() {
+                    shared.total.fetch_sub(1, Ordering::AcqRel);
+                    return;
                 }
-                idle_until = now + shared.cfg.idle_timeout;
+                continue;
             }
-            st = match shared.turn.wait_timeout(st, idle_until - now) {
-                Ok((g, _)) => g,
-                Err(_) => return,
-            };
-        }
-        if st.closed {
-            return leave(shared, st);
-        }
-        st.leader = true;
-        drop(st);
-        let got = (shared.accept)();
-        st = match shared.state.lock() {
-            Ok(g) => g,
-            Err(_) => return,
-        };
-        st.leader = false;
-        let conn = match got {
-            Ok(conn) => conn,
             Err(e) => {
                 tracing::debug!("{}: accept stopped: {e}", shared.cfg.name);
-                st.closed = true;
-                return leave(shared, st);
+                shared.closed.store(true, Ordering::Release);
+                return leave(shared);
             }
         };
-        st.idle -= 1;
-        if st.idle > 0 {
-            shared.turn.notify_one();
-        } else if st.total < shared.cfg.max_threads {
-            st.idle += 1;
-            st.total += 1;
-            if let Err(e) = spawn(shared) {
-                st.idle -= 1;
-                st.total -= 1;
-                tracing::warn!("{}: cannot start a thread: {e}", shared.cfg.name);
-            }
+        if shared.idle.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Nobody else is waiting for the next connection.
+            grow(shared);
         }
-        drop(st);
         let guard = PanicGuard(shared);
         (shared.handler)(conn);
         std::mem::forget(guard);
-        st = match shared.state.lock() {
-            Ok(g) => g,
-            Err(_) => return,
-        };
-        st.idle += 1;
+        shared.idle.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -171,15 +152,9 @@ struct PanicGuard<'a, S: Send + 'static>(&'a Arc<Shared<S>>);
 impl<S: Send + 'static> Drop for PanicGuard<'_, S> {
     fn drop(&mut self) {
         let shared = self.0;
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.total -= 1;
-        if !st.leader && st.idle == 0 && !st.closed {
-            st.idle += 1;
-            st.total += 1;
-            if spawn(shared).is_err() {
-                st.idle -= 1;
-                st.total -= 1;
-            }
+        shared.total.fetch_sub(1, Ordering::AcqRel);
+        if shared.idle.load(Ordering::Acquire) == 0 && !shared.closed.load(Ordering::Acquire) {
+            grow(shared);
         }
     }
 }

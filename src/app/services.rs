@@ -77,7 +77,7 @@ pub fn serve_http_ws_sio(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints
 /// Threads per service at most: the stack's default connection limit, so every connection
 /// it admits can be served (the API blocks a thread per connection).
 pub const MAX_SERVICE_THREADS: usize = 16384;
-/// A service thread idle this long exits (one always stays, accepting).
+/// A service thread idle this long exits (the last idle one stays, accepting).
 const SERVICE_IDLE: Duration = Duration::from_secs(10);
 
 /// A running service: its listener and the pool of threads that serve it.
@@ -102,7 +102,11 @@ where
     let cfg = PoolConfig { name: name.into(), max_threads: MAX_SERVICE_THREADS, idle_timeout: SERVICE_IDLE };
     let pool = Pool::start(
         cfg,
-        move || listener.accept(),
+        move |idle| match listener.accept_timeout(idle) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+            Err(e) => Err(e),
+        },
         move |stream: TcpStream| {
             let peer = stream.peer_addr().ok();
             if let Err(e) = handler(stream) {

@@ -17,7 +17,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -73,12 +73,24 @@ struct Inner {
     /// The device chain from `device::build`: faults, pcap tee, the device itself.
     device: Box<dyn Device>,
     device_flushed: Instant,
-    conn_waiters: HashMap<ConnId, Arc<Condvar>>,
-    port_waiters: HashMap<u16, Arc<Condvar>>,
+    conn_waiters: HashMap<ConnId, Arc<Waiter>>,
+    port_waiters: HashMap<u16, Arc<Waiter>>,
     /// When the loop will next wake by itself; an earlier timer needs a nudge.
     loop_deadline: Option<Instant>,
     trace_sink: TraceSink,
     rx_buf: Vec<u8>,
+    /// Threads to wake once the lock is released (see [`unlock`]): woken while it is held,
+    /// they would only block again on the mutex, a second sleep and wake-up each.
+    wakes: Vec<(Arc<Waiter>, bool)>,
+}
+
+/// Where application threads sleep until a connection or listener may be ready. `waiting`
+/// counts the sleepers (changed only with the stack locked) so that a flush skips the
+/// notify, a system call even with nobody to wake, for the many events no thread waits on.
+#[derive(Default)]
+struct Waiter {
+    cv: Condvar,
+    waiting: AtomicUsize,
 }
 
 /// A snapshot of one connection, for `/stats` and the exit summary.
@@ -93,8 +105,8 @@ pub struct ConnInfo {
 }
 
 impl Inner {
-    /// Write out what the host produced, print trace lines, wake waiting threads. Returns
-    /// whether the loop must re-arm its timer.
+    /// Write out what the host produced, print trace lines, note the threads to wake (they
+    /// are woken by [`unlock`]). Returns whether the loop must re-arm its timer.
     fn flush(&mut self) -> bool {
         while let Some(pkt) = self.host.pop_output() {
             if let Err(e) = self.device.send(&pkt) {
@@ -109,20 +121,36 @@ impl Inner {
         }
         let (conns, ports) = self.host.take_touched();
         for id in conns {
-            if let Some(cv) = self.conn_waiters.get(&id) {
-                cv.notify_all();
+            if let Some(w) = self.conn_waiters.get(&id) {
+                if w.waiting.load(Ordering::Relaxed) > 0 {
+                    self.wakes.push((w.clone(), true));
+                }
             }
         }
+        // One entry per connection that became acceptable: wake one acceptor for each, not
+        // every thread of a service pool (each would lock the stack only to find nothing).
+        let mut woken: Option<(u16, usize)> = None;
         for port in ports {
-            if let Some(cv) = self.port_waiters.get(&port) {
-                cv.notify_all();
+            let Some(w) = self.port_waiters.get(&port) else { continue };
+            let n = match woken {
+                Some((p, n)) if p == port => n,
+                _ => 0,
+            };
+            if n < w.waiting.load(Ordering::Relaxed) {
+                self.wakes.push((w.clone(), false));
             }
+            woken = Some((port, n + 1));
         }
         match (self.next_deadline(), self.loop_deadline) {
             (Some(t), Some(d)) => t < d,
             (Some(_), None) => true,
             _ => false,
         }
+    }
+
+    /// Wake the threads `flush` noted, now.
+    fn wake_noted(&mut self) {
+        notify(std::mem::take(&mut self.wakes));
     }
 
     /// The earlier of the host's next timer and the device's (a held packet).
@@ -174,6 +202,7 @@ impl Stack {
             loop_deadline: None,
             trace_sink: opts.trace_sink.unwrap_or_else(|| Box::new(|line: &str| eprintln!("{line}"))),
             rx_buf: vec![0; mtu.max(1500) + 4],
+            wakes: Vec::new(),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -205,16 +234,18 @@ impl Stack {
     fn with_host<R>(&self, f: impl FnOnce(&mut Host, Instant) -> R) -> io::Result<R> {
         let mut g = self.lock()?;
         let r = f(&mut g.host, Instant::now());
-        if g.flush() {
+        let rearm = g.flush();
+        unlock(g);
+        if rearm {
             self.wake_loop();
         }
         Ok(r)
     }
 
-    /// Call `op` until it stops saying `WouldBlock`, sleeping on `cv` in between.
+    /// Call `op` until it stops saying `WouldBlock`, sleeping on `w` in between.
     fn block_on<T>(
         &self,
-        cv: &Condvar,
+        w: &Waiter,
         deadline: Option<Instant>,
         mut op: impl FnMut(&mut Host, Instant) -> io::Result<T>,
     ) -> io::Result<T> {
@@ -227,16 +258,28 @@ impl Stack {
             }
             match r {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return other,
+                other => {
+                    unlock(g);
+                    return other;
+                }
             }
+            // About to sleep, which releases the lock anyway.
+            g.wake_noted();
             if self.is_stopped() {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the stack has shut down"));
             }
-            g = match deadline {
-                None => cv.wait(g).map_err(|_| io::Error::other("synack stack poisoned"))?,
-                Some(d) if now >= d => return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-                Some(d) => cv.wait_timeout(g, d - now).map_err(|_| io::Error::other("synack stack poisoned"))?.0,
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            }
+            w.waiting.fetch_add(1, Ordering::Relaxed);
+            let woke = match deadline {
+                None => w.cv.wait(g).map_err(|_| io::Error::other("synack stack poisoned")),
+                Some(d) => {
+                    w.cv.wait_timeout(g, d - now).map(|r| r.0).map_err(|_| io::Error::other("synack stack poisoned"))
+                }
             };
+            w.waiting.fetch_sub(1, Ordering::Relaxed);
+            g = woke?;
         }
     }
 
@@ -299,11 +342,28 @@ impl Stack {
         }
         if let Ok(mut g) = self.lock() {
             g.flush_device();
-            for cv in g.conn_waiters.values().chain(g.port_waiters.values()) {
-                cv.notify_all();
+            for w in g.conn_waiters.values().chain(g.port_waiters.values()) {
+                w.cv.notify_all();
             }
         }
         self.summary()
+    }
+}
+
+/// Release the stack, then wake the threads its last flush noted.
+fn unlock(mut g: MutexGuard<'_, Inner>) {
+    let wakes = std::mem::take(&mut g.wakes);
+    drop(g);
+    notify(wakes);
+}
+
+fn notify(wakes: Vec<(Arc<Waiter>, bool)>) {
+    for (w, all) in wakes {
+        if all {
+            w.cv.notify_all();
+        } else {
+            w.cv.notify_one();
+        }
     }
 }
 
@@ -354,5 +414,6 @@ fn run_loop(shared: &Shared) {
             g.device_flushed = now;
             g.flush_device();
         }
+        unlock(g);
     }
 }
