@@ -15,7 +15,7 @@ pub use stream::TcpStream;
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::device::{self, Device, FaultConfig, FaultCounts};
 use crate::stack::Summary;
@@ -32,6 +34,8 @@ use crate::tcp::{ConnStats, State};
 
 /// Packets read per wake-up before timers and output get their turn.
 const BATCH: usize = 256;
+/// How late a timer may fire, so that timers due close together share one wake-up.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// How often the device chain is flushed (a live capture reaches the disk).
 const DEVICE_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
@@ -75,8 +79,11 @@ struct Inner {
     device_flushed: Instant,
     conn_waiters: HashMap<ConnId, Arc<Waiter>>,
     port_waiters: HashMap<u16, Arc<Waiter>>,
-    /// When the loop will next wake by itself; an earlier timer needs a nudge.
-    loop_deadline: Option<Instant>,
+    /// Wakes the loop for the next timer. Any thread that makes an earlier deadline arms it
+    /// itself (one system call), instead of waking the loop just to shorten its sleep.
+    timer: TimerFd,
+    /// What `timer` is armed for (it may already have fired).
+    armed: Option<Instant>,
     trace_sink: TraceSink,
     rx_buf: Vec<u8>,
     /// Threads to wake once the lock is released (see [`unlock`]): woken while it is held,
@@ -106,7 +113,8 @@ pub struct ConnInfo {
 
 impl Inner {
     /// Write out what the host produced, print trace lines, note the threads to wake (they
-    /// are woken by [`unlock`]). Returns whether the loop must re-arm its timer.
+    /// are woken by [`unlock`]), arm the timer for an earlier deadline. Returns whether the
+    /// loop must be woken (only when arming failed).
     fn flush(&mut self) -> bool {
         while let Some(pkt) = self.host.pop_output() {
             if let Err(e) = self.device.send(&pkt) {
@@ -141,10 +149,32 @@ impl Inner {
             }
             woken = Some((port, n + 1));
         }
-        match (self.next_deadline(), self.loop_deadline) {
-            (Some(t), Some(d)) => t < d,
-            (Some(_), None) => true,
-            _ => false,
+        match self.next_deadline() {
+            Some(t) => !self.arm(t),
+            None => false,
+        }
+    }
+
+    /// Make sure the timer fires at `t` or within a millisecond after (as poll's timeout in
+    /// milliseconds did: timers due close together are handled in one wake-up); false when
+    /// it could not be armed.
+    fn arm(&mut self, t: Instant) -> bool {
+        if self.armed.is_some_and(|a| a <= t + TIMER_SLACK) {
+            return true;
+        }
+        let now = Instant::now();
+        // Whole milliseconds, rounded up; a due timer at once (1 ns: zero would disarm it).
+        let ms = t.saturating_duration_since(now).as_micros().div_ceil(1000) as u64;
+        let wait = if ms == 0 { Duration::from_nanos(1) } else { Duration::from_millis(ms) };
+        match self.timer.set(Expiration::OneShot(TimeSpec::from_duration(wait)), TimerSetTimeFlags::empty()) {
+            Ok(()) => {
+                self.armed = Some(now + wait);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("arming the timer failed: {e}");
+                false
+            }
         }
     }
 
@@ -199,7 +229,9 @@ impl Stack {
             device_flushed: now,
             conn_waiters: HashMap::new(),
             port_waiters: HashMap::new(),
-            loop_deadline: None,
+            timer: TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
+                .map_err(io::Error::from)?,
+            armed: None,
             trace_sink: opts.trace_sink.unwrap_or_else(|| Box::new(|line: &str| eprintln!("{line}"))),
             rx_buf: vec![0; mtu.max(1500) + 4],
             wakes: Vec::new(),
@@ -368,8 +400,8 @@ fn notify(wakes: Vec<(Arc<Waiter>, bool)>) {
 }
 
 fn run_loop(shared: &Shared) {
-    let stack_fd = match shared.inner.lock() {
-        Ok(g) => g.device.fd(),
+    let (stack_fd, timer_fd) = match shared.inner.lock() {
+        Ok(g) => (g.device.fd(), g.timer.as_fd().as_raw_fd()),
         Err(_) => return,
     };
     loop {
@@ -378,31 +410,43 @@ fn run_loop(shared: &Shared) {
         }
         let timeout = {
             let Ok(mut g) = shared.inner.lock() else { return };
-            let deadline = g.next_deadline();
-            g.loop_deadline = deadline;
-            match deadline {
-                // Round up: waking a millisecond early would spin until the timer is due.
-                Some(d) => {
+            match g.next_deadline() {
+                Some(d) if !g.arm(d) => {
+                    // Without the timer, poll's timeout (rounded up: waking a millisecond
+                    // early would spin until the timer is due).
                     let wait = d.saturating_duration_since(Instant::now());
-                    let ms = wait.as_micros().div_ceil(1000).min(1000) as u16;
-                    PollTimeout::from(ms)
+                    PollTimeout::from(wait.as_micros().div_ceil(1000).min(1000) as u16)
                 }
-                None => PollTimeout::from(1000u16),
+                _ => PollTimeout::from(1000u16),
             }
         };
-        {
-            // SAFETY: both fds stay open for the life of `shared`, which outlives this call.
+        let (woken, timed) = {
+            // SAFETY: the fds stay open for the life of `shared`, which outlives this call.
             let dev = unsafe { BorrowedFd::borrow_raw(stack_fd) };
-            let mut fds = [PollFd::new(dev, PollFlags::POLLIN), PollFd::new(shared.wake.as_fd(), PollFlags::POLLIN)];
+            let tfd = unsafe { BorrowedFd::borrow_raw(timer_fd) };
+            let mut fds = [
+                PollFd::new(dev, PollFlags::POLLIN),
+                PollFd::new(shared.wake.as_fd(), PollFlags::POLLIN),
+                PollFd::new(tfd, PollFlags::POLLIN),
+            ];
             if let Err(e) = poll(&mut fds, timeout) {
                 if e != nix::errno::Errno::EINTR {
                     tracing::error!("poll failed: {e}");
                     return;
                 }
             }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+            (ready(&fds[1]), ready(&fds[2]))
+        };
+        // Only what is readable: a read that finds nothing is a wasted system call.
+        if woken {
+            let _ = shared.wake.read();
         }
-        let _ = shared.wake.read();
         let Ok(mut g) = shared.inner.lock() else { return };
+        if timed {
+            let _ = g.timer.wait();
+            g.armed = None;
+        }
         let now = Instant::now();
         // Held packets that are due: outbound ones go to the wire, inbound ones become
         // readable below even though the fd may not be.
