@@ -2,6 +2,7 @@
 //! with the WebSocket endpoints `/ws`, `/chat` and `/stats` and Socket.IO (`/socket.io/`) behind it.
 //! One thread per connection at a time, from a pool that reuses them (`pool.rs`).
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
@@ -20,34 +21,59 @@ pub const HTTP_PORT: u16 = 80;
 /// An idle HTTP keep-alive connection is closed after this long.
 const HTTP_IDLE: Duration = Duration::from_secs(120);
 
+const IO_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// Echo's and discard's read buffer, kept by the (pooled, reused) service thread: a fresh
+    /// one per connection is 64 KiB for calloc to zero each time (it can skip that only for
+    /// memory never used before).
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's buffer (a fresh one if it is in use further up the stack).
+fn with_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < IO_BUF {
+                // calloc: fresh pages stay untouched (not resident) until a read fills them.
+                *buf = vec![0u8; IO_BUF];
+            }
+            f(&mut buf)
+        }
+        Err(_) => f(&mut vec![0u8; IO_BUF]),
+    })
+}
+
 /// Every byte back until the peer closes; then close our side.
 pub fn echo(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = (&stream).read(&mut buf)?;
-        if n == 0 {
-            stream.shutdown(Shutdown::Write)?;
-            return Ok(total);
+    with_buf(|buf| {
+        let mut total = 0u64;
+        loop {
+            let n = (&stream).read(buf)?;
+            if n == 0 {
+                stream.shutdown(Shutdown::Write)?;
+                return Ok(total);
+            }
+            (&stream).write_all(&buf[..n])?;
+            total += n as u64;
         }
-        (&stream).write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    })
 }
 
 /// Read and drop everything; close when the peer closes.
 pub fn discard(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        match (&stream).read(&mut buf)? {
-            0 => {
-                stream.shutdown(Shutdown::Write)?;
-                return Ok(total);
+    with_buf(|buf| {
+        let mut total = 0u64;
+        loop {
+            match (&stream).read(buf)? {
+                0 => {
+                    stream.shutdown(Shutdown::Write)?;
+                    return Ok(total);
+                }
+                n => total += n as u64,
             }
-            n => total += n as u64,
         }
-    }
+    })
 }
 
 pub fn serve_http(mut stream: TcpStream, cfg: &HttpConfig) -> io::Result<()> {
