@@ -85,8 +85,12 @@ impl<S: Send + 'static> Pool<S> {
 
 fn spawn<S: Send + 'static>(shared: &Arc<Shared<S>>) -> io::Result<()> {
     let s = shared.clone();
-    std::thread::Builder::new().name(format!("{}-conn", shared.cfg.name)).spawn(move || worker(&s))?;
+    // Counted first: the new thread may serve (and a test look) before `spawn` returns.
     shared.spawned.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = std::thread::Builder::new().name(format!("{}-conn", shared.cfg.name)).spawn(move || worker(&s)) {
+        shared.spawned.fetch_sub(1, Ordering::Relaxed);
+        return Err(e);
+    }
     Ok(())
 }
 
