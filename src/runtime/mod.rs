@@ -1,10 +1,10 @@
 //! The one event-loop thread and the blocking, thread-safe API on top of the sans-I/O stack.
 //!
-//! The loop sleeps in `poll` on the device fd, a wake-up eventfd and the next timer; it reads
-//! packets in batches and drives the [`Host`]. Application threads call into the same `Host`
-//! under one mutex and wait on a per-connection condition variable; whatever their call
-//! produces (a data segment, a window update) is written to the device at once, without a
-//! round trip through the loop.
+//! The loop sleeps in `poll` on the device fd, a wake-up eventfd and a timerfd armed for the
+//! next timer (by whichever thread made it); it reads packets in batches and drives the
+//! [`Host`]. Application threads call into the same `Host` under one mutex and wait on a
+//! per-connection condition variable; whatever their call produces (a data segment, a window
+//! update) is written to the device at once, without a round trip through the loop.
 
 mod listener;
 mod stream;
