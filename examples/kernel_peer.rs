@@ -11,12 +11,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use synack::app::http::{self, HttpConfig};
-use synack::app::services::{DISCARD_PORT, ECHO_PORT, HTTP_PORT};
+use synack::app::pool::{Pool, PoolConfig};
+use synack::app::services::{self, DISCARD_PORT, ECHO_PORT, HTTP_PORT};
 
 fn main() {
     if let Err(e) = run() {
@@ -49,22 +50,40 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Accept forever, one thread per connection, as `synack serve` does.
+/// Accept forever on a pool of reused threads, as `synack serve` does (`synack::app::pool`),
+/// so the kernel column measures the kernel's TCP and not a difference in threading.
 fn accept_loop<F>(listener: TcpListener, handler: F) -> Result<()>
 where
     F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
 {
-    let handler = Arc::new(handler);
-    for stream in listener.incoming() {
-        let stream = stream.context("accept")?;
-        let handler = handler.clone();
-        thread::spawn(move || {
+    let (stopped_tx, stopped) = std::sync::mpsc::channel::<io::Error>();
+    let stopped_tx = std::sync::Mutex::new(stopped_tx);
+    let cfg = PoolConfig {
+        name: "peer".into(),
+        max_threads: services::MAX_SERVICE_THREADS,
+        idle_timeout: Duration::from_secs(10),
+    };
+    let _pool = Pool::start(
+        cfg,
+        // Blocks without a timeout: idle threads stay (the bench's peer does not need to shrink).
+        move |_idle| {
+            listener.accept().map(|(s, _)| Some(s)).inspect_err(|e| {
+                if let Ok(tx) = stopped_tx.lock() {
+                    let _ = tx.send(io::Error::new(e.kind(), e.to_string()));
+                }
+            })
+        },
+        move |stream| {
             if let Err(e) = handler(stream) {
                 eprintln!("kernel_peer: connection ended: {e}");
             }
-        });
+        },
+    )
+    .context("starting the service threads")?;
+    match stopped.recv() {
+        Ok(e) => Err(e).context("accept"),
+        Err(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// The same loop as `synack::app::services::discard`: read and drop, FIN on EOF.

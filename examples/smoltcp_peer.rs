@@ -2,13 +2,17 @@
 //! its own, for side-by-side measurements (`scripts/bench.sh`):
 //!
 //! ```text
-//! smoltcp_peer TUN ADDR/PREFIX [--cc cubic|reno|none] [--buf BYTES] [--loss PCT]
+//! smoltcp_peer TUN ADDR/PREFIX [--cc cubic|reno|none] [--buf BYTES] [--loss PCT] [--listeners N]
 //!     echo on 7 (RFC 862: every byte back; close after the peer's FIN)
 //!     discard on 9 (RFC 863: read and drop; close after the peer's FIN)
 //!     HTTP on 80: one request per connection, `GET /bytes/N` answers 200 with
 //!     Content-Length N and the `/bytes` pattern (byte i = i % 251); anything else 404;
 //!     the server closes after the response (so its side goes through TIME-WAIT)
 //! ```
+//!
+//! `--listeners N` (default 4) listening sockets are kept ready per port: a smoltcp listener
+//! becomes the connection, so N is how many handshakes can be under way at once before SYNs
+//! are refused (the bench's `conn_rate --parallel K` needs N ≥ K).
 //!
 //! `--loss PCT` drops PCT% of the packets at random both ways (smoltcp's own `FaultInjector`
 //! around the TUN: what it receives and what it sends), for the loss rows of the bench.
@@ -34,7 +38,7 @@ use synack::app::http::fill_pattern;
 const ECHO: u16 = 7;
 const DISCARD: u16 = 9;
 const HTTP: u16 = 80;
-/// Listening sockets kept ready per port (a smoltcp listener *becomes* the connection).
+/// Listening sockets kept ready per port by default (see `--listeners`).
 const SPARE_LISTENERS: usize = 4;
 const SMALL_BUF: usize = 64 * 1024;
 /// Longest HTTP request head accepted.
@@ -51,6 +55,7 @@ struct Settings {
     cc: CongestionControl,
     big_buf: usize,
     loss_pct: u8,
+    listeners: usize,
 }
 
 enum App {
@@ -75,9 +80,10 @@ struct Conn {
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(tun), Some(cidr)) = (args.first(), args.get(1)) else {
-        bail!("usage: smoltcp_peer TUN ADDR/PREFIX [--cc cubic|reno|none] [--buf BYTES] [--loss PCT]");
+        bail!("usage: smoltcp_peer TUN ADDR/PREFIX [--cc cubic|reno|none] [--buf BYTES] [--loss PCT] [--listeners N]");
     };
-    let mut settings = Settings { cc: CongestionControl::Cubic, big_buf: 4 << 20, loss_pct: 0 };
+    let mut settings =
+        Settings { cc: CongestionControl::Cubic, big_buf: 4 << 20, loss_pct: 0, listeners: SPARE_LISTENERS };
     let mut rest = args[2..].iter();
     while let Some(a) = rest.next() {
         let v = rest.next().with_context(|| format!("{a} needs a value"))?;
@@ -92,6 +98,10 @@ fn run() -> Result<()> {
             }
             "--buf" => settings.big_buf = v.parse().context("--buf BYTES")?,
             "--loss" => settings.loss_pct = v.parse().ok().filter(|p| *p <= 100).context("--loss PCT (0..100)")?,
+            "--listeners" => {
+                settings.listeners =
+                    v.parse().ok().filter(|n| (1..=1024).contains(n)).context("--listeners N (1..1024)")?
+            }
             _ => bail!("unknown argument {a:?}"),
         }
     }
@@ -141,7 +151,7 @@ fn serve_forever<D: Device>(
     let mut sockets = SocketSet::new(vec![]);
     let mut conns: HashMap<SocketHandle, Conn> = HashMap::new();
     for port in [ECHO, DISCARD, HTTP] {
-        for _ in 0..SPARE_LISTENERS {
+        for _ in 0..settings.listeners {
             add_listener(&mut sockets, &mut conns, port, settings)?;
         }
     }
@@ -172,7 +182,7 @@ fn serve_forever<D: Device>(
             sockets.remove(handle);
         }
         for port in [ECHO, DISCARD, HTTP] {
-            for _ in listening.get(&port).copied().unwrap_or(0)..SPARE_LISTENERS {
+            for _ in listening.get(&port).copied().unwrap_or(0)..settings.listeners {
                 add_listener(&mut sockets, &mut conns, port, settings)?;
             }
         }

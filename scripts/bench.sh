@@ -22,6 +22,7 @@ BUILD=1
 SYNACK_ARGS=""
 LOSS_AT=receiver
 CONNS=5000
+CONN_PARALLEL=16
 IDLE=10000
 PCAP=1
 TAG=sbench$$
@@ -41,7 +42,9 @@ Bulk (examples/bulk_client.rs), SIZE megabytes (10^6 bytes) both directions: dow
 /bytes/N from the server (the server sends, check every byte), up = N bytes to the server's
 discard port, then wait for its FIN. Each at every loss rate in LIST, P% of the packets
 dropped at random both ways.
-Connection rate (examples/conn_rate.rs, one client thread, one connection at a time, no loss):
+Connection rate (examples/conn_rate.rs, one client thread, no loss), one connection at a time
+(the rate is one over a connection's latency: the chain of wake-ups on both sides) and then
+K in flight from the same thread (non-blocking sockets, one poll; what the server sustains):
   echo  connect, 1 byte to echo :7 and back, client closes first (TIME-WAIT on the client)
   http  connect, GET /bytes/1 with Connection: close, server closes first (TIME-WAIT in the
         server's stack)
@@ -71,6 +74,8 @@ Where the loss happens (--loss-at):
   --loss-at WHERE   receiver (default) or client, see above
   --conns N         connections per connection-rate run (default $CONNS; 0 skips them); each
                     run is also bounded by --timeout
+  --conn-parallel K connections in flight for the second pair of connection-rate rows
+                    (default $CONN_PARALLEL; 1 skips those rows)
   --idle N          idle connections for the memory measure (default $IDLE; 0 skips it);
                     opening them is bounded by the larger of --timeout and 60 s
   --no-pcap         skip the --pcap on/off comparison
@@ -108,6 +113,8 @@ while [[ $# -gt 0 ]]; do
         --loss-at=*) LOSS_AT=${1#*=}; shift ;;
         --conns) [[ $# -ge 2 ]] || die "--conns needs a number"; CONNS=$2; shift 2 ;;
         --conns=*) CONNS=${1#*=}; shift ;;
+        --conn-parallel) [[ $# -ge 2 ]] || die "--conn-parallel needs a number"; CONN_PARALLEL=$2; shift 2 ;;
+        --conn-parallel=*) CONN_PARALLEL=${1#*=}; shift ;;
         --idle) [[ $# -ge 2 ]] || die "--idle needs a number"; IDLE=$2; shift 2 ;;
         --idle=*) IDLE=${1#*=}; shift ;;
         --no-pcap) PCAP=0; shift ;;
@@ -116,11 +123,12 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "--rounds must be 1..99, not '$ROUNDS'"
+[[ $ROUNDS =~ ^[1-9][0-9]?$ && $ROUNDS -le 60 ]] || die "--rounds must be 1..60, not '$ROUNDS'"
 [[ $SIZE_MB =~ ^[1-9][0-9]{0,2}$ ]] || die "--size must be 1..999 MB, not '$SIZE_MB'"
 [[ $TIMEOUT =~ ^[1-9][0-9]{0,3}$ ]] || die "--timeout must be 1..9999 seconds, not '$TIMEOUT'"
 [[ $LOSSES =~ ^[0-9]{1,2}(,[0-9]{1,2})*$ ]] || die "--loss must be percentages like 0,1,5, not '$LOSSES'"
 [[ $CONNS =~ ^[0-9]{1,5}$ && $CONNS -le 22000 ]] || die "--conns must be 0..22000, not '$CONNS'"
+[[ $CONN_PARALLEL =~ ^[1-9][0-9]{0,2}$ ]] || die "--conn-parallel must be 1..999, not '$CONN_PARALLEL'"
 [[ $IDLE =~ ^[0-9]{1,5}$ && $IDLE -le 15000 ]] || die "--idle must be 0..15000, not '$IDLE'"
 [[ $LOSS_AT == receiver || $LOSS_AT == client ]] || die "--loss-at must be receiver or client, not '$LOSS_AT'"
 IFS=, read -r -a LOSS_LIST <<<"$LOSSES"
@@ -234,12 +242,12 @@ make_ns() {
     ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="32768 65000" || true
 }
 
-# add_client_addrs NS DEV PREFIX: PREFIX.11 .. PREFIX.(10+2*ROUNDS) as extra addresses of the
+# add_client_addrs NS DEV PREFIX: PREFIX.11 .. PREFIX.(10+4*ROUNDS) as extra addresses of the
 # client's device, so that each connection-rate run connects from an address of its own (no
 # four-tuple of a run is still in TIME-WAIT from the one before).
 add_client_addrs() {
     local ns=$1 dev=$2 prefix=$3 i
-    for ((i = 11; i <= 10 + 2 * ROUNDS; i++)); do
+    for ((i = 11; i <= 10 + 4 * ROUNDS; i++)); do
         ip -n "$ns" addr add "$prefix.$i/24" dev "$dev" || die "could not add $prefix.$i to $dev"
     done
 }
@@ -331,6 +339,8 @@ start_smoltcp() {
         extra+=(--loss "$SMOL_LOSS")
     fi
     SMOL_STARTS=$((SMOL_STARTS + 1))
+    # A smoltcp listener becomes the connection: keep as many ready as connections in flight.
+    extra+=(--listeners "$((CONN_PARALLEL > 4 ? CONN_PARALLEL : 4))")
     ip netns exec "$SM" "$SMOL" smol0 "$SMOL_SERVER/24" ${extra[@]+"${extra[@]}"} \
         2>"$WORK/smoltcp-$SMOL_STARTS.log" &
     SMOL_PID=$!
@@ -529,43 +539,52 @@ rm -f "$PCAP_FILE"
 # Connection rate: no loss; each run from its own source address (see add_client_addrs).
 CONN_RESULTS=$WORK/conn-results
 : >"$CONN_RESULTS"
-run_conn() { # run_conn STACK MODE ROUND
-    local stack=$1 mode=$2 round=$3 port=7 host=11 src out rc cps got
+run_conn() { # run_conn STACK MODE ROUND [K]: K connections in flight (default 1)
+    local stack=$1 mode=$2 round=$3 k=${4:-1} port=7 host=11 src out rc cps got key
     "ensure_$stack"
     if [[ $mode == http ]]; then
         port=80
         host=12
     fi
-    src=${CLIENT_NET[$stack]}.$((host + 2 * (round - 1)))
-    out=$WORK/conn-$stack-$mode-$round
+    ((k > 1)) && host=$((host + 2))
+    key=$mode
+    ((k > 1)) && key=$mode-p$k
+    src=${CLIENT_NET[$stack]}.$((host + 4 * (round - 1)))
+    out=$WORK/conn-$stack-$key-$round
     rc=0
     timeout -k 5 "$((TIMEOUT + 10))" ip netns exec "${CLIENT_NS[$stack]}" \
-        "$CONN_RATE" "$mode" "${SERVER[$stack]}:$port" "$CONNS" "$TIMEOUT" "$src" >"$out.out" 2>"$out.err" || rc=$?
+        "$CONN_RATE" "$mode" "${SERVER[$stack]}:$port" "$CONNS" "$TIMEOUT" "$src" --parallel "$k" >"$out.out" 2>"$out.err" || rc=$?
     if ((rc == 0)); then
         cps=$(sed -n 's/^result .* cps=\([0-9.]*\).*/\1/p' "$out.out")
         [[ -n $cps ]] || cps=fail
         got=$(sed -n 's/^result .* conns=\([0-9]*\) .*/\1/p' "$out.out")
-        [[ $got == "$CONNS" ]] || NOTES+=("$stack conn $mode round $round: $got of $CONNS connections within ${TIMEOUT}s")
+        [[ $got == "$CONNS" ]] || NOTES+=("$stack conn $key round $round: $got of $CONNS connections within ${TIMEOUT}s")
     else
         cps=fail
-        NOTES+=("$stack conn $mode round $round: $(head -c 300 "$out.err")")
+        NOTES+=("$stack conn $key round $round: $(head -c 300 "$out.err")")
     fi
-    echo "$stack $mode $round $cps" >>"$CONN_RESULTS"
-    say "round $round  ${LABEL[$stack]}  conn/s $mode: $cps"
+    echo "$stack $key $round $cps" >>"$CONN_RESULTS"
+    say "round $round  ${LABEL[$stack]}  conn/s $key: $cps"
 }
+CONN_KS=(1)
+((CONN_PARALLEL > 1)) && CONN_KS+=("$CONN_PARALLEL")
 if ((CONNS > 0)); then
     for stack in "${STACKS[@]}"; do
         "loss_$stack" 0
     done
     for ((round = 1; round <= ROUNDS; round++)); do
+        # Echo first: its runs leave no TIME-WAIT in the server (the client closes first),
+        # so no echo run pays for an earlier run's server-side TIME-WAIT (smoltcp scans it).
         for mode in echo http; do
-            order=("${STACKS[@]}")
-            if ((round % 2 == 0)); then
-                order=()
-                for ((i = ${#STACKS[@]} - 1; i >= 0; i--)); do order+=("${STACKS[i]}"); done
-            fi
-            for stack in "${order[@]}"; do
-                run_conn "$stack" "$mode" "$round"
+            for k in "${CONN_KS[@]}"; do
+                order=("${STACKS[@]}")
+                if ((round % 2 == 0)); then
+                    order=()
+                    for ((i = ${#STACKS[@]} - 1; i >= 0; i--)); do order+=("${STACKS[i]}"); done
+                fi
+                for stack in "${order[@]}"; do
+                    run_conn "$stack" "$mode" "$round" "$k"
+                done
             done
         done
     done
@@ -710,7 +729,7 @@ if ((CONNS > 0)); then
             }' "$CONN_RESULTS"
     }
     echo
-    echo "Connection rate: $CONNS connections a run (or ${TIMEOUT}s), one client thread, one at a time, no loss."
+    echo "Connection rate: $CONNS connections a run (or ${TIMEOUT}s), one client thread, no loss; one at a time, then $CONN_PARALLEL in flight."
     header="| connections per second |"
     rule="|---|"
     for stack in "${STACKS[@]}"; do
@@ -723,8 +742,11 @@ if ((CONNS > 0)); then
     done
     echo "$header"
     echo "$rule"
-    declare -A CONN_TEXT=([echo]="echo 1 byte, client closes first (TIME-WAIT on the client)" [http]="GET /bytes/1, server closes first (TIME-WAIT in the stack)")
-    for mode in echo http; do
+    declare -A CONN_TEXT=([echo]="echo 1 byte, client closes first (TIME-WAIT on the client)" [http]="GET /bytes/1, server closes first (TIME-WAIT in the stack)"
+        [echo-p$CONN_PARALLEL]="echo 1 byte, client closes first, $CONN_PARALLEL in flight" [http-p$CONN_PARALLEL]="GET /bytes/1, server closes first, $CONN_PARALLEL in flight")
+    CONN_ROWS=(echo http)
+    ((CONN_PARALLEL > 1)) && CONN_ROWS+=("echo-p$CONN_PARALLEL" "http-p$CONN_PARALLEL")
+    for mode in "${CONN_ROWS[@]}"; do
         row="| ${CONN_TEXT[$mode]} |"
         declare -A MED=()
         for stack in "${STACKS[@]}"; do
@@ -775,7 +797,7 @@ if [[ -n $MEM_LINE ]]; then
     echo "| connections | VmRSS | per connection | threads | time to open |"
     echo "|---|---|---|---|---|"
     echo "$MEM_LINE"
-    echo "synack serves each connection on a thread of its own (echo: a 64 KiB read buffer); that is in the figure."
+    echo "synack serves each connection on a thread of its own (from a pool; echo: a 64 KiB read buffer); that is in the figure."
 fi
 
 if ((${#NOTES[@]})); then

@@ -1,14 +1,14 @@
 //! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9, HTTP on 80
 //! with the WebSocket endpoints `/ws`, `/chat` and `/stats` and Socket.IO (`/socket.io/`) behind it.
-//! One thread per connection: simple, and plenty for the hundreds a learner opens.
+//! One thread per connection at a time, from a pool that reuses them (`pool.rs`).
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::http::{self, Hook, HttpConfig};
+use super::pool::{Pool, PoolConfig};
 use super::socketio::{self, SocketIo};
 use super::stats;
 use super::ws::Endpoints;
@@ -21,34 +21,59 @@ pub const HTTP_PORT: u16 = 80;
 /// An idle HTTP keep-alive connection is closed after this long.
 const HTTP_IDLE: Duration = Duration::from_secs(120);
 
+const IO_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// Echo's and discard's read buffer, kept by the (pooled, reused) service thread: a fresh
+    /// one per connection is 64 KiB for calloc to zero each time (it can skip that only for
+    /// memory never used before).
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's buffer (a fresh one if it is in use further up the stack).
+fn with_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < IO_BUF {
+                // calloc: fresh pages stay untouched (not resident) until a read fills them.
+                *buf = vec![0u8; IO_BUF];
+            }
+            f(&mut buf)
+        }
+        Err(_) => f(&mut vec![0u8; IO_BUF]),
+    })
+}
+
 /// Every byte back until the peer closes; then close our side.
 pub fn echo(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = (&stream).read(&mut buf)?;
-        if n == 0 {
-            stream.shutdown(Shutdown::Write)?;
-            return Ok(total);
+    with_buf(|buf| {
+        let mut total = 0u64;
+        loop {
+            let n = (&stream).read(buf)?;
+            if n == 0 {
+                stream.shutdown(Shutdown::Write)?;
+                return Ok(total);
+            }
+            (&stream).write_all(&buf[..n])?;
+            total += n as u64;
         }
-        (&stream).write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    })
 }
 
 /// Read and drop everything; close when the peer closes.
 pub fn discard(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        match (&stream).read(&mut buf)? {
-            0 => {
-                stream.shutdown(Shutdown::Write)?;
-                return Ok(total);
+    with_buf(|buf| {
+        let mut total = 0u64;
+        loop {
+            match (&stream).read(buf)? {
+                0 => {
+                    stream.shutdown(Shutdown::Write)?;
+                    return Ok(total);
+                }
+                n => total += n as u64,
             }
-            n => total += n as u64,
         }
-    }
+    })
 }
 
 pub fn serve_http(mut stream: TcpStream, cfg: &HttpConfig) -> io::Result<()> {
@@ -75,36 +100,51 @@ pub fn serve_http_ws_sio(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints
     Ok(())
 }
 
-/// Accept on `port` forever, handling each connection on its own thread with `handler`.
-pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<JoinHandle<()>>
+/// Threads per service at most: the stack's default connection limit, so every connection
+/// it admits can be served (the API blocks a thread per connection).
+pub const MAX_SERVICE_THREADS: usize = 16384;
+/// A service thread idle this long exits (the last idle one stays, accepting).
+const SERVICE_IDLE: Duration = Duration::from_secs(10);
+
+/// A running service: its listener and the pool of threads that serve it.
+pub struct Service {
+    pool: Pool<TcpStream>,
+}
+
+impl Service {
+    /// Threads alive now (serving, or waiting to).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+}
+
+/// Accept on `port` forever, each connection handled by `handler` on a thread of a pool
+/// (see [`Pool`]), reused from one connection to the next.
+pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<Service>
 where
     F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(stack, port)?;
-    let handler = Arc::new(handler);
-    std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || loop {
-        let stream = match listener.accept() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!("{name}: accept stopped: {e}");
-                return;
-            }
-        };
-        let handler = handler.clone();
-        let peer = stream.peer_addr().ok();
-        let spawned = std::thread::Builder::new().name(format!("{name}-conn")).spawn(move || {
+    let cfg = PoolConfig { name: name.into(), max_threads: MAX_SERVICE_THREADS, idle_timeout: SERVICE_IDLE };
+    let pool = Pool::start(
+        cfg,
+        move |idle| match listener.accept_timeout(idle) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+            Err(e) => Err(e),
+        },
+        move |stream: TcpStream| {
+            let peer = stream.peer_addr().ok();
             if let Err(e) = handler(stream) {
                 tracing::debug!("{name} connection from {peer:?} ended: {e}");
             }
-        });
-        if let Err(e) = spawned {
-            tracing::warn!("{name}: cannot start a thread for a connection: {e}");
-        }
-    })
+        },
+    )?;
+    Ok(Service { pool })
 }
 
 /// Start echo, discard, and HTTP with the WebSocket endpoints (`/stats` reads `stack`).
-pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<JoinHandle<()>>> {
+pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<Service>> {
     let ws = Endpoints::new(Some(stats::source(stack.clone())));
     let io = socketio::demo(socketio::Config::from_env());
     Ok(vec![

@@ -1,14 +1,15 @@
 //! A listening port with the std::net::TcpListener shape.
 
 use std::io;
-use std::sync::{Arc, Condvar};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Stack, TcpStream};
+use super::{Stack, TcpStream, Waiter};
 
 pub struct TcpListener {
     stack: Stack,
     port: u16,
-    cv: Arc<Condvar>,
+    waiter: Arc<Waiter>,
 }
 
 impl TcpListener {
@@ -19,13 +20,13 @@ impl TcpListener {
     /// `backlog`: connections not yet accepted (handshaking or queued); SYNs beyond it are
     /// dropped, and the client's retransmission tries again.
     pub fn bind_with_backlog(stack: &Stack, port: u16, backlog: Option<usize>) -> io::Result<TcpListener> {
-        let cv = Arc::new(Condvar::new());
+        let waiter = Arc::new(Waiter::default());
         {
             let mut g = stack.lock()?;
             g.host.listen(port, backlog)?;
-            g.port_waiters.insert(port, cv.clone());
+            g.port_waiters.insert(port, waiter.clone());
         }
-        Ok(TcpListener { stack: stack.clone(), port, cv })
+        Ok(TcpListener { stack: stack.clone(), port, waiter })
     }
 
     pub fn port(&self) -> u16 {
@@ -34,8 +35,20 @@ impl TcpListener {
 
     /// Wait for the next connection whose handshake has completed.
     pub fn accept(&self) -> io::Result<TcpStream> {
-        let id =
-            self.stack.block_on(&self.cv, None, |h, _| h.accept(self.port).ok_or(io::ErrorKind::WouldBlock.into()))?;
+        self.accept_until(None)
+    }
+
+    /// [`accept`](Self::accept), but give up with `ErrorKind::TimedOut` after `timeout`
+    /// (a service pool's idle threads use it to exit). Several threads may wait at once;
+    /// each new connection wakes one of them.
+    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<TcpStream> {
+        self.accept_until(Some(Instant::now() + timeout))
+    }
+
+    fn accept_until(&self, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let id = self
+            .stack
+            .block_on(&self.waiter, deadline, |h, _| h.accept(self.port).ok_or(io::ErrorKind::WouldBlock.into()))?;
         TcpStream::attach(&self.stack, id)
     }
 

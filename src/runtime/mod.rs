@@ -1,7 +1,8 @@
 //! The one event-loop thread and the blocking, thread-safe API on top of the sans-I/O stack.
 //!
-//! The loop sleeps in `poll` on the device fd, a wake-up eventfd and the next timer; it reads
-//! packets in batches and drives the [`Host`]. Application threads call into the same `Host`
+//! The loop sleeps in `poll` on the device fd, a wake-up eventfd and a timerfd armed for the
+//! next timer (by whichever thread made it); it reads packets in batches and drives the
+//! [`Host`]. Application threads call into the same `Host`
 //! under one mutex and wait on a per-connection condition variable; whatever their call
 //! produces (a data segment, a window update) is written to the device at once, without a
 //! round trip through the loop.
@@ -20,15 +21,17 @@ pub use stream::TcpStream;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::device::{self, Device, FaultConfig, FaultCounts};
 use crate::stack::Summary;
@@ -37,6 +40,8 @@ use crate::tcp::{ConnStats, State};
 
 /// Packets read per wake-up before timers and output get their turn.
 const BATCH: usize = 256;
+/// How late a timer may fire, so that timers due close together share one wake-up.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// How often the device chain is flushed (a live capture reaches the disk).
 const DEVICE_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
@@ -77,12 +82,27 @@ struct Shared {
 struct Inner {
     host: Host,
     device_flushed: Instant,
-    conn_waiters: HashMap<ConnId, Arc<Condvar>>,
-    port_waiters: HashMap<u16, Arc<Condvar>>,
-    /// When the loop will next wake by itself; an earlier timer needs a nudge.
-    loop_deadline: Option<Instant>,
+    conn_waiters: HashMap<ConnId, Arc<Waiter>>,
+    port_waiters: HashMap<u16, Arc<Waiter>>,
+    /// Wakes the loop for the next timer. Any thread that makes an earlier deadline arms it
+    /// itself (one system call), instead of waking the loop just to shorten its sleep.
+    timer: TimerFd,
+    /// What `timer` is armed for (it may already have fired).
+    armed: Option<Instant>,
     trace_sink: TraceSink,
     rx_buf: Vec<u8>,
+    /// Threads to wake once the lock is released (see [`Shared::flush`]): woken while it is
+    /// held, they would only block again on the mutex, a second sleep and wake-up each.
+    wakes: Vec<(Arc<Waiter>, bool)>,
+}
+
+/// Where application threads sleep until a connection or listener may be ready. `waiting`
+/// counts the sleepers (changed only with the stack locked) so that a flush skips the
+/// notify, a system call even with nobody to wake, for the many events no thread waits on.
+#[derive(Default)]
+struct Waiter {
+    cv: Condvar,
+    waiting: AtomicUsize,
 }
 
 /// The device side, behind its own lock.
@@ -128,8 +148,9 @@ pub struct ConnInfo {
 }
 
 impl Inner {
-    /// Move what the host produced onto `tx`'s queue, print trace lines, wake waiting
-    /// threads. Returns whether the loop must re-arm its timer.
+    /// Move what the host produced onto `tx`'s queue, print trace lines, note the threads to
+    /// wake, arm the timer for an earlier deadline. Returns whether the loop must be woken
+    /// (only when arming failed).
     fn hand_over(&mut self, tx: &mut Tx) -> bool {
         for buf in tx.spare.drain(..) {
             self.host.recycle(buf);
@@ -143,19 +164,52 @@ impl Inner {
         }
         let (conns, ports) = self.host.take_touched();
         for id in conns {
-            if let Some(cv) = self.conn_waiters.get(&id) {
-                cv.notify_all();
+            if let Some(w) = self.conn_waiters.get(&id) {
+                if w.waiting.load(Ordering::Relaxed) > 0 {
+                    self.wakes.push((w.clone(), true));
+                }
             }
         }
+        // One entry per connection that became acceptable: wake one acceptor for each, not
+        // every thread of a service pool (each would lock the stack only to find nothing).
+        let mut woken: Option<(u16, usize)> = None;
         for port in ports {
-            if let Some(cv) = self.port_waiters.get(&port) {
-                cv.notify_all();
+            let Some(w) = self.port_waiters.get(&port) else { continue };
+            let n = match woken {
+                Some((p, n)) if p == port => n,
+                _ => 0,
+            };
+            if n < w.waiting.load(Ordering::Relaxed) {
+                self.wakes.push((w.clone(), false));
             }
+            woken = Some((port, n + 1));
         }
-        match (self.next_deadline(tx), self.loop_deadline) {
-            (Some(t), Some(d)) => t < d,
-            (Some(_), None) => true,
-            _ => false,
+        match self.next_deadline(tx) {
+            Some(t) => !self.arm(t),
+            None => false,
+        }
+    }
+
+    /// Make sure the timer fires at `t` or within a millisecond after (as poll's timeout in
+    /// milliseconds did: timers due close together are handled in one wake-up); false when
+    /// it could not be armed.
+    fn arm(&mut self, t: Instant) -> bool {
+        if self.armed.is_some_and(|a| a <= t + TIMER_SLACK) {
+            return true;
+        }
+        let now = Instant::now();
+        // Whole milliseconds, rounded up; a due timer at once (1 ns: zero would disarm it).
+        let ms = t.saturating_duration_since(now).as_micros().div_ceil(1000) as u64;
+        let wait = if ms == 0 { Duration::from_nanos(1) } else { Duration::from_millis(ms) };
+        match self.timer.set(Expiration::OneShot(TimeSpec::from_duration(wait)), TimerSetTimeFlags::empty()) {
+            Ok(()) => {
+                self.armed = Some(now + wait);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("arming the timer failed: {e}");
+                false
+            }
         }
     }
 
@@ -194,16 +248,28 @@ impl Shared {
         self.tx.lock().map_err(|_| io::Error::other("synack stack poisoned by a panic"))
     }
 
-    /// Hand the host's output over to the device and write it with only `tx` held; both
-    /// locks are free on return. Wakes the loop when its timer must move earlier.
+    /// Hand the host's output over to the device, release the host and wake the threads it
+    /// noted, then write with only `tx` held; both locks are free on return.
     fn flush(&self, mut g: MutexGuard<'_, Inner>) {
         let Ok(mut tx) = self.lock_tx() else { return };
-        let rearm = g.hand_over(&mut tx);
+        let wake_loop = g.hand_over(&mut tx);
+        let wakes = std::mem::take(&mut g.wakes);
         drop(g);
+        notify(wakes);
         tx.write_queue();
         drop(tx);
-        if rearm {
+        if wake_loop {
             let _ = self.wake.write(1);
+        }
+    }
+}
+
+fn notify(wakes: Vec<(Arc<Waiter>, bool)>) {
+    for (w, all) in wakes {
+        if all {
+            w.cv.notify_all();
+        } else {
+            w.cv.notify_one();
         }
     }
 }
@@ -223,9 +289,12 @@ impl Stack {
             device_flushed: now,
             conn_waiters: HashMap::new(),
             port_waiters: HashMap::new(),
-            loop_deadline: None,
+            timer: TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
+                .map_err(io::Error::from)?,
+            armed: None,
             trace_sink: opts.trace_sink.unwrap_or_else(|| Box::new(|line: &str| eprintln!("{line}"))),
             rx_buf: vec![0; mtu.max(1500) + 4],
+            wakes: Vec::new(),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -267,10 +336,10 @@ impl Stack {
         Ok(r)
     }
 
-    /// Call `op` until it stops saying `WouldBlock`, sleeping on `cv` in between.
+    /// Call `op` until it stops saying `WouldBlock`, sleeping on `w` in between.
     fn block_on<T>(
         &self,
-        cv: &Condvar,
+        w: &Waiter,
         deadline: Option<Instant>,
         mut op: impl FnMut(&mut Host, Instant) -> io::Result<T>,
     ) -> io::Result<T> {
@@ -279,7 +348,7 @@ impl Stack {
             let now = Instant::now();
             let r = op(&mut g.host, now);
             let would_block = matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-            if g.host.pop_output_pending() {
+            if !would_block || g.host.pop_output_pending() {
                 // Write without the host lock; the state may move meanwhile, so a call that
                 // would block is tried again before sleeping (no wake-up can be missed).
                 self.flush(g);
@@ -289,18 +358,23 @@ impl Stack {
                 g = self.lock()?;
                 continue;
             }
-            if !would_block {
-                drop(g);
-                return r;
-            }
             if self.is_stopped() {
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the stack has shut down"));
             }
-            g = match deadline {
-                None => cv.wait(g).map_err(|_| io::Error::other("synack stack poisoned"))?,
-                Some(d) if now >= d => return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-                Some(d) => cv.wait_timeout(g, d - now).map_err(|_| io::Error::other("synack stack poisoned"))?.0,
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            }
+            // About to sleep, which releases the lock anyway.
+            notify(std::mem::take(&mut g.wakes));
+            w.waiting.fetch_add(1, Ordering::Relaxed);
+            let woke = match deadline {
+                None => w.cv.wait(g).map_err(|_| io::Error::other("synack stack poisoned")),
+                Some(d) => {
+                    w.cv.wait_timeout(g, d - now).map(|r| r.0).map_err(|_| io::Error::other("synack stack poisoned"))
+                }
             };
+            w.waiting.fetch_sub(1, Ordering::Relaxed);
+            g = woke?;
         }
     }
 
@@ -365,8 +439,8 @@ impl Stack {
             tx.flush_device();
         }
         if let Ok(g) = self.lock() {
-            for cv in g.conn_waiters.values().chain(g.port_waiters.values()) {
-                cv.notify_all();
+            for w in g.conn_waiters.values().chain(g.port_waiters.values()) {
+                w.cv.notify_all();
             }
         }
         self.summary()
@@ -378,6 +452,10 @@ fn run_loop(shared: &Shared) {
         Ok(tx) => tx.device.fd(),
         Err(_) => return,
     };
+    let timer_fd = match shared.lock() {
+        Ok(g) => g.timer.as_fd().as_raw_fd(),
+        Err(_) => return,
+    };
     loop {
         if shared.stopped.load(Ordering::Acquire) {
             return;
@@ -385,31 +463,43 @@ fn run_loop(shared: &Shared) {
         let timeout = {
             let Ok(mut g) = shared.lock() else { return };
             let Ok(tx) = shared.lock_tx() else { return };
-            let deadline = g.next_deadline(&tx);
-            g.loop_deadline = deadline;
-            match deadline {
-                // Round up: waking a millisecond early would spin until the timer is due.
-                Some(d) => {
+            match g.next_deadline(&tx) {
+                Some(d) if !g.arm(d) => {
+                    // Without the timer, poll's timeout (rounded up: waking a millisecond
+                    // early would spin until the timer is due).
                     let wait = d.saturating_duration_since(Instant::now());
-                    let ms = wait.as_micros().div_ceil(1000).min(1000) as u16;
-                    PollTimeout::from(ms)
+                    PollTimeout::from(wait.as_micros().div_ceil(1000).min(1000) as u16)
                 }
-                None => PollTimeout::from(1000u16),
+                _ => PollTimeout::from(1000u16),
             }
         };
-        {
-            // SAFETY: both fds stay open for the life of `shared`, which outlives this call.
+        let (woken, timed) = {
+            // SAFETY: the fds stay open for the life of `shared`, which outlives this call.
             let dev = unsafe { BorrowedFd::borrow_raw(stack_fd) };
-            let mut fds = [PollFd::new(dev, PollFlags::POLLIN), PollFd::new(shared.wake.as_fd(), PollFlags::POLLIN)];
+            let tfd = unsafe { BorrowedFd::borrow_raw(timer_fd) };
+            let mut fds = [
+                PollFd::new(dev, PollFlags::POLLIN),
+                PollFd::new(shared.wake.as_fd(), PollFlags::POLLIN),
+                PollFd::new(tfd, PollFlags::POLLIN),
+            ];
             if let Err(e) = poll(&mut fds, timeout) {
                 if e != nix::errno::Errno::EINTR {
                     tracing::error!("poll failed: {e}");
                     return;
                 }
             }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+            (ready(&fds[1]), ready(&fds[2]))
+        };
+        // Only what is readable: a read that finds nothing is a wasted system call.
+        if woken {
+            let _ = shared.wake.read();
         }
-        let _ = shared.wake.read();
         let Ok(mut g) = shared.lock() else { return };
+        if timed {
+            let _ = g.timer.wait();
+            g.armed = None;
+        }
         let now = Instant::now();
         {
             let Ok(mut tx) = shared.lock_tx() else { return };

@@ -4,17 +4,17 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Stack;
+use super::{Stack, Waiter};
 use crate::stack::ConnId;
 
 /// Handles made by `try_clone` share this; the connection is released when the last goes.
 struct Handle {
     stack: Stack,
     id: ConnId,
-    cv: Arc<Condvar>,
+    waiter: Arc<Waiter>,
     local: SocketAddrV4,
     remote: SocketAddrV4,
     read_shut: AtomicBool,
@@ -31,10 +31,10 @@ impl TcpStream {
     /// Wrap connection `id`, registering its condition variable. Called with the stack
     /// unlocked.
     pub(super) fn attach(stack: &Stack, id: ConnId) -> io::Result<TcpStream> {
-        let cv = Arc::new(Condvar::new());
+        let waiter = Arc::new(Waiter::default());
         let (local, remote) = {
             let mut g = stack.lock()?;
-            g.conn_waiters.insert(id, cv.clone());
+            g.conn_waiters.insert(id, waiter.clone());
             let c = g.host.conn(id).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
             (c.local, c.remote)
         };
@@ -42,7 +42,7 @@ impl TcpStream {
             handle: Arc::new(Handle {
                 stack: stack.clone(),
                 id,
-                cv,
+                waiter,
                 local,
                 remote,
                 read_shut: AtomicBool::new(false),
@@ -61,7 +61,7 @@ impl TcpStream {
         let id = stack.with_host(|h, now| h.connect(now, remote))??;
         let stream = TcpStream::attach(stack, id)?;
         let deadline = timeout.map(|t| Instant::now() + t);
-        stack.block_on(&stream.handle.cv, deadline, |h, _| match h.conn(id) {
+        stack.block_on(&stream.handle.waiter, deadline, |h, _| match h.conn(id) {
             None => Err(io::ErrorKind::NotConnected.into()),
             Some(c) if c.is_connected() => Ok(()),
             Some(c) => match c.error() {
@@ -129,7 +129,7 @@ impl TcpStream {
             return Ok(0);
         }
         let deadline = Self::deadline(&h.read_timeout);
-        h.stack.block_on(&h.cv, deadline, |host, now| {
+        h.stack.block_on(&h.waiter, deadline, |host, now| {
             host.with_conn(now, h.id, |c| c.recv(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))
         })
     }
@@ -137,7 +137,7 @@ impl TcpStream {
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
         let h = &self.handle;
         let deadline = Self::deadline(&h.write_timeout);
-        h.stack.block_on(&h.cv, deadline, |host, now| {
+        h.stack.block_on(&h.waiter, deadline, |host, now| {
             host.with_conn(now, h.id, |c| c.send(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))
         })
     }

@@ -619,7 +619,11 @@ impl Connection {
     }
 
     /// When the application reads, the window may have opened enough to tell the peer
-    /// (receiver-side silly window avoidance, RFC 1122 §4.2.3.3).
+    /// (receiver-side silly window avoidance, RFC 1122 §4.2.3.3). Only when the peer is
+    /// about to run out of window: until then its segments keep coming and the ACKs for them
+    /// carry the new window, and a reply the application is about to write carries it too
+    /// (a request/response connection's first read would otherwise cost a segment of its
+    /// own, as the SYN could offer at most 64 KiB).
     fn maybe_window_update(&mut self) {
         if !self.state.receives_data() {
             return;
@@ -627,7 +631,8 @@ impl Connection {
         let advertised = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
         let free = self.recv_buf.window() as u32;
         let cap = self.recv_buf.capacity() as u32;
-        if free >= advertised + self.sws_threshold() && advertised <= cap / 2 {
+        let sws = self.sws_threshold();
+        if free >= advertised + sws && advertised <= (cap / 2).min(4 * sws) {
             self.ack_now = true;
         }
     }

@@ -215,3 +215,34 @@ fn out_of_order_and_gap_fill_are_acknowledged_at_once_even_with_delayed_ack() {
     t.send(ack().seq(1001).ack(iss + 1).data(b"0123456789"));
     assert_eq!(t.expect().ack, 1016);
 }
+
+#[test]
+fn reads_send_a_window_update_only_when_the_peer_is_running_out() {
+    let mut cfg = config();
+    cfg.tcp.recv_buf = 40_000;
+    let (mut t, iss) = established_with(cfg);
+    let chunk = vec![5u8; 1000];
+    let mut seq = 1001u32;
+    for _ in 0..25 {
+        t.send(ack().seq(seq).ack(iss + 1).data(&chunk));
+        seq += 1000;
+        assert_eq!(t.expect().ack, seq);
+    }
+    // 15,000 bytes of window left: the peer is not held up, so the read sends nothing...
+    assert_eq!(t.app_read().len(), 25_000);
+    t.expect_nothing();
+    // ...and the reply carries the opened window.
+    t.app_write(b"ok");
+    let reply = t.expect();
+    assert_eq!((reply.ack, reply.window, reply.payload.len()), (seq, 40_000, 2));
+    t.send(ack().seq(seq).ack(iss + 3));
+    for _ in 0..37 {
+        t.send(ack().seq(seq).ack(iss + 3).data(&chunk));
+        seq += 1000;
+        assert_eq!(t.expect().ack, seq);
+    }
+    // 3,000 bytes left, under four segments: the read tells the peer at once.
+    assert_eq!(t.app_read().len(), 37_000);
+    let upd = t.expect();
+    assert_eq!((upd.ack, upd.window), (seq, 40_000));
+}
