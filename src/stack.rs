@@ -15,6 +15,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
+use crate::device::PacketMeta;
 use crate::tcp::{Connection, State, TcpConfig};
 use crate::trace::{SeqContext, Tracer};
 use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
@@ -90,7 +91,7 @@ struct Entry {
 /// Packets on their way out, with buffers kept for reuse (no allocation per packet once
 /// warm).
 struct Wire {
-    out: VecDeque<Vec<u8>>,
+    out: VecDeque<(Vec<u8>, PacketMeta)>,
     spare: Vec<Vec<u8>>,
     ip_id: u16,
 }
@@ -107,13 +108,27 @@ impl Wire {
         hdr: &TcpHeaderOut,
         payload: &[u8],
         ctx: Option<SeqContext>,
+        tso_mss: Option<u32>,
     ) {
         tracer.segment_out(now, local, remote, hdr, payload.len(), ctx);
         let mut pkt = self.spare.pop().unwrap_or_default();
         self.ip_id = self.ip_id.wrapping_add(1);
-        ipv4::build_tcp(local, remote, hdr, payload, self.ip_id, &mut pkt);
+        // A segment carrying more than the MSS allows (RFC 6691: payload plus options) goes
+        // to the device as a super-packet it cuts into segments of MSS less these options.
+        let opt_len = hdr.options.encoded_len();
+        let gso_size = match tso_mss {
+            Some(mss) if payload.len() + opt_len > mss as usize => mss.saturating_sub(opt_len as u32).max(1) as u16,
+            _ => 0,
+        };
+        let meta = PacketMeta { gso_size, csum_partial: gso_size > 0, csum_trusted: false };
+        if gso_size > 0 {
+            ipv4::build_tcp_partial(local, remote, hdr, payload, self.ip_id, &mut pkt);
+            counters.super_segs_out += 1;
+        } else {
+            ipv4::build_tcp(local, remote, hdr, payload, self.ip_id, &mut pkt);
+        }
         counters.segs_out += 1;
-        self.out.push_back(pkt);
+        self.out.push_back((pkt, meta));
     }
 }
 
@@ -194,8 +209,14 @@ impl Host {
 
     /// One packet from the device.
     pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) {
+        self.handle_packet_meta(now, bytes, PacketMeta::default())
+    }
+
+    /// One packet from the device, with what the device knows about it: a TCP checksum the
+    /// kernel vouches for (`csum_trusted`) is not verified again; everything else is.
+    pub fn handle_packet_meta(&mut self, now: Instant, bytes: &[u8], meta: PacketMeta) {
         self.counters.packets_in += 1;
-        match ipv4::parse_packet(self.cfg.addr, bytes) {
+        match ipv4::parse_packet_with(self.cfg.addr, bytes, !meta.csum_trusted) {
             Err(reason) => self.count_drop(now, reason, None),
             Ok(Packet::IcmpEcho(req)) => {
                 self.counters.icmp_echo += 1;
@@ -203,9 +224,14 @@ impl Host {
                 self.wire.ip_id = self.wire.ip_id.wrapping_add(1);
                 icmp::build_echo_reply(self.cfg.addr, &req, self.wire.ip_id, &mut pkt);
                 self.tracer.note(now, format_args!("ICMP echo request from {}: replying", req.src));
-                self.wire.out.push_back(pkt);
+                self.wire.out.push_back((pkt, PacketMeta::default()));
             }
-            Ok(Packet::Tcp(seg)) => self.handle_tcp(now, &seg),
+            Ok(Packet::Tcp(seg)) => {
+                if seg.payload.len() > usize::from(self.cfg.tcp.mss) {
+                    self.counters.super_segs_in += 1;
+                }
+                self.handle_tcp(now, &seg)
+            }
         }
     }
 
@@ -422,9 +448,11 @@ impl Host {
         let Host { conns, tracer, wire, counters, scratch, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);
+        let tso = self.cfg.tcp.tso_max > 0;
         while let Some(hdr) = entry.conn.poll_transmit(now, scratch) {
             let ctx = tracer.enabled().then(|| entry.conn.trace_context());
-            wire.emit(tracer, counters, now, local, remote, &hdr, scratch, ctx);
+            let tso_mss = tso.then(|| entry.conn.snd_mss());
+            wire.emit(tracer, counters, now, local, remote, &hdr, scratch, ctx, tso_mss);
         }
         if tracer.enabled() {
             let quad = Quad { local, remote };
@@ -561,7 +589,7 @@ impl Host {
         payload: &[u8],
         ctx: Option<SeqContext>,
     ) {
-        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload, ctx);
+        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload, ctx, None);
     }
 
     fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {
@@ -576,8 +604,14 @@ impl Host {
         id
     }
 
-    /// The next packet to write to the device.
+    /// The next packet to write to the device. With `tso_max` set it may be a super-packet
+    /// with a partial checksum: use [`pop_output_meta`](Host::pop_output_meta) then.
     pub fn pop_output(&mut self) -> Option<Vec<u8>> {
+        self.wire.out.pop_front().map(|(p, _)| p)
+    }
+
+    /// The next packet to write to the device, with how to write it (TSO, partial checksum).
+    pub fn pop_output_meta(&mut self) -> Option<(Vec<u8>, PacketMeta)> {
         self.wire.out.pop_front()
     }
 

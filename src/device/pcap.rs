@@ -1,6 +1,11 @@
 //! Record every packet both ways as it crosses the device: LINKTYPE_RAW (the TUN carries bare
 //! IPv4), nanosecond timestamps, buffered so capturing does not halve throughput. [`PcapTee`]
 //! writes the file; [`Pcap`] is the device wrapper that feeds it.
+//!
+//! With offloads the capture shows super-packets as they cross the TUN (as tcpdump does on a
+//! host with TSO/GRO): one IPv4 packet of up to 64 KiB with its true total length. A partial
+//! checksum (the kernel's, or ours on a super-packet) is finished before it is recorded, so
+//! Wireshark sees valid checksums; that costs one pass over the packet, only when capturing.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -12,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 
-use super::{Device, FaultCounts};
+use super::{vnet, Device, FaultCounts, OffloadCounts, PacketMeta};
 
 const SNAPLEN: u32 = 262_144;
 
@@ -80,11 +85,13 @@ fn to_io(e: pcap_file::PcapError) -> io::Error {
 pub struct Pcap<D> {
     inner: D,
     tee: Option<PcapTee>,
+    /// An outbound packet with a partial checksum, finished for the capture.
+    scratch: Vec<u8>,
 }
 
 impl<D: Device> Pcap<D> {
     pub fn new(inner: D, tee: PcapTee) -> Pcap<D> {
-        Pcap { inner, tee: Some(tee) }
+        Pcap { inner, tee: Some(tee), scratch: Vec::new() }
     }
 
     /// Wrap `inner`, capturing to a new file at `path`.
@@ -121,6 +128,38 @@ impl<D: Device> Device for Pcap<D> {
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         self.record(packet);
         self.inner.send(packet)
+    }
+
+    fn recv_meta(&mut self, buf: &mut [u8]) -> io::Result<(usize, PacketMeta)> {
+        let (n, mut meta) = self.inner.recv_meta(buf)?;
+        if meta.csum_partial && self.tee.is_some() && vnet::complete_tcp_checksum(&mut buf[..n]) {
+            // Finished in place: the stack's copy is then complete too (and still trusted).
+            meta.csum_partial = false;
+        }
+        self.record(&buf[..n]);
+        Ok((n, meta))
+    }
+
+    fn send_meta(&mut self, packet: &[u8], meta: PacketMeta) -> io::Result<()> {
+        if meta.csum_partial && self.tee.is_some() {
+            let mut copy = std::mem::take(&mut self.scratch);
+            copy.clear();
+            copy.extend_from_slice(packet);
+            vnet::complete_tcp_checksum(&mut copy);
+            self.record(&copy);
+            self.scratch = copy;
+        } else {
+            self.record(packet);
+        }
+        self.inner.send_meta(packet, meta)
+    }
+
+    fn offloads(&self) -> bool {
+        self.inner.offloads()
+    }
+
+    fn offload_counts(&self) -> Option<OffloadCounts> {
+        self.inner.offload_counts()
     }
 
     fn fd(&self) -> RawFd {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::device::{self, Device, FaultConfig, FaultCounts};
+use crate::device::{self, Device, FaultConfig, FaultCounts, OffloadCounts};
 use crate::stack::Summary;
 use crate::stack::{ConnId, Counters, Host, HostConfig};
 use crate::tcp::{ConnStats, State};
@@ -96,8 +96,8 @@ impl Inner {
     /// Write out what the host produced, print trace lines, wake waiting threads. Returns
     /// whether the loop must re-arm its timer.
     fn flush(&mut self) -> bool {
-        while let Some(pkt) = self.host.pop_output() {
-            if let Err(e) = self.device.send(&pkt) {
+        while let Some((pkt, meta)) = self.host.pop_output_meta() {
+            if let Err(e) = self.device.send_meta(&pkt, meta) {
                 // A full TUN queue drops, as a full NIC ring would; TCP recovers.
                 self.host.counters.device_drops += 1;
                 tracing::debug!("device send failed: {e}");
@@ -142,8 +142,8 @@ impl Inner {
 
     fn receive_batch(&mut self, now: Instant) {
         for _ in 0..BATCH {
-            match self.device.recv(&mut self.rx_buf) {
-                Ok(n) => self.host.handle_packet(now, &self.rx_buf[..n]),
+            match self.device.recv_meta(&mut self.rx_buf) {
+                Ok((n, meta)) => self.host.handle_packet_meta(now, &self.rx_buf[..n], meta),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -159,11 +159,17 @@ impl Stack {
     /// Start a stack on `device`, with its event loop on a thread of its own.
     pub fn new(device: impl Device + 'static, opts: StackOptions) -> io::Result<Stack> {
         let now = Instant::now();
-        let mut host = Host::new(opts.host, now);
+        let device = device::build(device, opts.pcap.as_deref(), opts.faults_in, opts.faults_out)?;
+        let mut host_cfg = opts.host;
+        if device.offloads() && host_cfg.tcp.tso_max == 0 {
+            // The device cuts super-segments itself (TSO): let TCP hand it up to 64 KiB.
+            host_cfg.tcp.tso_max = crate::tcp::config::MAX_TSO_PAYLOAD;
+        }
+        let mut host = Host::new(host_cfg, now);
         host.tracer.set_enabled(opts.trace);
         host.tracer.set_format(opts.trace_format);
         host.tracer.set_colour(opts.trace_colour);
-        let device = device::build(device, opts.pcap.as_deref(), opts.faults_in, opts.faults_out)?;
+        // Room for the largest packet the device delivers (64 KiB with offloads: GRO).
         let mtu = device.mtu();
         let inner = Inner {
             host,
@@ -254,6 +260,11 @@ impl Stack {
             Ok(g) => Summary { counters: &g.host.counters, retransmits: g.host.retransmits() }.to_string(),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// What the offload path saw so far; `None` without offloads.
+    pub fn offload_counts(&self) -> Option<OffloadCounts> {
+        self.lock().ok()?.device.offload_counts()
     }
 
     /// What the fault layer did so far; `None` when the stack runs without faults.

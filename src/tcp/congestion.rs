@@ -9,8 +9,11 @@ pub trait CongestionControl: Debug + Send {
     /// Bytes allowed in flight.
     fn cwnd(&self) -> u32;
     fn ssthresh(&self) -> u32;
-    /// New data was acknowledged outside fast recovery.
-    fn on_ack(&mut self, acked: u32, mss: u32);
+    /// New data was acknowledged outside fast recovery. `burst` is the most slow start may
+    /// grow on one ACK: one MSS (RFC 3465's L = 1), or with segmentation offload the largest
+    /// segment handed to the device, since one ACK per super-segment is the normal pace
+    /// then, not a stretch ACK (growth stays bounded by the bytes acknowledged).
+    fn on_ack(&mut self, acked: u32, mss: u32, burst: u32);
     /// The retransmission timer fired with `flight` bytes outstanding.
     fn on_rto(&mut self, flight: u32, mss: u32);
     /// The third duplicate ACK: entering fast recovery.
@@ -49,10 +52,11 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, mss: u32) {
+    fn on_ack(&mut self, acked: u32, mss: u32, burst: u32) {
         if self.cwnd < self.ssthresh {
-            // Slow start, at most one MSS per ACK (RFC 5681 §3.1, L=1 as RFC 3465 allows).
-            self.cwnd = self.cwnd.saturating_add(acked.min(mss));
+            // Slow start, at most one MSS per ACK (RFC 5681 §3.1, L=1 as RFC 3465 allows),
+            // or one super-segment's worth with offload.
+            self.cwnd = self.cwnd.saturating_add(acked.min(burst.max(mss)));
         } else {
             self.acked_since_growth = self.acked_since_growth.saturating_add(acked);
             if self.acked_since_growth >= self.cwnd {
@@ -98,19 +102,31 @@ mod tests {
         let mss = 1000;
         let mut c = NewReno::new(mss);
         assert_eq!(c.cwnd(), 10_000);
-        c.on_ack(1000, mss);
+        c.on_ack(1000, mss, mss);
         assert_eq!(c.cwnd(), 11_000);
         c.on_rto(20_000, mss);
         assert_eq!(c.cwnd(), 1000);
         assert_eq!(c.ssthresh(), 10_000);
         for _ in 0..9 {
-            c.on_ack(1000, mss);
+            c.on_ack(1000, mss, mss);
         }
         assert_eq!(c.cwnd(), 10_000, "slow start up to ssthresh");
         for _ in 0..10 {
-            c.on_ack(1000, mss);
+            c.on_ack(1000, mss, mss);
         }
         assert_eq!(c.cwnd(), 11_000, "one MSS per window in avoidance");
+    }
+
+    #[test]
+    fn slow_start_counts_bytes_of_a_super_segment() {
+        let mss = 1000;
+        let mut c = NewReno::new(mss);
+        c.on_ack(8000, mss, mss);
+        assert_eq!(c.cwnd(), 11_000, "L = 1: one MSS for a stretch ACK");
+        c.on_ack(8000, mss, 64_000);
+        assert_eq!(c.cwnd(), 19_000, "with offload: the bytes the super-segment carried");
+        c.on_ack(100_000, mss, 64_000);
+        assert_eq!(c.cwnd(), 83_000, "never more than one super-segment per ACK");
     }
 
     #[test]

@@ -356,6 +356,20 @@ impl Connection {
         }
     }
 
+    /// Payload bytes of the largest segment to hand to the device: one [`seg_size`] without
+    /// segmentation offload; with it, as many whole segments as fit in `tso_max` (whole, so
+    /// the device's cut leaves no runt before the end of what we have).
+    ///
+    /// [`seg_size`]: Connection::seg_size
+    pub(super) fn send_chunk(&self) -> u32 {
+        let seg = self.seg_size();
+        let max = self.cfg.tso_max.min(super::config::MAX_TSO_PAYLOAD);
+        if max <= seg {
+            return seg;
+        }
+        max / seg * seg
+    }
+
     /// Our timestamp clock now (RFC 7323 §5.4: milliseconds are within the allowed rates).
     pub(super) fn ts_now(&self, now: Instant) -> u32 {
         let ms = now.saturating_duration_since(self.ts_epoch).as_millis() as u32;

@@ -150,7 +150,8 @@ impl Connection {
             let in_flight = seq - self.snd_una;
             let wnd = self.send_window();
             let full = self.seg_size();
-            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(full);
+            // With segmentation offload one segment may carry many MSS (within the windows).
+            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(self.send_chunk());
             if self.force_probe && self.snd_wnd == 0 {
                 len = unsent.min(1);
             }
