@@ -17,6 +17,9 @@ use synack::stack::HostConfig;
 use synack::trace::TraceFormat;
 use synack::Stack;
 
+/// Send and receive buffers per connection with `--offload`.
+const OFFLOAD_BUF: usize = 4 << 20;
+
 #[derive(Parser)]
 #[command(name = "synack", version, about = "A userspace TCP/IP stack on a TUN device that you can watch work")]
 struct Cli {
@@ -71,6 +74,7 @@ struct ServeArgs {
     /// and TCP segmentation offload on (TUNSETOFFLOAD). Packets of up to 64 KiB then cross
     /// the device at MTU 1500: synack hands the kernel TCP super-segments to cut into MSS-sized
     /// ones (TSO), and reads the kernel's own super-packets whole, trusting their checksums.
+    /// Buffers grow to 4 MiB per connection (from 256 KiB) to keep enough of them in flight.
     /// The exit summary counts the super-packets. With --faults* the fault layer works on
     /// ordinary packets, so synack sends no super-segments then.
     #[arg(long)]
@@ -118,6 +122,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     let mut host = HostConfig { addr: args.ip, ..Default::default() };
     host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
     host.tcp.min_rto = Duration::from_millis(args.min_rto_ms.max(1));
+    if args.offload {
+        // 64 KiB segments need a deeper pipe than 1500-byte ones: with 256 KiB buffers only
+        // four are in flight. Buffers fill lazily, so idle connections cost no more.
+        host.tcp.recv_buf = OFFLOAD_BUF;
+        host.tcp.send_buf = OFFLOAD_BUF;
+    }
     let faults_in = args.faults_in.clone().or_else(|| args.faults.clone());
     let faults_out = args.faults_out.clone().or_else(|| args.faults.clone());
     let mut faults = String::from(if args.offload { ", offloads on (TSO, checksum)" } else { "" });
