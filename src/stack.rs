@@ -106,27 +106,24 @@ impl Wire {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         hdr: &TcpHeaderOut,
-        payload: &[u8],
+        payload_len: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
         ctx: Option<SeqContext>,
         tso_mss: Option<u32>,
     ) {
-        tracer.segment_out(now, local, remote, hdr, payload.len(), ctx);
+        tracer.segment_out(now, local, remote, hdr, payload_len, ctx);
         let mut pkt = self.spare.pop().unwrap_or_default();
         self.ip_id = self.ip_id.wrapping_add(1);
         // A segment carrying more than the MSS allows (RFC 6691: payload plus options) goes
         // to the device as a super-packet it cuts into segments of MSS less these options.
         let opt_len = hdr.options.encoded_len();
         let gso_size = match tso_mss {
-            Some(mss) if payload.len() + opt_len > mss as usize => mss.saturating_sub(opt_len as u32).max(1) as u16,
+            Some(mss) if payload_len + opt_len > mss as usize => mss.saturating_sub(opt_len as u32).max(1) as u16,
             _ => 0,
         };
         let meta = PacketMeta { gso_size, csum_partial: gso_size > 0, csum_trusted: false };
-        if gso_size > 0 {
-            ipv4::build_tcp_partial(local, remote, hdr, payload, self.ip_id, &mut pkt);
-            counters.super_segs_out += 1;
-        } else {
-            ipv4::build_tcp(local, remote, hdr, payload, self.ip_id, &mut pkt);
-        }
+        ipv4::build_tcp_filled(local, remote, hdr, payload_len, self.ip_id, gso_size > 0, &mut pkt, fill);
+        counters.super_segs_out += u64::from(gso_size > 0);
         counters.segs_out += 1;
         self.out.push_back((pkt, meta));
     }
@@ -160,7 +157,6 @@ pub struct Host {
     challenge_window: Option<Instant>,
     challenges_sent: u32,
     pub counters: Counters,
-    scratch: Vec<u8>,
     /// Connections and listeners whose readiness may have changed since the last
     /// `take_touched`: their waiting application threads should look again.
     touched_conns: Vec<ConnId>,
@@ -190,7 +186,6 @@ impl Host {
             challenge_window: None,
             challenges_sent: 0,
             counters: Counters::default(),
-            scratch: Vec::with_capacity(65536),
             touched_conns: Vec::new(),
             touched_ports: Vec::new(),
             tracer: Tracer::new(now),
@@ -445,14 +440,16 @@ impl Host {
     /// Pull every segment the connection wants to send, and keep the tables in step with
     /// its state.
     fn dispatch(&mut self, now: Instant, id: ConnId) {
-        let Host { conns, tracer, wire, counters, scratch, .. } = self;
+        let Host { conns, tracer, wire, counters, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);
         let tso = self.cfg.tcp.tso_max > 0;
-        while let Some(hdr) = entry.conn.poll_transmit(now, scratch) {
+        while let Some((hdr, range)) = entry.conn.poll_segment(now) {
             let ctx = tracer.enabled().then(|| entry.conn.trace_context());
             let tso_mss = tso.then(|| entry.conn.snd_mss());
-            wire.emit(tracer, counters, now, local, remote, &hdr, scratch, ctx, tso_mss);
+            let conn = &entry.conn;
+            let fill = |out: &mut Vec<u8>| conn.write_payload(range, out);
+            wire.emit(tracer, counters, now, local, remote, &hdr, range.len, fill, ctx, tso_mss);
         }
         if tracer.enabled() {
             let quad = Quad { local, remote };
@@ -589,7 +586,8 @@ impl Host {
         payload: &[u8],
         ctx: Option<SeqContext>,
     ) {
-        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload, ctx, None);
+        let fill = |out: &mut Vec<u8>| out.extend_from_slice(payload);
+        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload.len(), fill, ctx, None);
     }
 
     fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {

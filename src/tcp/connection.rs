@@ -183,6 +183,8 @@ pub struct Connection {
     pub stats: ConnStats,
     pub(super) trace: bool,
     pub(super) events: Vec<ConnEvent>,
+    /// The payload of the segment being built (see `poll_segment`).
+    pub(super) payload_range: super::output::PayloadRange,
 }
 
 impl Connection {
@@ -256,6 +258,7 @@ impl Connection {
             stats: ConnStats::default(),
             trace: false,
             events: Vec::new(),
+            payload_range: Default::default(),
         }
     }
 

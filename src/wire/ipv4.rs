@@ -141,10 +141,27 @@ fn build_tcp_with(
     partial: bool,
     out: &mut Vec<u8>,
 ) {
+    build_tcp_filled(src, dst, hdr, payload.len(), id, partial, out, |o| o.extend_from_slice(payload))
+}
+
+/// Build an IPv4+TCP packet whose `payload_len` payload bytes `fill` appends (from a send
+/// buffer, so they are copied once); `partial` as in [`build_tcp_partial`].
+#[allow(clippy::too_many_arguments)]
+pub fn build_tcp_filled(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    payload_len: usize,
+    id: u16,
+    partial: bool,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
     out.clear();
-    let tcp_len = tcp::TCP_HEADER_LEN + hdr.options.encoded_len() + payload.len();
+    let tcp_len = tcp::TCP_HEADER_LEN + hdr.options.encoded_len() + payload_len;
     write_header(*src.ip(), *dst.ip(), PROTO_TCP, tcp_len, id, out);
-    tcp::write_with(src, dst, hdr, payload, partial, out);
+    tcp::write_filled(src, dst, hdr, partial, out, fill);
+    debug_assert_eq!(out.len(), IPV4_HEADER_LEN + tcp_len, "fill appended a different length");
 }
 
 #[cfg(test)]

@@ -252,6 +252,19 @@ pub fn write_with(
     partial: bool,
     out: &mut Vec<u8>,
 ) {
+    write_filled(src, dst, hdr, partial, out, |o| o.extend_from_slice(payload))
+}
+
+/// [`write_with`], with the payload appended by `fill` (straight from a send buffer, so it is
+/// copied once).
+pub fn write_filled(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    partial: bool,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
     let start = out.len();
     let opt_len = hdr.options.encoded_len();
     let header_len = TCP_HEADER_LEN + opt_len;
@@ -265,7 +278,7 @@ pub fn write_with(
     out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
     hdr.options.encode(out);
     debug_assert_eq!(out.len() - start, header_len);
-    out.extend_from_slice(payload);
+    fill(out);
     let seg = &out[start..];
     let acc = checksum::pseudo_header(*src.ip(), *dst.ip(), PROTO_TCP, seg.len());
     let sum = if partial { !checksum::fold(acc) } else { checksum::fold(checksum::sum_words(seg, acc)) };
