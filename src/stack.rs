@@ -457,7 +457,9 @@ impl Host {
                 tracer.conn_event(now, &quad, &e);
             }
         }
-        self.touched_conns.push(id);
+        if entry.conn.worth_waking() {
+            self.touched_conns.push(id);
+        }
         self.settle(now, id);
     }
 

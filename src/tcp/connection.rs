@@ -589,6 +589,17 @@ impl Connection {
         }
     }
 
+    /// Whether a thread blocked on this connection may get further now: there is something
+    /// to read, an error, a state change that ends a `connect` or a write, or room in the send
+    /// buffer worth a wake-up. Room counts from a quarter of the buffer: a bulk writer woken
+    /// by every ACK that frees a few KiB spends more on waking than on copying.
+    pub fn worth_waking(&self) -> bool {
+        if !matches!(self.state, State::Established | State::CloseWait) || self.error.is_some() || self.readable() {
+            return true;
+        }
+        self.send_buf.free() >= (self.send_buf.capacity() / 4).max(1)
+    }
+
     /// Established (or past it): `connect` may return.
     pub fn is_connected(&self) -> bool {
         self.state.is_synchronized()

@@ -29,6 +29,10 @@ impl SendBuf {
         self.data.is_empty()
     }
 
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn free(&self) -> usize {
         self.capacity - self.data.len()
     }
