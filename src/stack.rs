@@ -3,6 +3,7 @@
 //! sequence numbers (RFC 6528) and counts everything. Sans I/O like `tcp/`: packets in,
 //! packets out, `now` passed in.
 
+mod batch;
 mod cookie;
 mod counters;
 mod isn;
@@ -161,6 +162,9 @@ pub struct Host {
     /// `take_touched`: their waiting application threads should look again.
     touched_conns: Vec<ConnId>,
     touched_ports: Vec<u16>,
+    /// Inside a batch of arrivals: connections whose output waits for its end (see `batch.rs`).
+    batching: bool,
+    deferred: Vec<ConnId>,
     pub tracer: Tracer,
 }
 
@@ -188,6 +192,8 @@ impl Host {
             counters: Counters::default(),
             touched_conns: Vec::new(),
             touched_ports: Vec::new(),
+            batching: false,
+            deferred: Vec::new(),
             tracer: Tracer::new(now),
         }
     }
@@ -271,7 +277,9 @@ impl Host {
                 self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
             }
         }
-        self.dispatch(now, id);
+        if !self.defer(id) {
+            self.dispatch(now, id);
+        }
     }
 
     /// RFC 5961 §7: at most `challenge_acks_per_sec` challenge ACKs a second, so they cannot

@@ -141,6 +141,8 @@ impl Inner {
     }
 
     fn receive_batch(&mut self, now: Instant) {
+        // In-order arrivals of a batch are answered once, at its end (see stack/batch.rs).
+        self.host.begin_batch();
         for _ in 0..BATCH {
             match self.device.recv_meta(&mut self.rx_buf) {
                 Ok((n, meta)) => self.host.handle_packet_meta(now, &self.rx_buf[..n], meta),
@@ -152,6 +154,7 @@ impl Inner {
                 }
             }
         }
+        self.host.end_batch(now);
     }
 }
 

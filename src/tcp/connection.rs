@@ -631,6 +631,11 @@ impl Connection {
 }
 
 impl Connection {
+    /// Data is held beyond a gap in what arrived (so ACKs now are duplicates that count).
+    pub fn has_out_of_order(&self) -> bool {
+        self.recv_buf.has_out_of_order()
+    }
+
     /// RCV.NXT, for traces and for deciding whether a SYN may reuse a TIME-WAIT four-tuple.
     pub fn rcv_nxt(&self) -> SeqNum {
         self.rcv_nxt

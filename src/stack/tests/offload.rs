@@ -111,3 +111,28 @@ fn a_checksum_the_device_vouches_for_is_not_verified_again() {
     assert_eq!(a.ack, PEER_ISS + 1 + 3000);
     assert_eq!(t.app_read(), vec![5u8; 3000]);
 }
+
+#[test]
+fn a_batch_of_in_order_arrivals_is_acked_once_at_its_end() {
+    let (mut t, iss) = established_with(tso_config());
+    let ack_to = iss.wrapping_add(1);
+    t.host.begin_batch();
+    for i in 0..3u32 {
+        t.send(ack().seq(PEER_ISS + 1 + i * 1000).ack(ack_to).data(&[i as u8; 1000]));
+    }
+    t.expect_nothing();
+    t.host.end_batch(t.now);
+    let a = t.expect();
+    assert_eq!(a.ack, PEER_ISS + 1 + 3000, "one cumulative ACK");
+    t.expect_nothing();
+
+    // A gap is answered at once, inside the batch: duplicate ACKs are what fast retransmit counts.
+    t.host.begin_batch();
+    t.send(ack().seq(PEER_ISS + 1 + 4000).ack(ack_to).data(&[9u8; 1000]));
+    let dup = t.expect();
+    assert_eq!(dup.ack, PEER_ISS + 1 + 3000);
+    t.send(ack().seq(PEER_ISS + 1 + 5000).ack(ack_to).data(&[9u8; 1000]));
+    assert_eq!(t.expect().ack, PEER_ISS + 1 + 3000, "a second duplicate, not held");
+    t.host.end_batch(t.now);
+    t.expect_nothing();
+}
