@@ -223,12 +223,14 @@ impl Host {
         let Some(entry) = self.conns.get_mut(&id) else { return };
         self.tracer.segment_in(now, seg, Some(entry.conn.trace_context()));
         entry.conn.set_memory_pressure(pressure);
-        if let Err(reason) = entry.conn.on_segment(now, seg) {
+        let accepted = entry.conn.on_segment(now, seg);
+        if let Err(reason) = accepted {
             // The connection explains the drop in its own trace line.
             self.counters.count_drop(reason);
             tracing::debug!(%reason, conn = id, "dropped");
         }
-        if entry.conn.take_challenge() {
+        let challenged = entry.conn.take_challenge();
+        if challenged {
             if self.challenge_allowed(now) {
                 if let Some(entry) = self.conns.get_mut(&id) {
                     entry.conn.request_ack();
@@ -238,7 +240,11 @@ impl Host {
                 self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
             }
         }
-        if !self.defer(id) {
+        // Only an accepted, ordinary segment's answer may wait for the end of the batch: a drop,
+        // a challenge (RFC 5961) or a control flag is answered at once, one for one.
+        let plain =
+            accepted.is_ok() && !challenged && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::RST | TcpFlags::FIN);
+        if !(plain && self.defer(id)) {
             self.dispatch(now, id);
         }
     }

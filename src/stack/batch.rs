@@ -6,7 +6,9 @@
 //!
 //! Arrivals that leave data out of order are answered at once, as before: their duplicate ACKs
 //! (with SACK blocks) are what the peer's fast retransmit counts (RFC 5681 §4.2). So is
-//! anything outside ESTABLISHED and CLOSE-WAIT, where state changes must settle at once.
+//! anything outside ESTABLISHED and CLOSE-WAIT, where state changes must settle at once, and
+//! (decided in `segment_for`) a dropped segment, one that drew a challenge ACK (RFC 5961 wants
+//! one per segment, within its rate limit), and SYN, FIN or RST.
 
 use std::time::Instant;
 
