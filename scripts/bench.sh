@@ -51,10 +51,8 @@ Connection rate (examples/conn_rate.rs, one client thread, one connection at a t
 Memory (examples/idle_conns.rs): synack's VmRSS before and after opening N idle connections
 to its echo port, per connection.
 --pcap cost: the clean bulk transfers again against a second 'synack serve --pcap FILE'.
-Bulk with --offload: the clean bulk transfers again (at least 100 MB, also with --quick),
-with offloads ON and MTU 1500 on both sides (scripts/bench-offload.sh): 'synack serve --offload' on a TUN of its own (vnet header,
-TSO/GSO out, GRO-sized reads in) against the kernel's TCP on a veth pair with TSO, GSO, GRO,
-scatter-gather and checksum offload on; the table gives the ratio.
+Bulk with --offload (scripts/bench-offload.sh): clean transfers of at least 100 MB, MTU 1500,
+offloads ON: 'synack serve --offload' on a TUN vs the kernel on a veth with TSO/GSO/GRO on.
 Rounds are interleaved; the tables show medians and ratios.
 
 Where the loss happens (--loss-at):
