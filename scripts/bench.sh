@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: synack next to the kernel's own TCP and smoltcp, in one run: bulk throughput
-# (clean and under loss), connection rate, memory per idle connection, the cost of --pcap.
+# (clean and under loss), connection rate, memory per idle connection, the cost of --pcap,
+# and bulk with --offload next to the kernel with its offloads on.
 #
 #   sudo scripts/bench.sh            # 3 interleaved rounds of 100 MB, clean and 1% / 5% loss
 #   sudo scripts/bench.sh --quick    # 1 round of 20 MB, 0% and 5% loss, short timeouts
@@ -25,12 +26,14 @@ CONNS=5000
 CONN_PARALLEL=16
 IDLE=10000
 PCAP=1
+OFFLOAD=1
 TAG=sbench$$
 
 usage() {
     cat <<EOF
 Usage: sudo $PROG [--quick] [--rounds N] [--size MB] [--loss LIST] [--timeout S]
-                  [--conns N] [--idle N] [--no-pcap] [--synack-args ARGS] [--no-build]
+                  [--conns N] [--idle N] [--no-pcap] [--no-offload] [--synack-args ARGS]
+                  [--no-build]
 
 Build release binaries, then measure, with client programs on the kernel's TCP, three servers:
   kernel   the kernel's TCP in another namespace over a veth pair, serving with
@@ -51,6 +54,8 @@ K in flight from the same thread (non-blocking sockets, one poll; what the serve
 Memory (examples/idle_conns.rs): synack's VmRSS before and after opening N idle connections
 to its echo port, per connection.
 --pcap cost: the clean bulk transfers again against a second 'synack serve --pcap FILE'.
+Bulk with --offload (scripts/bench-offload.sh): clean transfers of at least 100 MB, MTU 1500,
+offloads ON: 'synack serve --offload' on a TUN vs the kernel on a veth with TSO/GSO/GRO on.
 Rounds are interleaved; the tables show medians and ratios.
 
 Where the loss happens (--loss-at):
@@ -79,11 +84,12 @@ Where the loss happens (--loss-at):
   --idle N          idle connections for the memory measure (default $IDLE; 0 skips it);
                     opening them is bounded by the larger of --timeout and 60 s
   --no-pcap         skip the --pcap on/off comparison
+  --no-offload      skip the bulk-with---offload rows
   --synack-args A   extra arguments for 'synack serve' (e.g. "--pcap /tmp/b.pcap")
   --no-build        use the binaries already in target/release
   -h, --help        show this help
 
-Both clients' devices have MTU 1500 and offloads off (TSO, GSO, GRO, scatter-gather,
+Apart from the --offload rows, the clients' devices have MTU 1500 and offloads off (TSO, GSO, GRO, scatter-gather,
 checksum; set with ethtool, installed if missing), so neither side gets super-packets.
 EOF
 }
@@ -118,6 +124,7 @@ while [[ $# -gt 0 ]]; do
         --idle) [[ $# -ge 2 ]] || die "--idle needs a number"; IDLE=$2; shift 2 ;;
         --idle=*) IDLE=${1#*=}; shift ;;
         --no-pcap) PCAP=0; shift ;;
+        --no-offload) OFFLOAD=0; shift ;;
         --no-build) BUILD=0; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
@@ -419,6 +426,12 @@ ensure_smoltcp() {
         start_smoltcp
     fi
 }
+# The --offload rows: two more servers with offloads on, clean transfers only, like "pcap".
+# shellcheck source=scripts/bench-offload.sh disable=SC1091  # checked on its own
+source "$REPO/scripts/bench-offload.sh"
+if ((OFFLOAD)); then
+    offload_setup
+fi
 # A fresh capture file for every transfer (the restart is not timed).
 ensure_pcap() {
     stop_pcap
@@ -529,6 +542,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
             done
             if ((PCAP && loss == 0)); then
                 run_one pcap "$dir" 0 "$round"
+            fi
+            if ((OFFLOAD && loss == 0)); then
+                offload_round "$dir" "$round"
             fi
         done
     done
@@ -789,6 +805,10 @@ if ((PCAP)); then
         echo "| ${DIR_TEXT[$dir]} | $(cell "$s0" "$ok0" "$n0") | $(cell "$s1" "$ok1" "$n1") | $cost |"
     done
     echo "cost = throughput lost with --pcap (1 - pcap throughput / plain throughput; negative: faster)."
+fi
+
+if ((OFFLOAD)); then
+    offload_report
 fi
 
 if [[ -n $MEM_LINE ]]; then

@@ -7,6 +7,7 @@ mod batch;
 mod cookie;
 mod counters;
 mod isn;
+mod wire_out;
 
 pub use counters::{Counters, Summary};
 
@@ -16,11 +17,13 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
+use crate::device::PacketMeta;
 use crate::tcp::{Connection, Readiness, State, TcpConfig};
 use crate::trace::{SeqContext, Tracer};
 use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 use cookie::CookieJar;
 use isn::IsnGenerator;
+use wire_out::Wire;
 
 pub type ConnId = u64;
 
@@ -92,36 +95,6 @@ struct Entry {
     ready: Option<Readiness>,
 }
 
-/// Packets on their way out, with buffers kept for reuse (no allocation per packet once
-/// warm).
-struct Wire {
-    out: VecDeque<Vec<u8>>,
-    spare: Vec<Vec<u8>>,
-    ip_id: u16,
-}
-
-impl Wire {
-    #[allow(clippy::too_many_arguments)]
-    fn emit(
-        &mut self,
-        tracer: &mut Tracer,
-        counters: &mut Counters,
-        now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        hdr: &TcpHeaderOut,
-        payload: &[u8],
-        ctx: Option<SeqContext>,
-    ) {
-        tracer.segment_out(now, local, remote, hdr, payload.len(), ctx);
-        let mut pkt = self.spare.pop().unwrap_or_default();
-        self.ip_id = self.ip_id.wrapping_add(1);
-        ipv4::build_tcp(local, remote, hdr, payload, self.ip_id, &mut pkt);
-        counters.segs_out += 1;
-        self.out.push_back(pkt);
-    }
-}
-
 struct Listener {
     backlog: usize,
     accept_limit: usize,
@@ -150,7 +123,6 @@ pub struct Host {
     challenge_window: Option<Instant>,
     challenges_sent: u32,
     pub counters: Counters,
-    scratch: Vec<u8>,
     /// Connections and listeners whose readiness may have changed since the last
     /// `take_touched`: their waiting application threads should look again.
     touched_conns: Vec<ConnId>,
@@ -183,7 +155,6 @@ impl Host {
             challenge_window: None,
             challenges_sent: 0,
             counters: Counters::default(),
-            scratch: Vec::with_capacity(65536),
             touched_conns: Vec::new(),
             touched_ports: Vec::new(),
             tracer: Tracer::new(now),
@@ -204,8 +175,14 @@ impl Host {
 
     /// One packet from the device.
     pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) {
+        self.handle_packet_meta(now, bytes, PacketMeta::default())
+    }
+
+    /// One packet from the device, with what the device knows about it: a TCP checksum the
+    /// kernel vouches for (`csum_trusted`) is not verified again; everything else is.
+    pub fn handle_packet_meta(&mut self, now: Instant, bytes: &[u8], meta: PacketMeta) {
         self.counters.packets_in += 1;
-        match ipv4::parse_packet(self.cfg.addr, bytes) {
+        match ipv4::parse_packet_with(self.cfg.addr, bytes, !meta.csum_trusted) {
             Err(reason) => self.count_drop(now, reason, None),
             Ok(Packet::IcmpEcho(req)) => {
                 self.counters.icmp_echo += 1;
@@ -213,9 +190,14 @@ impl Host {
                 self.wire.ip_id = self.wire.ip_id.wrapping_add(1);
                 icmp::build_echo_reply(self.cfg.addr, &req, self.wire.ip_id, &mut pkt);
                 self.tracer.note(now, format_args!("ICMP echo request from {}: replying", req.src));
-                self.wire.out.push_back(pkt);
+                self.wire.out.push_back((pkt, PacketMeta::default()));
             }
-            Ok(Packet::Tcp(seg)) => self.handle_tcp(now, &seg),
+            Ok(Packet::Tcp(seg)) => {
+                if seg.payload.len() > usize::from(self.cfg.tcp.mss) {
+                    self.counters.super_segs_in += 1;
+                }
+                self.handle_tcp(now, &seg)
+            }
         }
     }
 
@@ -245,24 +227,31 @@ impl Host {
         let Some(entry) = self.conns.get_mut(&id) else { return };
         self.tracer.segment_in(now, seg, Some(entry.conn.trace_context()));
         entry.conn.set_memory_pressure(pressure);
-        if let Err(reason) = entry.conn.on_segment(now, seg) {
+        let accepted = entry.conn.on_segment(now, seg);
+        if let Err(reason) = accepted {
             // The connection explains the drop in its own trace line.
             self.counters.count_drop(reason);
             tracing::debug!(%reason, conn = id, "dropped");
         }
-        if entry.conn.take_challenge() {
+        let challenged = entry.conn.take_challenge();
+        if challenged {
             if self.challenge_allowed(now) {
                 if let Some(entry) = self.conns.get_mut(&id) {
                     entry.conn.request_ack();
                 }
-                // RFC 5961: each challenge gets its ACK (within the rate limit), even inside
-                // a receive batch, where it would otherwise merge with the others.
-                return self.dispatch_now(now, id);
+            } else {
+                self.counters.challenge_acks_suppressed += 1;
+                self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
             }
-            self.counters.challenge_acks_suppressed += 1;
-            self.tracer.note(now, format_args!("challenge ACK suppressed: over the RFC 5961 rate limit"));
         }
-        self.dispatch(now, id);
+        // Only an accepted, ordinary segment's answer may wait for the end of the batch: a drop,
+        // a challenge (RFC 5961 wants one per segment, within its rate limit) or a control flag
+        // is answered at once, one for one.
+        let plain =
+            accepted.is_ok() && !challenged && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::RST | TcpFlags::FIN);
+        if !(plain && self.defer(id)) {
+            self.dispatch(now, id);
+        }
     }
 
     /// RFC 5961 §7: at most `challenge_acks_per_sec` challenge ACKs a second, so they cannot
@@ -431,20 +420,16 @@ impl Host {
     /// Pull every segment the connection wants to send, and keep the tables in step with
     /// its state.
     fn dispatch(&mut self, now: Instant, id: ConnId) {
-        if self.defer(id) {
-            return;
-        }
-        self.dispatch_now(now, id);
-    }
-
-    /// `dispatch`, even inside a receive batch.
-    fn dispatch_now(&mut self, now: Instant, id: ConnId) {
-        let Host { conns, tracer, wire, counters, scratch, .. } = self;
+        let Host { conns, tracer, wire, counters, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);
-        while let Some(hdr) = entry.conn.poll_transmit(now, scratch) {
+        let tso = self.cfg.tcp.tso_max > 0;
+        while let Some((hdr, range)) = entry.conn.poll_segment(now) {
             let ctx = tracer.enabled().then(|| entry.conn.trace_context());
-            wire.emit(tracer, counters, now, local, remote, &hdr, scratch, ctx);
+            let tso_mss = tso.then(|| entry.conn.snd_mss());
+            let conn = &entry.conn;
+            let fill = |out: &mut Vec<u8>| conn.write_payload(range, out);
+            wire.emit(tracer, counters, now, local, remote, &hdr, range.len, fill, ctx, tso_mss);
         }
         if tracer.enabled() {
             let quad = Quad { local, remote };
@@ -588,7 +573,8 @@ impl Host {
         payload: &[u8],
         ctx: Option<SeqContext>,
     ) {
-        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload, ctx);
+        let fill = |out: &mut Vec<u8>| out.extend_from_slice(payload);
+        self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload.len(), fill, ctx, None);
     }
 
     fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {
@@ -613,8 +599,14 @@ impl Host {
         id
     }
 
-    /// The next packet to write to the device.
+    /// The next packet to write to the device. With `tso_max` set it may be a super-packet
+    /// with a partial checksum: use [`pop_output_meta`](Host::pop_output_meta) then.
     pub fn pop_output(&mut self) -> Option<Vec<u8>> {
+        self.wire.out.pop_front().map(|(p, _)| p)
+    }
+
+    /// The next packet to write to the device, with how to write it (TSO, partial checksum).
+    pub fn pop_output_meta(&mut self) -> Option<(Vec<u8>, PacketMeta)> {
         self.wire.out.pop_front()
     }
 

@@ -597,6 +597,12 @@ impl<D: Device> Device for Faults<D> {
     fn fault_counts(&self) -> Option<FaultCounts> {
         Some(self.counts())
     }
+
+    // The fault lanes hold plain packets, so no TSO through here (`offloads` stays false):
+    // the inner device hands out and takes complete packets.
+    fn offload_counts(&self) -> Option<super::OffloadCounts> {
+        self.inner.offload_counts()
+    }
 }
 
 #[cfg(test)]

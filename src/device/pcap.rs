@@ -5,6 +5,11 @@
 //! Capturing is on the data path of every packet, so a record costs one copy into memory: no
 //! lock, no allocation, no system call per packet; [`CaptureFile`] writes the blocks from a
 //! thread of its own. pcap-file writes the file header.
+//!
+//! With offloads the capture shows super-packets as they cross the TUN (as tcpdump does on a
+//! host with TSO/GRO): one IPv4 packet of up to 64 KiB with its true total length. A partial
+//! checksum (the kernel's, or ours on a super-packet) is finished before it is recorded, so
+//! Wireshark sees valid checksums; that costs one pass over the packet, only when capturing.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -15,7 +20,7 @@ use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
 use super::capture_file::CaptureFile;
-use super::{Device, FaultCounts};
+use super::{vnet, Device, FaultCounts, OffloadCounts, PacketMeta};
 
 /// The largest IPv4 packet; also what bounds a record in `CaptureFile`'s block.
 const SNAPLEN: u32 = 65_535;
@@ -73,11 +78,13 @@ impl PcapTee {
 pub struct Pcap<D> {
     inner: D,
     tee: Option<PcapTee>,
+    /// An outbound packet with a partial checksum, finished for the capture.
+    scratch: Vec<u8>,
 }
 
 impl<D: Device> Pcap<D> {
     pub fn new(inner: D, tee: PcapTee) -> Pcap<D> {
-        Pcap { inner, tee: Some(tee) }
+        Pcap { inner, tee: Some(tee), scratch: Vec::new() }
     }
 
     /// Wrap `inner`, capturing to a new file at `path`.
@@ -114,6 +121,38 @@ impl<D: Device> Device for Pcap<D> {
     fn send(&mut self, packet: &[u8]) -> io::Result<()> {
         self.record(packet);
         self.inner.send(packet)
+    }
+
+    fn recv_meta(&mut self, buf: &mut [u8]) -> io::Result<(usize, PacketMeta)> {
+        let (n, mut meta) = self.inner.recv_meta(buf)?;
+        if meta.csum_partial && self.tee.is_some() && vnet::complete_tcp_checksum(&mut buf[..n]) {
+            // Finished in place: the stack's copy is then complete too (and still trusted).
+            meta.csum_partial = false;
+        }
+        self.record(&buf[..n]);
+        Ok((n, meta))
+    }
+
+    fn send_meta(&mut self, packet: &[u8], meta: PacketMeta) -> io::Result<()> {
+        if meta.csum_partial && self.tee.is_some() {
+            let mut copy = std::mem::take(&mut self.scratch);
+            copy.clear();
+            copy.extend_from_slice(packet);
+            vnet::complete_tcp_checksum(&mut copy);
+            self.record(&copy);
+            self.scratch = copy;
+        } else {
+            self.record(packet);
+        }
+        self.inner.send_meta(packet, meta)
+    }
+
+    fn offloads(&self) -> bool {
+        self.inner.offloads()
+    }
+
+    fn offload_counts(&self) -> Option<OffloadCounts> {
+        self.inner.offload_counts()
     }
 
     fn fd(&self) -> RawFd {

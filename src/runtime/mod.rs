@@ -33,7 +33,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-use crate::device::{self, Device, FaultConfig, FaultCounts};
+use crate::device::{self, Device, FaultConfig, FaultCounts, OffloadCounts, PacketMeta};
 use crate::stack::Summary;
 use crate::stack::{ConnId, Counters, Host, HostConfig};
 use crate::tcp::{ConnStats, State};
@@ -109,8 +109,8 @@ struct Waiter {
 struct Tx {
     /// The device chain from `device::build`: faults, pcap tee, the device itself.
     device: Box<dyn Device>,
-    /// Packets taken from the host, to be written in this order.
-    queue: VecDeque<Vec<u8>>,
+    /// Packets taken from the host, to be written in this order, with how to write them.
+    queue: VecDeque<(Vec<u8>, PacketMeta)>,
     /// Written packets' buffers, for the host to reuse.
     spare: Vec<Vec<u8>>,
     /// Writes the device refused since the host last counted them.
@@ -119,8 +119,8 @@ struct Tx {
 
 impl Tx {
     fn write_queue(&mut self) {
-        while let Some(pkt) = self.queue.pop_front() {
-            if let Err(e) = self.device.send(&pkt) {
+        while let Some((pkt, meta)) = self.queue.pop_front() {
+            if let Err(e) = self.device.send_meta(&pkt, meta) {
                 // A full TUN queue drops, as a full NIC ring would; TCP recovers.
                 self.drops += 1;
                 tracing::debug!("device send failed: {e}");
@@ -156,8 +156,8 @@ impl Inner {
             self.host.recycle(buf);
         }
         self.host.counters.device_drops += std::mem::take(&mut tx.drops);
-        while let Some(pkt) = self.host.pop_output() {
-            tx.queue.push_back(pkt);
+        while let Some(out) = self.host.pop_output_meta() {
+            tx.queue.push_back(out);
         }
         for line in self.host.tracer.take_lines() {
             (self.trace_sink)(&line);
@@ -225,8 +225,8 @@ impl Inner {
     fn receive_batch(&mut self, tx: &mut Tx, now: Instant) {
         self.host.begin_batch();
         for _ in 0..BATCH {
-            match tx.device.recv(&mut self.rx_buf) {
-                Ok(n) => self.host.handle_packet(now, &self.rx_buf[..n]),
+            match tx.device.recv_meta(&mut self.rx_buf) {
+                Ok((n, meta)) => self.host.handle_packet_meta(now, &self.rx_buf[..n], meta),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -278,11 +278,17 @@ impl Stack {
     /// Start a stack on `device`, with its event loop on a thread of its own.
     pub fn new(device: impl Device + 'static, opts: StackOptions) -> io::Result<Stack> {
         let now = Instant::now();
-        let mut host = Host::new(opts.host, now);
+        let device = device::build(device, opts.pcap.as_deref(), opts.faults_in, opts.faults_out)?;
+        let mut host_cfg = opts.host;
+        if device.offloads() && host_cfg.tcp.tso_max == 0 {
+            // The device cuts super-segments itself (TSO): let TCP hand it up to 64 KiB.
+            host_cfg.tcp.tso_max = crate::tcp::config::MAX_TSO_PAYLOAD;
+        }
+        let mut host = Host::new(host_cfg, now);
         host.tracer.set_enabled(opts.trace);
         host.tracer.set_format(opts.trace_format);
         host.tracer.set_colour(opts.trace_colour);
-        let device = device::build(device, opts.pcap.as_deref(), opts.faults_in, opts.faults_out)?;
+        // Room for the largest packet the device delivers (64 KiB with offloads: GRO).
         let mtu = device.mtu();
         let inner = Inner {
             host,
@@ -392,6 +398,11 @@ impl Stack {
             Ok(g) => Summary { counters: &g.host.counters, retransmits: g.host.retransmits() }.to_string(),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// What the offload path saw so far; `None` without offloads.
+    pub fn offload_counts(&self) -> Option<OffloadCounts> {
+        self.shared.lock_tx().ok()?.device.offload_counts()
     }
 
     /// What the fault layer did so far; `None` when the stack runs without faults.

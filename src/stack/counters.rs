@@ -22,6 +22,10 @@ pub struct Counters {
     pub challenge_acks_suppressed: u64,
     /// TIME-WAIT connections forgotten early because of `max_time_wait`.
     pub time_wait_dropped: u64,
+    /// TCP segments received with more payload than our MSS (GRO/TSO super-packets).
+    pub super_segs_in: u64,
+    /// Super-segments handed to a device with segmentation offload (TSO).
+    pub super_segs_out: u64,
     pub drops: BTreeMap<DropReason, u64>,
 }
 
@@ -47,9 +51,13 @@ impl fmt::Display for Summary<'_> {
         let c = self.counters;
         write!(
             f,
-            "{} connections, {} segments in, {} out, {} retransmissions, {} RST sent, {} pings; drops: ",
+            "{} connections, {} segments in, {} out, {} retransmissions, {} RST sent, {} pings",
             c.connections, c.segs_in, c.segs_out, self.retransmits, c.rst_sent, c.icmp_echo
         )?;
+        if c.super_segs_in > 0 || c.super_segs_out > 0 {
+            write!(f, ", {} super-segments in, {} out (offload)", c.super_segs_in, c.super_segs_out)?;
+        }
+        f.write_str("; drops: ")?;
         if c.syn_cookies_sent > 0 {
             write!(f, "{} SYN cookies sent, {} accepted, ", c.syn_cookies_sent, c.syn_cookies_accepted)?;
         }

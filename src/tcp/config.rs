@@ -37,6 +37,11 @@ pub struct TcpConfig {
     /// Early loss detection before the retransmission timer: RACK-style on SACKed holes and
     /// tail loss probes (RFC 8985).
     pub early_retransmit: bool,
+    /// The most TCP payload one segment handed to the device may carry. 0 (the default): one
+    /// MSS. A device with TCP segmentation offload (a TUN with a vnet header) takes up to
+    /// 64 KiB and cuts it into MSS-sized segments itself; the runtime sets this then, so the
+    /// core stays device-agnostic and testable.
+    pub tso_max: u32,
 }
 
 impl Default for TcpConfig {
@@ -58,9 +63,14 @@ impl Default for TcpConfig {
             delayed_ack: Duration::from_millis(40),
             nagle: true,
             early_retransmit: true,
+            tso_max: 0,
         }
     }
 }
+
+/// The largest TCP payload in one IPv4 packet: a 16-bit total length less the IPv4 header
+/// and the largest TCP header.
+pub const MAX_TSO_PAYLOAD: u32 = 65_535 - 20 - 60;
 
 impl TcpConfig {
     /// The smallest shift that lets the receive buffer be advertised in 16 bits.

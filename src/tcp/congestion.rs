@@ -9,8 +9,11 @@ pub trait CongestionControl: Debug + Send {
     /// Bytes allowed in flight.
     fn cwnd(&self) -> u32;
     fn ssthresh(&self) -> u32;
-    /// New data was acknowledged outside fast recovery.
-    fn on_ack(&mut self, acked: u32, mss: u32);
+    /// New data was acknowledged outside fast recovery. `burst` is the most slow start may
+    /// grow on one ACK: one MSS (RFC 3465's L = 1), or with segmentation offload the largest
+    /// segment handed to the device, since one ACK per super-segment is the normal pace
+    /// then, not a stretch ACK (growth stays bounded by the bytes acknowledged).
+    fn on_ack(&mut self, acked: u32, mss: u32, burst: u32);
     /// The retransmission timer fired with `flight` bytes outstanding.
     fn on_rto(&mut self, flight: u32, mss: u32);
     /// The third duplicate ACK: entering fast recovery.
@@ -30,13 +33,16 @@ pub struct NewReno {
     /// Bytes acknowledged since cwnd last grew in congestion avoidance (RFC 5681 §3.1's
     /// byte-counting variant, which does not reward ACK splitting).
     acked_since_growth: u32,
+    /// Slow start after a retransmission timeout: one MSS per ACK whatever `burst` says
+    /// (RFC 3465 §2.3), until cwnd reaches ssthresh.
+    after_rto: bool,
 }
 
 impl NewReno {
     /// Initial window per RFC 6928 (ten segments, bounded by 14600 bytes... unless MSS is larger).
     pub fn new(mss: u32) -> Self {
         let iw = (10 * mss).min(14600.max(2 * mss));
-        NewReno { cwnd: iw, ssthresh: u32::MAX, acked_since_growth: 0 }
+        NewReno { cwnd: iw, ssthresh: u32::MAX, acked_since_growth: 0, after_rto: false }
     }
 }
 
@@ -49,10 +55,13 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, mss: u32) {
+    fn on_ack(&mut self, acked: u32, mss: u32, burst: u32) {
         if self.cwnd < self.ssthresh {
-            // Slow start, at most one MSS per ACK (RFC 5681 §3.1, L=1 as RFC 3465 allows).
-            self.cwnd = self.cwnd.saturating_add(acked.min(mss));
+            // Slow start, at most one MSS per ACK (RFC 5681 §3.1, L=1 as RFC 3465 allows),
+            // or one super-segment's worth with offload (but not right after a timeout).
+            let limit = if self.after_rto { mss } else { burst.max(mss) };
+            self.cwnd = self.cwnd.saturating_add(acked.min(limit));
+            self.after_rto &= self.cwnd < self.ssthresh;
         } else {
             self.acked_since_growth = self.acked_since_growth.saturating_add(acked);
             if self.acked_since_growth >= self.cwnd {
@@ -66,6 +75,7 @@ impl CongestionControl for NewReno {
         self.ssthresh = (flight / 2).max(2 * mss);
         self.cwnd = mss; // Loss window (RFC 5681 §3.1, equation 4).
         self.acked_since_growth = 0;
+        self.after_rto = true;
     }
 
     fn on_fast_retransmit(&mut self, flight: u32, mss: u32) {
@@ -98,19 +108,34 @@ mod tests {
         let mss = 1000;
         let mut c = NewReno::new(mss);
         assert_eq!(c.cwnd(), 10_000);
-        c.on_ack(1000, mss);
+        c.on_ack(1000, mss, mss);
         assert_eq!(c.cwnd(), 11_000);
         c.on_rto(20_000, mss);
         assert_eq!(c.cwnd(), 1000);
         assert_eq!(c.ssthresh(), 10_000);
         for _ in 0..9 {
-            c.on_ack(1000, mss);
+            c.on_ack(1000, mss, mss);
         }
         assert_eq!(c.cwnd(), 10_000, "slow start up to ssthresh");
         for _ in 0..10 {
-            c.on_ack(1000, mss);
+            c.on_ack(1000, mss, mss);
         }
         assert_eq!(c.cwnd(), 11_000, "one MSS per window in avoidance");
+    }
+
+    #[test]
+    fn slow_start_counts_bytes_of_a_super_segment() {
+        let mss = 1000;
+        let mut c = NewReno::new(mss);
+        c.on_ack(8000, mss, mss);
+        assert_eq!(c.cwnd(), 11_000, "L = 1: one MSS for a stretch ACK");
+        c.on_ack(8000, mss, 64_000);
+        assert_eq!(c.cwnd(), 19_000, "with offload: the bytes the super-segment carried");
+        c.on_ack(100_000, mss, 64_000);
+        assert_eq!(c.cwnd(), 83_000, "never more than one super-segment per ACK");
+        c.on_rto(40_000, mss);
+        c.on_ack(8000, mss, 64_000);
+        assert_eq!(c.cwnd(), 2000, "after a timeout: one MSS per ACK (RFC 3465 §2.3)");
     }
 
     #[test]

@@ -198,6 +198,8 @@ pub struct Connection {
     pub stats: ConnStats,
     pub(super) trace: bool,
     pub(super) events: Vec<ConnEvent>,
+    /// The payload of the segment being built (see `poll_segment`).
+    pub(super) payload_range: super::output::PayloadRange,
 }
 
 impl Connection {
@@ -272,6 +274,7 @@ impl Connection {
             stats: ConnStats::default(),
             trace: false,
             events: Vec::new(),
+            payload_range: Default::default(),
         }
     }
 
@@ -370,6 +373,20 @@ impl Connection {
         } else {
             self.snd_mss
         }
+    }
+
+    /// Payload bytes of the largest segment to hand to the device: one [`seg_size`] without
+    /// segmentation offload; with it, as many whole segments as fit in `tso_max` (whole, so
+    /// the device's cut leaves no runt before the end of what we have).
+    ///
+    /// [`seg_size`]: Connection::seg_size
+    pub(super) fn send_chunk(&self) -> u32 {
+        let seg = self.seg_size();
+        let max = self.cfg.tso_max.min(super::config::MAX_TSO_PAYLOAD);
+        if max <= seg {
+            return seg;
+        }
+        max / seg * seg
     }
 
     /// Our timestamp clock now (RFC 7323 §5.4: milliseconds are within the allowed rates).
@@ -644,6 +661,11 @@ impl Connection {
 }
 
 impl Connection {
+    /// Data is held beyond a gap in what arrived (so ACKs now are duplicates that count).
+    pub fn has_out_of_order(&self) -> bool {
+        self.recv_buf.has_out_of_order()
+    }
+
     /// RCV.NXT, for traces and for deciding whether a SYN may reuse a TIME-WAIT four-tuple.
     pub fn rcv_nxt(&self) -> SeqNum {
         self.rcv_nxt

@@ -348,7 +348,7 @@ impl Connection {
                 self.rexmit_next = self.rexmit_next.max(self.snd_una);
                 self.retransmit_hole = true;
             }
-            None if data > 0 => self.cc.on_ack(data, self.snd_mss),
+            None if data > 0 => self.cc.on_ack(data, self.snd_mss, self.send_chunk()),
             None => {}
         }
         self.stats.bytes_out += u64::from(data);

@@ -17,4 +17,5 @@ mod timers;
 
 pub use config::TcpConfig;
 pub use connection::{ConnEvent, ConnStats, Connection, Readiness};
+pub use output::PayloadRange;
 pub use state::State;

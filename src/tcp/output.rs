@@ -7,26 +7,51 @@ use super::sack::Around;
 use super::state::State;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
 
+/// Where a segment's payload lies in the send buffer: `len` bytes from `offset` past SND.UNA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayloadRange {
+    pub offset: usize,
+    pub len: usize,
+}
+
 impl Connection {
     /// The next segment to send, if any; its payload (if any) is copied into `payload`.
     /// Call until it returns `None`.
     pub fn poll_transmit(&mut self, now: Instant, payload: &mut Vec<u8>) -> Option<TcpHeaderOut> {
         payload.clear();
+        let (hdr, range) = self.poll_segment(now)?;
+        self.write_payload(range, payload);
+        Some(hdr)
+    }
+
+    /// [`poll_transmit`](Connection::poll_transmit) without the copy: the next segment's
+    /// header and where its payload lies in the send buffer. Append the payload with
+    /// [`write_payload`](Connection::write_payload) before anything else changes the
+    /// connection; the host builds its packet that way, copying each byte once.
+    pub fn poll_segment(&mut self, now: Instant) -> Option<(TcpHeaderOut, PayloadRange)> {
+        self.payload_range = PayloadRange::default();
         if let Some(rst) = self.rst_out.take() {
             self.stats.segs_out += 1;
-            return Some(rst);
+            return Some((rst, PayloadRange::default()));
         }
         let seg = match self.state {
             State::Closed => None,
             State::SynSent | State::SynReceived if self.snd_nxt == self.iss => Some(self.syn_segment(now)),
             State::SynSent => None,
-            _ => self.data_segment(now, payload).or_else(|| self.ack_segment(now)),
+            _ => self.data_segment(now).or_else(|| self.ack_segment(now)),
         };
         if seg.is_some() {
             self.stats.segs_out += 1;
             self.update_timers(now);
         }
-        seg
+        seg.map(|hdr| (hdr, self.payload_range))
+    }
+
+    /// Append the payload `poll_segment` described to `out`.
+    pub fn write_payload(&self, range: PayloadRange, out: &mut Vec<u8>) {
+        if range.len > 0 {
+            self.send_buf.copy_range(range.offset, range.len, out);
+        }
     }
 
     /// Unsent data (or a FIN) that the windows allow now.
@@ -98,13 +123,13 @@ impl Connection {
     }
 
     /// A data segment, a FIN, a fast retransmission or a window probe.
-    fn data_segment(&mut self, now: Instant, payload: &mut Vec<u8>) -> Option<TcpHeaderOut> {
+    fn data_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {
         if self.snd_una == self.iss || matches!(self.state, State::TimeWait | State::Closed) {
             return None;
         }
         let data_end = self.snd_una + self.send_buf.len() as u32;
         if std::mem::take(&mut self.tlp_probe) {
-            if let Some(probe) = self.tail_loss_probe(now, payload, data_end) {
+            if let Some(probe) = self.tail_loss_probe(now, data_end) {
                 return Some(probe);
             }
         }
@@ -150,7 +175,8 @@ impl Connection {
             let in_flight = seq - self.snd_una;
             let wnd = self.send_window();
             let full = self.seg_size();
-            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(full);
+            // With segmentation offload one segment may carry many MSS (within the windows).
+            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(self.send_chunk());
             if self.force_probe && self.snd_wnd == 0 {
                 len = unsent.min(1);
             }
@@ -187,7 +213,7 @@ impl Connection {
         if seq == self.snd_nxt {
             self.snd_nxt = end;
         }
-        self.send_buf.copy_range((seq - self.snd_una) as usize, len as usize, payload);
+        self.payload_range = PayloadRange { offset: (seq - self.snd_una) as usize, len: len as usize };
         let mut flags = TcpFlags::ACK;
         if len > 0 && seq + len == data_end {
             flags |= TcpFlags::PSH;
@@ -202,7 +228,7 @@ impl Connection {
 
     /// RFC 8985 §7.3: one new segment if there is one (beyond cwnd, within the peer's
     /// window), otherwise the last segment sent again.
-    fn tail_loss_probe(&mut self, now: Instant, payload: &mut Vec<u8>, data_end: SeqNum) -> Option<TcpHeaderOut> {
+    fn tail_loss_probe(&mut self, now: Instant, data_end: SeqNum) -> Option<TcpHeaderOut> {
         let new_room = (self.snd_una + self.snd_wnd) > self.snd_max && data_end > self.snd_max;
         let (seq, len) = if new_room {
             (self.snd_max, (data_end - self.snd_max).min(self.seg_size()))
@@ -223,7 +249,7 @@ impl Connection {
         if self.snd_nxt < end && seq <= self.snd_nxt {
             self.snd_nxt = end;
         }
-        self.send_buf.copy_range((seq - self.snd_una) as usize, len as usize, payload);
+        self.payload_range = PayloadRange { offset: (seq - self.snd_una) as usize, len: len as usize };
         let mut flags = TcpFlags::ACK | TcpFlags::PSH;
         if fin {
             flags |= TcpFlags::FIN;

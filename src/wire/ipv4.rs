@@ -23,6 +23,12 @@ pub enum Packet<'a> {
 /// Checks what etherparse leaves to the caller: the header checksum, that the total length is
 /// consistent, and the transport checksum.
 pub fn parse_packet(local: Ipv4Addr, bytes: &[u8]) -> Result<Packet<'_>, DropReason> {
+    parse_packet_with(local, bytes, true)
+}
+
+/// [`parse_packet`], skipping the TCP checksum (only that: the IPv4 header checksum is always
+/// checked) when `verify_tcp` is false, for a packet the kernel vouches for.
+pub fn parse_packet_with(local: Ipv4Addr, bytes: &[u8], verify_tcp: bool) -> Result<Packet<'_>, DropReason> {
     let first = *bytes.first().ok_or(DropReason::Truncated)?;
     if first >> 4 != 4 {
         return Err(DropReason::NotIpv4);
@@ -58,7 +64,7 @@ pub fn parse_packet(local: Ipv4Addr, bytes: &[u8]) -> Result<Packet<'_>, DropRea
     }
     let body = &bytes[header_len..total_len];
     match bytes[9] {
-        PROTO_TCP => tcp::parse(src, dst, body).map(Packet::Tcp),
+        PROTO_TCP => tcp::parse_with(src, dst, body, verify_tcp).map(Packet::Tcp),
         PROTO_ICMP => icmp::parse_echo_request(src, body).map(Packet::IcmpEcho),
         _ => Err(DropReason::UnsupportedProtocol),
     }
@@ -110,10 +116,52 @@ pub fn build_tcp(
     id: u16,
     out: &mut Vec<u8>,
 ) {
+    build_tcp_with(src, dst, hdr, payload, id, false, out)
+}
+
+/// [`build_tcp`] with a partial TCP checksum (see [`tcp::write_with`]): for a device with
+/// checksum offload, or a super-packet the device cuts into segments.
+pub fn build_tcp_partial(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    payload: &[u8],
+    id: u16,
+    out: &mut Vec<u8>,
+) {
+    build_tcp_with(src, dst, hdr, payload, id, true, out)
+}
+
+fn build_tcp_with(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    payload: &[u8],
+    id: u16,
+    partial: bool,
+    out: &mut Vec<u8>,
+) {
+    build_tcp_filled(src, dst, hdr, payload.len(), id, partial, out, |o| o.extend_from_slice(payload))
+}
+
+/// Build an IPv4+TCP packet whose `payload_len` payload bytes `fill` appends (from a send
+/// buffer, so they are copied once); `partial` as in [`build_tcp_partial`].
+#[allow(clippy::too_many_arguments)]
+pub fn build_tcp_filled(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    payload_len: usize,
+    id: u16,
+    partial: bool,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
     out.clear();
-    let tcp_len = tcp::TCP_HEADER_LEN + hdr.options.encoded_len() + payload.len();
+    let tcp_len = tcp::TCP_HEADER_LEN + hdr.options.encoded_len() + payload_len;
     write_header(*src.ip(), *dst.ip(), PROTO_TCP, tcp_len, id, out);
-    tcp::write(src, dst, hdr, payload, out);
+    tcp::write_filled(src, dst, hdr, partial, out, fill);
+    debug_assert_eq!(out.len(), IPV4_HEADER_LEN + tcp_len, "fill appended a different length");
 }
 
 #[cfg(test)]

@@ -194,6 +194,12 @@ impl TcpSegment<'_> {
 
 /// Parse and verify the TCP part of an IPv4 packet.
 pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+    parse_with(src, dst, bytes, true)
+}
+
+/// [`parse`], verifying the checksum only when `verify` is set: a caller passes false for a
+/// packet whose checksum the kernel vouches for (see `device::PacketMeta::csum_trusted`).
+pub fn parse_with(src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8], verify: bool) -> Result<TcpSegment<'_>, DropReason> {
     if bytes.len() < TCP_HEADER_LEN {
         return Err(DropReason::Truncated);
     }
@@ -202,7 +208,7 @@ pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8]) -> Result<TcpSegment<'_
         return Err(DropReason::BadTcpHeader);
     }
     let acc = checksum::pseudo_header(src, dst, PROTO_TCP, bytes.len());
-    if checksum::fold(checksum::sum_words(bytes, acc)) != 0 {
+    if verify && checksum::fold(checksum::sum_words(bytes, acc)) != 0 {
         return Err(DropReason::BadTcpChecksum);
     }
     let be32 = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
@@ -232,6 +238,33 @@ pub struct TcpHeaderOut {
 /// Append a TCP header plus payload to `out` (which holds the IP header already), with the
 /// checksum filled in.
 pub fn write(src: SocketAddrV4, dst: SocketAddrV4, hdr: &TcpHeaderOut, payload: &[u8], out: &mut Vec<u8>) {
+    write_with(src, dst, hdr, payload, false, out)
+}
+
+/// [`write`]; with `partial` the checksum field holds only the pseudo-header sum (not
+/// complemented), for a device that finishes it (checksum offload, TSO), as Linux's own TCP
+/// leaves it for such a device.
+pub fn write_with(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    payload: &[u8],
+    partial: bool,
+    out: &mut Vec<u8>,
+) {
+    write_filled(src, dst, hdr, partial, out, |o| o.extend_from_slice(payload))
+}
+
+/// [`write_with`], with the payload appended by `fill` (straight from a send buffer, so it is
+/// copied once).
+pub fn write_filled(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    hdr: &TcpHeaderOut,
+    partial: bool,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
     let start = out.len();
     let opt_len = hdr.options.encoded_len();
     let header_len = TCP_HEADER_LEN + opt_len;
@@ -245,10 +278,10 @@ pub fn write(src: SocketAddrV4, dst: SocketAddrV4, hdr: &TcpHeaderOut, payload: 
     out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
     hdr.options.encode(out);
     debug_assert_eq!(out.len() - start, header_len);
-    out.extend_from_slice(payload);
+    fill(out);
     let seg = &out[start..];
     let acc = checksum::pseudo_header(*src.ip(), *dst.ip(), PROTO_TCP, seg.len());
-    let sum = checksum::fold(checksum::sum_words(seg, acc));
+    let sum = if partial { !checksum::fold(acc) } else { checksum::fold(checksum::sum_words(seg, acc)) };
     out[start + 16..start + 18].copy_from_slice(&sum.to_be_bytes());
 }
 

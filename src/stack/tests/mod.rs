@@ -9,6 +9,7 @@ mod fuzz_found;
 mod handshake;
 mod hostile;
 mod model;
+mod offload;
 mod options;
 mod reliability;
 mod reset;
@@ -108,6 +109,8 @@ pub struct Got {
     pub window: u16,
     pub options: TcpOptions,
     pub payload: Vec<u8>,
+    /// Payload per wire segment when the host sent a TSO super-packet; 0 otherwise.
+    pub gso: u16,
 }
 
 impl Got {
@@ -175,7 +178,11 @@ impl Peer {
     }
 
     pub fn next(&mut self) -> Option<Got> {
-        let pkt = self.host.pop_output()?;
+        let (mut pkt, meta) = self.host.pop_output_meta()?;
+        if meta.csum_partial {
+            // What the device would finish (or the kernel's segmentation, per segment).
+            assert!(crate::device::vnet::complete_tcp_checksum(&mut pkt), "partial checksum on a non-TCP packet");
+        }
         match wire::parse_packet(PEER_IP, &pkt).expect("host sent a packet that does not parse") {
             Packet::Tcp(t) => Some(Got {
                 src: t.src,
@@ -186,6 +193,7 @@ impl Peer {
                 window: t.window,
                 options: t.options,
                 payload: t.payload.to_vec(),
+                gso: meta.gso_size,
             }),
             other => panic!("expected TCP, got {other:?}"),
         }

@@ -1,0 +1,53 @@
+//! Packets on their way out of the host: built from the connection's send buffer in one copy,
+//! as a TSO super-packet (partial checksum, `gso_size`) when the device offloads and the
+//! segment carries more than the MSS.
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+use super::Counters;
+use crate::device::PacketMeta;
+use crate::trace::{SeqContext, Tracer};
+use crate::wire::{ipv4, TcpHeaderOut};
+
+/// Packets on their way out, with buffers kept for reuse (no allocation per packet once
+/// warm).
+pub(super) struct Wire {
+    pub(super) out: VecDeque<(Vec<u8>, PacketMeta)>,
+    pub(super) spare: Vec<Vec<u8>>,
+    pub(super) ip_id: u16,
+}
+
+impl Wire {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit(
+        &mut self,
+        tracer: &mut Tracer,
+        counters: &mut Counters,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &TcpHeaderOut,
+        payload_len: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+        ctx: Option<SeqContext>,
+        tso_mss: Option<u32>,
+    ) {
+        tracer.segment_out(now, local, remote, hdr, payload_len, ctx);
+        let mut pkt = self.spare.pop().unwrap_or_default();
+        self.ip_id = self.ip_id.wrapping_add(1);
+        // A segment carrying more than the MSS allows (RFC 6691: payload plus options) goes
+        // to the device as a super-packet it cuts into segments of MSS less these options.
+        let opt_len = hdr.options.encoded_len();
+        let gso_size = match tso_mss {
+            Some(mss) if payload_len + opt_len > mss as usize => mss.saturating_sub(opt_len as u32).max(1) as u16,
+            _ => 0,
+        };
+        let meta = PacketMeta { gso_size, csum_partial: gso_size > 0, csum_trusted: false };
+        ipv4::build_tcp_filled(local, remote, hdr, payload_len, self.ip_id, gso_size > 0, &mut pkt, fill);
+        counters.super_segs_out += u64::from(gso_size > 0);
+        counters.segs_out += 1;
+        self.out.push_back((pkt, meta));
+    }
+}
