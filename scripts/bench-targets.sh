@@ -33,7 +33,7 @@ targets_report() {
             read -r s_k ok n < <(median koff "$dir" 0)
             if [[ $s_s =~ ^[0-9] && $s_k =~ ^[0-9] ]]; then
                 local mb rk
-                mb=$(mbps "$s_s" "$BYTES")
+                mb=$(mbps "$s_s" "${OFFLOAD_BYTES:-$BYTES}")
                 rk=$(awk -v a="$s_k" -v b="$s_s" 'BEGIN { printf "%.2f", a / b }')
                 target_line "bulk with --offload, ${DIR_TEXT[$dir]}" "$mb MB/s, ${rk}× kernel (offloads on)" \
                     "≥ 2500 MB/s, ≥ 0.5×" "$(verdict "$mb >= 2500 && $rk >= 0.5")"
@@ -49,7 +49,7 @@ targets_report() {
             read -r s_s ok n < <(median synack "$dir" "$loss_top")
             read -r s_k ok n < <(median kernel "$dir" "$loss_top")
             read -r s_m ok n < <(median smoltcp "$dir" "$loss_top")
-            text="bulk ${DIR_TEXT[$dir]} at $loss_top% loss both ways ($LOSS_MB MB): time vs kernel; speed vs smoltcp"
+            text="bulk ${DIR_TEXT[$dir]} at $loss_top% loss both ways ($LOSS_MB MB): time vs the kernel's; speed vs smoltcp"
             if [[ $s_s =~ ^[0-9] && $s_k =~ ^[0-9] ]]; then
                 local tk vs_m cond
                 tk=$(awk -v a="$s_s" -v b="$s_k" 'BEGIN { printf "%.2f", a / b }')
@@ -61,7 +61,7 @@ targets_report() {
                     # smoltcp did not finish: it took longer than the timeout, a lower bound.
                     vs_m=$(awk -v a="$TIMEOUT" -v b="$s_s" 'BEGIN { printf "%.1f", a / b }')
                     cond="$tk <= 3 && $vs_m >= 10"
-                    vs_m="> ${vs_m}× smoltcp (it $s_m after ${TIMEOUT} s)"
+                    vs_m="> ${vs_m}× smoltcp (smoltcp: $s_m after ${TIMEOUT} s)"
                 fi
                 target_line "$text" "${tk}× the kernel's time, $vs_m" "≤ 3×, ≥ 10×" "$(verdict "$cond")"
             else
