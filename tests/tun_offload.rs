@@ -34,21 +34,6 @@ fn http_get_bytes(n: usize) -> Vec<u8> {
     all.split_off(head_end)
 }
 
-/// Write `data` to the echo port from one thread, read it back on another.
-fn echo_round_trip(data: Vec<u8>) -> Vec<u8> {
-    let s = TcpStream::connect_timeout(&stack_addr(7).into(), Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&data).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::new();
-    (&s).read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
-    back
-}
-
 #[test]
 fn offload_moves_fifty_megabytes_both_ways_in_super_packets() {
     let test = "offload_moves_fifty_megabytes_both_ways_in_super_packets";
@@ -82,7 +67,7 @@ fn offload_moves_fifty_megabytes_both_ways_in_super_packets() {
     assert_eq!(sent, 0, "discard sends nothing back");
     let data = random_bytes(20 << 20, 9);
     let want = sha256(&data);
-    let back = ns.run(move || echo_round_trip(data));
+    let back = ns.run(move || echo_round_trip(data, Duration::from_secs(60)));
     assert_eq!(back.len(), 20 << 20);
     assert_eq!(sha256(&back), want, "the echo differs from what was sent");
 
@@ -111,7 +96,7 @@ fn offload_capture_holds_valid_super_packets() {
     let srv = ns.serve(&["--offload", "--pcap", &pcap_arg]);
     let body = ns.run(|| http_get_bytes(3_000_000));
     assert_eq!(sha256(&body), sha256(&pattern(3_000_000)));
-    let back = ns.run(|| echo_round_trip(random_bytes(2_000_000, 4)));
+    let back = ns.run(|| echo_round_trip(random_bytes(2_000_000, 4), Duration::from_secs(60)));
     assert_eq!(back.len(), 2_000_000);
     let (_, status, lines) = srv.interrupt(&mut ns);
     assert!(status.success(), "{lines:?}");
@@ -161,7 +146,7 @@ fn a_plain_open_after_offload_turns_the_offloads_off() {
     }
     let data = random_bytes(4 << 20, 5);
     let want = sha256(&data);
-    let back = ns.run(move || echo_round_trip(data));
+    let back = ns.run(move || echo_round_trip(data, Duration::from_secs(60)));
     assert_eq!(sha256(&back), want);
     let (_, status, lines) = srv.interrupt(&mut ns);
     assert!(status.success());

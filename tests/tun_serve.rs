@@ -16,19 +16,7 @@ fn echo_one_mib_of_random_bytes_intact() {
     let _srv = ns.serve(&[]);
     let data = random_bytes(1 << 20, 1);
     let want = sha256(&data);
-    let got = ns.run(move || {
-        let s = TcpStream::connect_timeout(&stack_addr(7).into(), Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut w = s.try_clone().unwrap();
-        let writer = std::thread::spawn(move || {
-            w.write_all(&data).unwrap();
-            w.shutdown(Shutdown::Write).unwrap();
-        });
-        let mut back = Vec::new();
-        (&s).read_to_end(&mut back).unwrap();
-        writer.join().unwrap();
-        back
-    });
+    let got = ns.run(move || echo_round_trip(data, Duration::from_secs(30)));
     assert_eq!(got.len(), 1 << 20);
     assert_eq!(sha256(&got), want);
 }

@@ -198,6 +198,24 @@ pub fn stack_addr(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(STACK_IP, port)
 }
 
+/// Write `data` to the stack's echo port from one thread and read it all back on another
+/// (both directions at once, as a real echo client does); the read waits up to `timeout`.
+pub fn echo_round_trip(data: Vec<u8>, timeout: Duration) -> Vec<u8> {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    let s = TcpStream::connect_timeout(&stack_addr(7).into(), Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    (&s).read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
 /// Byte i of `/bytes/N`.
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
