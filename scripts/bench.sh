@@ -56,7 +56,7 @@ K in flight from the same thread (non-blocking sockets, one poll; what the serve
 Memory (examples/idle_conns.rs): synack's VmRSS before and after opening N idle connections
 to its echo port, per connection.
 --pcap cost: the clean bulk transfers again against a second 'synack serve --pcap FILE'.
-Bulk with --offload (scripts/bench-offload.sh): clean transfers of at least 100 MB, MTU 1500,
+Bulk with --offload (scripts/bench-offload.sh): clean transfers of at least 500 MB, MTU 1500,
 offloads ON: 'synack serve --offload' on a TUN vs the kernel on a veth with TSO/GSO/GRO on.
 Rounds are interleaved; the tables show medians and ratios.
 
