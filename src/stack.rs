@@ -7,6 +7,7 @@ mod batch;
 mod cookie;
 mod counters;
 mod isn;
+mod quad_table;
 mod wire_out;
 
 pub use counters::{Counters, Summary};
@@ -105,7 +106,7 @@ struct Listener {
 pub struct Host {
     cfg: HostConfig,
     conns: HashMap<ConnId, Entry>,
-    by_quad: HashMap<Quad, ConnId>,
+    by_quad: quad_table::QuadTable,
     listeners: HashMap<u16, Listener>,
     next_id: ConnId,
     next_port: u16,
@@ -141,7 +142,7 @@ impl Host {
         Host {
             cfg,
             conns: HashMap::new(),
-            by_quad: HashMap::new(),
+            by_quad: quad_table::QuadTable::default(),
             listeners: HashMap::new(),
             next_id: 1,
             next_port: 49152 + u16::from_le_bytes(seed) % 16384,
@@ -204,7 +205,7 @@ impl Host {
     fn handle_tcp(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         self.counters.segs_in += 1;
         let quad = Quad { local: seg.dst, remote: seg.src };
-        if let Some(&id) = self.by_quad.get(&quad) {
+        if let Some(id) = self.by_quad.get(&quad) {
             let reuse = self.conns.get(&id).is_some_and(|e| e.conn.syn_may_reuse(seg));
             if !reuse {
                 self.segment_for(now, id, seg);
@@ -483,7 +484,7 @@ impl Host {
             }
         }
         let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
-        if self.by_quad.get(&quad) == Some(&id) {
+        if self.by_quad.get(&quad) == Some(id) {
             self.by_quad.remove(&quad);
         }
         if entry.released {
@@ -526,7 +527,7 @@ impl Host {
             entry.conn.abort(now, std::io::ErrorKind::ConnectionAborted);
             let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
             let released = entry.released;
-            if self.by_quad.get(&quad) == Some(&old) {
+            if self.by_quad.get(&quad) == Some(old) {
                 self.by_quad.remove(&quad);
             }
             if released {
@@ -547,7 +548,7 @@ impl Host {
             }
             self.counters.retransmits_closed += entry.conn.stats.retransmits;
             let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
-            if self.by_quad.get(&quad) == Some(&id) {
+            if self.by_quad.get(&quad) == Some(id) {
                 self.by_quad.remove(&quad);
             }
             if let (Some(port), false) = (entry.listener, entry.queued) {
