@@ -15,6 +15,11 @@ use std::time::Instant;
 use super::{ConnId, Host};
 use crate::tcp::State;
 
+/// In-order bytes one held-back ACK may cover: about eleven MTU-sized segments (measured best
+/// of 8, 16 and 64 KiB receiving from Linux), or two 64 KiB super-packets with offloads.
+const MAX_STRETCH: u32 = 16 * 1024;
+const MAX_STRETCH_OFFLOAD: u32 = 128 * 1024;
+
 impl Host {
     /// Start a batch: until `end_batch`, `handle_packet` may hold a connection's output back.
     pub fn begin_batch(&mut self) {
@@ -44,7 +49,11 @@ impl Host {
         let Some(entry) = self.conns.get_mut(&id) else { return false };
         let transfer = matches!(entry.conn.state(), State::Established | State::CloseWait);
         let accepted = entry.listener.is_none() || entry.queued;
-        if !transfer || !accepted || entry.conn.holds_out_of_order() || entry.conn.error().is_some() {
+        // A stretch ACK covers a bounded amount: past it the sender, clocked by our ACKs,
+        // would sit idle while we read the rest of a long batch.
+        let limit = if self.cfg.tcp.tso_max > 0 { MAX_STRETCH_OFFLOAD } else { MAX_STRETCH };
+        let stretched = entry.conn.unacked_bytes() >= limit;
+        if !transfer || !accepted || stretched || entry.conn.holds_out_of_order() || entry.conn.error().is_some() {
             return false;
         }
         if !entry.deferred {

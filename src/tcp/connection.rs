@@ -404,6 +404,11 @@ impl Connection {
         self.state
     }
 
+    /// In-order bytes received since our last ACK.
+    pub fn unacked_bytes(&self) -> u32 {
+        self.unacked_bytes
+    }
+
     /// Data beyond a hole is held: the peer is owed duplicate ACKs now, not later.
     pub fn holds_out_of_order(&self) -> bool {
         self.recv_buf.has_out_of_order()

@@ -96,3 +96,20 @@ fn each_challenge_ack_goes_out_inside_a_batch() {
     t.expect_nothing();
     assert_eq!(t.state(), State::Established);
 }
+
+#[test]
+fn a_held_back_ack_covers_at_most_16_kib() {
+    let mut cfg = config();
+    cfg.tcp.recv_buf = 65536;
+    let (mut t, iss) = established_with(cfg);
+    t.host.begin_batch();
+    let mut acks = Vec::new();
+    for i in 0..20u32 {
+        t.send(ack().seq(1001 + i * 1000).ack(iss + 1).data(&[i as u8; 1000]));
+        acks.extend(std::iter::from_fn(|| t.next()).map(|g| g.ack));
+    }
+    t.host.end_batch(t.now);
+    acks.extend(std::iter::from_fn(|| t.next()).map(|g| g.ack));
+    // 17 segments are the first to reach 16 KiB unacknowledged: ACKed then, the rest at the end.
+    assert_eq!(acks, vec![1001 + 17_000, 1001 + 20_000]);
+}
