@@ -256,9 +256,13 @@ impl Shared {
         let wakes = std::mem::take(&mut g.wakes);
         drop(g);
         notify(wakes);
+        let held = tx.device.poll_at();
         tx.write_queue();
+        // A packet the device now holds (delay or reorder faults) may be due before the
+        // deadline armed above; the loop re-arms for it when woken.
+        let sooner = tx.device.poll_at().is_some_and(|t| held.is_none_or(|h| t < h));
         drop(tx);
-        if wake_loop {
+        if wake_loop || sooner {
             let _ = self.wake.write(1);
         }
     }
