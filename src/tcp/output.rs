@@ -134,7 +134,7 @@ impl Connection {
             }
         }
         let in_recovery = self.recover.is_some();
-        let may_resend = self.retransmit_hole || (in_recovery && self.recovery_credit > 0);
+        let may_resend = self.retransmit_hole || (in_recovery && self.recovery_allowance() > 0);
         let hole = if may_resend { self.next_hole() } else { None };
         let forced = std::mem::take(&mut self.retransmit_hole);
         let (seq, len) = if let Some((seq, end)) = hole {
