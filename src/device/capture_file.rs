@@ -151,25 +151,42 @@ fn writer_gone() -> io::Error {
 }
 
 fn write_jobs(direct: File, plain: File, jobs: Receiver<Job>, free: Sender<Block>) {
-    let mut error: Option<io::Error> = None;
+    // After the first failure nothing more is written (later blocks at later offsets would
+    // leave a hole of zeros in the file), and every sync reports it.
+    let mut error: Option<(io::ErrorKind, String)> = None;
+    let mut direct_ok = true;
     for job in jobs {
         match job {
             Job::Aligned(block, at) => {
                 if error.is_none() {
-                    error = direct.write_all_at(block.data(), at).err();
+                    let mut r = if direct_ok { direct.write_all_at(block.data(), at) } else { Err(einval()) };
+                    if matches!(&r, Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL)) {
+                        // Some file systems open with O_DIRECT but refuse its writes: go on
+                        // through the page cache.
+                        direct_ok = false;
+                        r = plain.write_all_at(block.data(), at);
+                    }
+                    error = r.err().map(|e| (e.kind(), e.to_string()));
                 }
                 let _ = free.send(block);
             }
             Job::Tail(bytes, at) => {
                 if error.is_none() {
-                    error = plain.write_all_at(&bytes, at).err();
+                    error = plain.write_all_at(&bytes, at).err().map(|e| (e.kind(), e.to_string()));
                 }
             }
             Job::Sync(reply) => {
-                let _ = reply.send(error.take().map_or(Ok(()), Err));
+                let _ = reply.send(match &error {
+                    None => Ok(()),
+                    Some((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+                });
             }
         }
     }
+}
+
+fn einval() -> io::Error {
+    io::Error::from_raw_os_error(nix::libc::EINVAL)
 }
 
 #[cfg(test)]

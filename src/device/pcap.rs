@@ -173,7 +173,12 @@ impl<D: Device> Device for Pcap<D> {
 
     fn flush(&mut self) -> io::Result<()> {
         if let Some(tee) = &mut self.tee {
-            tee.flush()?;
+            if let Err(e) = tee.flush() {
+                // The file stops at the last good write; say so once and stop capturing.
+                tracing::warn!("capture stopped: {e}");
+                self.tee = None;
+                return Err(e);
+            }
         }
         self.inner.flush()
     }
