@@ -194,6 +194,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// The frames of a capture that tshark flags, with IP and TCP checksum verification on:
+/// a bad checksum, a malformed packet, or anything else `filter` adds (`|| …`). One line each.
+pub fn tshark_flagged(pcap: &Path, filter_extra: &str) -> Vec<String> {
+    let filter = format!("tcp.checksum.status == 0 || ip.checksum.status == 0 || _ws.malformed{filter_extra}");
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-Y", &filter])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
 pub fn stack_addr(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(STACK_IP, port)
 }
