@@ -62,7 +62,7 @@ start_offload() {
     local extra=()
     [[ -n $SYNACK_ARGS ]] && read -r -a extra <<<"$SYNACK_ARGS"
     OFFLOAD_STARTS=$((OFFLOAD_STARTS + 1))
-    ip netns exec "$OT" "$SYNACK" serve --offload --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 \
+    ip netns exec "$OT" "$SYNACK" serve --offload --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 --cc "$SYNACK_CC" \
         ${extra[@]+"${extra[@]}"} 2>"$WORK/offload-$OFFLOAD_STARTS.log" &
     OFFLOAD_PID=$!
     PIDS+=("$OFFLOAD_PID")

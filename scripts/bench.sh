@@ -23,6 +23,8 @@ TIMEOUT=120
 LOSSES="0,1,5"
 BUILD=1
 SYNACK_ARGS=""
+# The kernel's own default here is BBR; synack's counterpart is --cc bbr.
+SYNACK_CC=bbr
 LOSS_AT=receiver
 CONNS=5000
 CONN_PARALLEL=16
@@ -34,13 +36,14 @@ TAG=sbench$$
 usage() {
     cat <<EOF
 Usage: sudo $PROG [--quick] [--rounds N] [--size MB] [--loss LIST] [--timeout S]
-                  [--conns N] [--idle N] [--no-pcap] [--no-offload] [--synack-args ARGS]
+                  [--conns N] [--idle N] [--no-pcap] [--no-offload] [--synack-cc ALG]
+                  [--synack-args ARGS]
                   [--no-build]
 
 Build release binaries, then measure, with client programs on the kernel's TCP, three servers:
   kernel   the kernel's TCP in another namespace over a veth pair, serving with
            examples/kernel_peer.rs (the same HTTP code synack serves with, over std::net)
-  synack   'synack serve' on a TUN device
+  synack   'synack serve --cc ALG' on a TUN device (--synack-cc, default bbr)
   smoltcp  examples/smoltcp_peer.rs: smoltcp (crates.io) on a TUN device, 4 MiB buffers,
            CUBIC, Nagle off, serving the same /bytes/N, discard and echo
 Bulk (examples/bulk_client.rs), SIZE megabytes (10^6 bytes) both directions: down = GET
@@ -88,6 +91,8 @@ Where the loss happens (--loss-at):
                     opening them is bounded by the larger of --timeout and 60 s
   --no-pcap         skip the --pcap on/off comparison
   --no-offload      skip the bulk-with---offload rows
+  --synack-cc ALG   synack's congestion control, bbr (default; the kernel's here too) or
+                    newreno
   --synack-args A   extra arguments for 'synack serve' (e.g. "--pcap /tmp/b.pcap")
   --no-build        use the binaries already in target/release
   -h, --help        show this help
@@ -118,6 +123,8 @@ while [[ $# -gt 0 ]]; do
         --loss=*) LOSSES=${1#*=}; shift ;;
         --timeout) [[ $# -ge 2 ]] || die "--timeout needs seconds"; TIMEOUT=$2; shift 2 ;;
         --timeout=*) TIMEOUT=${1#*=}; shift ;;
+        --synack-cc) [[ $# -ge 2 ]] || die "--synack-cc needs bbr or newreno"; SYNACK_CC=$2; shift 2 ;;
+        --synack-cc=*) SYNACK_CC=${1#*=}; shift ;;
         --synack-args) [[ $# -ge 2 ]] || die "--synack-args needs a value"; SYNACK_ARGS=$2; shift 2 ;;
         --synack-args=*) SYNACK_ARGS=${1#*=}; shift ;;
         --loss-at) [[ $# -ge 2 ]] || die "--loss-at needs receiver or client"; LOSS_AT=$2; shift 2 ;;
@@ -143,6 +150,7 @@ done
 [[ $CONNS =~ ^[0-9]{1,5}$ && $CONNS -le 22000 ]] || die "--conns must be 0..22000, not '$CONNS'"
 [[ $CONN_PARALLEL =~ ^[1-9][0-9]{0,2}$ ]] || die "--conn-parallel must be 1..999, not '$CONN_PARALLEL'"
 [[ $IDLE =~ ^[0-9]{1,5}$ && $IDLE -le 15000 ]] || die "--idle must be 0..15000, not '$IDLE'"
+[[ $SYNACK_CC == bbr || $SYNACK_CC == newreno ]] || die "--synack-cc must be bbr or newreno, not '$SYNACK_CC'"
 [[ $LOSS_AT == receiver || $LOSS_AT == client ]] || die "--loss-at must be receiver or client, not '$LOSS_AT'"
 IFS=, read -r -a LOSS_LIST <<<"$LOSSES"
 BYTES=$((SIZE_MB * 1000000))
@@ -322,7 +330,7 @@ start_synack() {
         extra+=(--faults-in "loss=$(awk -v p="$SYNACK_LOSS" 'BEGIN { print p / 100 }'),seed=$((SYNACK_STARTS + 1))")
     fi
     SYNACK_STARTS=$((SYNACK_STARTS + 1))
-    ip netns exec "$ST" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 \
+    ip netns exec "$ST" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 --cc "$SYNACK_CC" \
         ${extra[@]+"${extra[@]}"} 2>"$WORK/synack-$SYNACK_STARTS.log" &
     SYNACK_PID=$!
     PIDS+=("$SYNACK_PID")
@@ -391,7 +399,7 @@ start_pcap() {
     [[ -n $SYNACK_ARGS ]] && read -r -a extra <<<"$SYNACK_ARGS"
     rm -f "$PCAP_FILE"
     PCAP_STARTS=$((PCAP_STARTS + 1))
-    ip netns exec "$PT" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 \
+    ip netns exec "$PT" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 --cc "$SYNACK_CC" \
         --pcap "$PCAP_FILE" ${extra[@]+"${extra[@]}"} 2>"$WORK/pcap-$PCAP_STARTS.log" &
     PCAP_PID=$!
     PIDS+=("$PCAP_PID")
@@ -701,6 +709,7 @@ if [[ $LOSS_AT == receiver ]]; then
 else
     echo "loss:    nft egress+ingress drop on the client's device (veth end / TUN), same rule for every stack; egress drops of kernel-sent data are re-sent at once (no real loss)"
 fi
+echo "congestion control: kernel $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown), synack $SYNACK_CC, smoltcp cubic"
 echo "devices: MTU 1500; kernel veth kv0: $(offload_state "$KA" kv0); TUN synack0: $(offload_state "$ST" synack0); TUN smol0: $(offload_state "$SM" smol0)"
 echo "down = client GETs /bytes/N (server sends); up = client sends to discard :9 and waits for FIN"
 echo

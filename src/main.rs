@@ -14,6 +14,7 @@ use synack::app::services;
 use synack::device::{FaultConfig, Tun};
 use synack::runtime::StackOptions;
 use synack::stack::HostConfig;
+use synack::tcp::congestion::Algorithm;
 use synack::trace::TraceFormat;
 use synack::Stack;
 
@@ -76,6 +77,18 @@ struct ServeArgs {
     /// ordinary packets, so synack sends no super-segments then.
     #[arg(long)]
     offload: bool,
+    /// Congestion control: newreno (RFC 5681/6582: halve the window at each loss; every step
+    /// is in the RFCs, the easiest to follow in a trace) or bbr (a window from the measured
+    /// delivery rate and round trip, as the kernel's default BBR: random loss costs only the
+    /// retransmissions).
+    #[arg(long, value_enum, default_value = "newreno", value_name = "ALGORITHM")]
+    cc: CcArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CcArg {
+    Newreno,
+    Bbr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -119,6 +132,10 @@ fn serve(args: ServeArgs) -> Result<()> {
     let mut host = HostConfig { addr: args.ip, ..Default::default() };
     host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
     host.tcp.min_rto = Duration::from_millis(args.min_rto_ms.max(1));
+    host.tcp.congestion = match args.cc {
+        CcArg::Newreno => Algorithm::NewReno,
+        CcArg::Bbr => Algorithm::Bbr,
+    };
     let faults_in = args.faults_in.clone().or_else(|| args.faults.clone());
     let faults_out = args.faults_out.clone().or_else(|| args.faults.clone());
     let mut faults = String::from(if args.offload { ", offloads on (TSO, checksum)" } else { "" });

@@ -140,6 +140,20 @@ fn echo_20_mb_under_faults() {
     faults_line(srv, &mut ns);
 }
 
+/// The same transfers with `--cc bbr`, whose window does not shrink at each loss: every
+/// byte still arrives in order, through loss, reordering, duplicates and delay.
+#[test]
+fn download_and_echo_20_mb_under_faults_with_bbr() {
+    let name = "download_and_echo_20_mb_under_faults_with_bbr";
+    let Some(()) = require_root(name) else { return };
+    let Some(()) = require_tool(name, "curl") else { return };
+    let mut ns = Netns::new("fbbr");
+    let srv = ns.serve(&["--cc", "bbr", "--faults", FAULTS]);
+    download(&ns, name);
+    echo(&ns, "echo_20_mb_under_faults_with_bbr");
+    faults_line(srv, &mut ns);
+}
+
 /// Drop 5% of the packets each way with nftables on the kernel's side of the TUN: `egress`
 /// is kernel → synack, `ingress` is synack → kernel.
 fn nft_random_drop(ns: &Netns) {

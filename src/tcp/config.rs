@@ -42,6 +42,8 @@ pub struct TcpConfig {
     /// 64 KiB and cuts it into MSS-sized segments itself; the runtime sets this then, so the
     /// core stays device-agnostic and testable.
     pub tso_max: u32,
+    /// Congestion control: NewReno (the default) or BBR-style.
+    pub congestion: super::congestion::Algorithm,
 }
 
 impl Default for TcpConfig {
@@ -64,6 +66,7 @@ impl Default for TcpConfig {
             nagle: true,
             early_retransmit: true,
             tso_max: 0,
+            congestion: super::congestion::Algorithm::NewReno,
         }
     }
 }

@@ -1,9 +1,42 @@
-//! Congestion control behind a small trait, so another algorithm (CUBIC, say) can be added.
-//! `NewReno` is RFC 5681 slow start and congestion avoidance with RFC 6582 fast recovery.
-//! The connection keeps the loss-recovery bookkeeping (duplicate ACK count, recovery point);
-//! the algorithm only decides the window.
+//! Congestion control behind a small trait. `NewReno` is RFC 5681 slow start and congestion
+//! avoidance with RFC 6582 fast recovery; [`Bbr`](super::bbr::Bbr) windows by a model of the
+//! path instead. The connection keeps the loss-recovery bookkeeping (duplicate ACK count,
+//! recovery point, SACK scoreboard); the algorithm only decides the window. The methods for
+//! congestion events return what they did, in words, for the trace.
 
 use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+/// Which algorithm a connection uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Algorithm {
+    /// RFC 5681 / RFC 6582: halve on loss. The default: every step is in the RFCs.
+    #[default]
+    NewReno,
+    /// Model-based (draft-ietf-ccwg-bbr, simplified): random loss does not shrink the window.
+    Bbr,
+}
+
+impl Algorithm {
+    pub fn build(self, mss: u32) -> Box<dyn CongestionControl> {
+        match self {
+            Algorithm::NewReno => Box::new(NewReno::new(mss)),
+            Algorithm::Bbr => Box::new(super::bbr::Bbr::new(mss)),
+        }
+    }
+}
+
+/// One timed round trip: a segment of new data was sent at `sent_at`, and at `now` the peer
+/// acknowledged (or SACKed) it, having received `delivered` bytes in between.
+#[derive(Clone, Copy, Debug)]
+pub struct RoundSample {
+    pub now: Instant,
+    pub sent_at: Instant,
+    pub rtt: Duration,
+    pub delivered: u64,
+    /// The segment left nothing more to send: the application, not the path, set the rate.
+    pub app_limited: bool,
+}
 
 pub trait CongestionControl: Debug + Send {
     /// Bytes allowed in flight.
@@ -15,15 +48,19 @@ pub trait CongestionControl: Debug + Send {
     /// then, not a stretch ACK (growth stays bounded by the bytes acknowledged).
     fn on_ack(&mut self, acked: u32, mss: u32, burst: u32);
     /// The retransmission timer fired with `flight` bytes outstanding.
-    fn on_rto(&mut self, flight: u32, mss: u32);
+    fn on_rto(&mut self, flight: u32, mss: u32) -> &'static str;
     /// The third duplicate ACK: entering fast recovery.
-    fn on_fast_retransmit(&mut self, flight: u32, mss: u32);
+    fn on_fast_retransmit(&mut self, flight: u32, mss: u32) -> &'static str;
     /// Another duplicate ACK during recovery: one more segment has left the network.
     fn on_dup_ack_in_recovery(&mut self, mss: u32);
     /// A partial ACK in recovery acknowledged `acked` bytes (RFC 6582 §3.2 step 5).
     fn on_partial_ack(&mut self, acked: u32, mss: u32);
     /// The ACK covering the recovery point arrived.
-    fn on_recovery_end(&mut self, flight: u32, mss: u32);
+    fn on_recovery_end(&mut self, flight: u32, mss: u32) -> &'static str;
+    /// A round trip was timed (about one per round); returns a change worth tracing.
+    fn on_round(&mut self, _sample: RoundSample) -> Option<&'static str> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,16 +108,18 @@ impl CongestionControl for NewReno {
         }
     }
 
-    fn on_rto(&mut self, flight: u32, mss: u32) {
+    fn on_rto(&mut self, flight: u32, mss: u32) -> &'static str {
         self.ssthresh = (flight / 2).max(2 * mss);
         self.cwnd = mss; // Loss window (RFC 5681 §3.1, equation 4).
         self.acked_since_growth = 0;
         self.after_rto = true;
+        "retransmission timeout: back to one segment"
     }
 
-    fn on_fast_retransmit(&mut self, flight: u32, mss: u32) {
+    fn on_fast_retransmit(&mut self, flight: u32, mss: u32) -> &'static str {
         self.ssthresh = (flight / 2).max(2 * mss);
         self.cwnd = self.ssthresh + 3 * mss;
+        "fast retransmit: halved"
     }
 
     fn on_dup_ack_in_recovery(&mut self, mss: u32) {
@@ -92,10 +131,11 @@ impl CongestionControl for NewReno {
         self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
     }
 
-    fn on_recovery_end(&mut self, flight: u32, mss: u32) {
+    fn on_recovery_end(&mut self, flight: u32, mss: u32) -> &'static str {
         // RFC 6582 §3.2 step 6, option 1, guarded against a burst.
         self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
         self.acked_since_growth = 0;
+        "recovery done: the ACK covered everything sent before the loss"
     }
 }
 

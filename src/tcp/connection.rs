@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use super::congestion::{CongestionControl, NewReno};
+use super::congestion::CongestionControl;
 use super::recv_buf::RecvBuf;
 use super::rtt::RttEstimator;
 use super::send_buf::SendBuf;
@@ -63,6 +63,17 @@ pub struct Readiness {
     pub error: bool,
     pub readable: bool,
     pub writable: bool,
+}
+
+/// A segment of new data being timed: when its end is acknowledged or SACKed, the bytes
+/// delivered since it left over the time since give one delivery-rate sample
+/// (draft-cheng-iccrg-delivery-rate-estimation, one sample per round trip).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RateProbe {
+    pub end: SeqNum,
+    pub sent_at: Instant,
+    pub delivered: u64,
+    pub app_limited: bool,
 }
 
 #[derive(Debug)]
@@ -163,6 +174,8 @@ pub struct Connection {
     pub(super) memory_pressure: bool,
 
     pub(super) cc: Box<dyn CongestionControl>,
+    /// The segment timing the current round for the congestion control's rate estimate.
+    pub(super) rate_probe: Option<RateProbe>,
     pub(super) dup_acks: u32,
     /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
     pub(super) recover: Option<SeqNum>,
@@ -257,7 +270,8 @@ impl Connection {
             dsack: None,
             challenge: false,
             memory_pressure: false,
-            cc: Box::new(NewReno::new(mss)),
+            cc: cfg.congestion.build(mss),
+            rate_probe: None,
             dup_acks: 0,
             recover: None,
             retransmit_hole: false,
@@ -337,7 +351,7 @@ impl Connection {
         c.snd_max = iss + 1;
         c.rcv_adv = c.rcv_nxt + c.recv_buf.window().min(65535) as u32;
         c.snd_wl1 = c.irs;
-        c.cc = Box::new(NewReno::new(c.snd_mss));
+        c.cc = c.cfg.congestion.build(c.snd_mss);
         c
     }
 
@@ -362,7 +376,7 @@ impl Connection {
             self.ts_recent = tsval;
         }
         self.sack_enabled = self.cfg.sack && syn.options.sack_permitted;
-        self.cc = Box::new(NewReno::new(self.snd_mss));
+        self.cc = self.cfg.congestion.build(self.snd_mss);
     }
 
     /// Payload bytes per full segment: the MSS less the options every segment carries

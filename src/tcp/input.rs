@@ -4,7 +4,9 @@
 use std::io;
 use std::time::Instant;
 
+use super::congestion::RoundSample;
 use super::connection::{ConnEvent, Connection};
+use super::sack::Around;
 use super::state::State;
 use crate::wire::{DropReason, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 
@@ -273,6 +275,7 @@ impl Connection {
         {
             self.duplicate_ack();
         }
+        self.time_round(now);
         // Window update, guarded against old segments (SND.WL1/SND.WL2).
         if seg.ack >= self.snd_una && (self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack)) {
             if self.snd_wnd == 0 && window > 0 {
@@ -338,8 +341,8 @@ impl Connection {
                 self.recover = None;
                 self.recovery_credit = 0;
                 let flight = self.snd_max - self.snd_una;
-                self.cc.on_recovery_end(flight, self.snd_mss);
-                self.congestion_event("recovery done: the ACK covered everything sent before the loss");
+                let what = self.cc.on_recovery_end(flight, self.snd_mss);
+                self.congestion_event(what);
             }
             Some(_) => {
                 // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
@@ -352,6 +355,33 @@ impl Connection {
             None => {}
         }
         self.stats.bytes_out += u64::from(data);
+    }
+
+    /// Bytes the peer has received of what we sent: acknowledged, or SACKed above SND.UNA.
+    pub(super) fn delivered(&self) -> u64 {
+        self.stats.bytes_out + u64::from(self.scoreboard.sacked_bytes())
+    }
+
+    /// The timed segment arrived (acknowledged or SACKed): one delivery-rate sample for the
+    /// congestion control.
+    fn time_round(&mut self, now: Instant) {
+        let Some(probe) = self.rate_probe else { return };
+        let last = probe.end - 1;
+        let arrived = self.snd_una >= probe.end || matches!(self.scoreboard.around(last), Around::Inside(_));
+        if !arrived {
+            return;
+        }
+        self.rate_probe = None;
+        let sample = RoundSample {
+            now,
+            sent_at: probe.sent_at,
+            rtt: now.saturating_duration_since(probe.sent_at),
+            delivered: self.delivered().saturating_sub(probe.delivered),
+            app_limited: probe.app_limited,
+        };
+        if let Some(what) = self.cc.on_round(sample) {
+            self.congestion_event(what);
+        }
     }
 
     /// Three duplicate ACKs mean a segment was lost while later ones arrived: fast

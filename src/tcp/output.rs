@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::connection::Connection;
+use super::connection::{Connection, RateProbe};
 use super::sack::Around;
 use super::state::State;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
@@ -205,6 +205,10 @@ impl Connection {
         } else {
             if self.rtt_probe.is_none() {
                 self.rtt_probe = Some((end, now));
+            }
+            if self.rate_probe.is_none() {
+                let app_limited = end >= data_end;
+                self.rate_probe = Some(RateProbe { end, sent_at: now, delivered: self.delivered(), app_limited });
             }
             // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
             self.early_at = None;

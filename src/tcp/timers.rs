@@ -67,9 +67,11 @@ impl Connection {
         let flight = self.snd_max - self.snd_una;
         self.event(ConnEvent::RtoFired { rto: self.rtt.rto(), backoff: self.retries });
         if self.state.is_synchronized() {
-            self.cc.on_rto(flight, self.snd_mss);
-            self.congestion_event("retransmission timeout: back to one segment");
+            let what = self.cc.on_rto(flight, self.snd_mss);
+            self.congestion_event(what);
         }
+        // Go-back-N retransmissions would time the wrong copy.
+        self.rate_probe = None;
         self.rtt.back_off();
         self.early_at = None;
         self.rtt_probe = None;
@@ -141,7 +143,7 @@ impl Connection {
     /// Fast retransmit: halve, remember the recovery point, resend the first hole.
     pub(super) fn enter_recovery(&mut self) {
         let flight = self.snd_max - self.snd_una;
-        self.cc.on_fast_retransmit(flight, self.snd_mss);
+        let what = self.cc.on_fast_retransmit(flight, self.snd_mss);
         self.limited_transmit = 0;
         self.recovery_credit = 0;
         self.rexmit_next = self.snd_una;
@@ -151,7 +153,7 @@ impl Connection {
         self.early_at = None;
         self.rtt_probe = None;
         self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
-        self.congestion_event("fast retransmit: halved");
+        self.congestion_event(what);
     }
 
     fn on_persist(&mut self, now: Instant) {

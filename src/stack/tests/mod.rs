@@ -4,6 +4,7 @@
 
 mod batch;
 mod close;
+mod congestion;
 mod data;
 mod fuzz_found;
 mod handshake;
