@@ -6,9 +6,11 @@
 //! duplicate ACKs to reveal a loss, so recovery waits for timers.
 //!
 //! Kept from BBR: Startup (grow like slow start until the delivery rate stops rising by a
-//! quarter for three rounds), then a window of twice the bandwidth-delay product plus a
-//! small allowance for bursts (Linux's quantization budget), a floor of four segments, and
-//! ProbeRTT (four segments for a round when the minimum RTT is ten seconds old). Left out:
+//! quarter for three rounds), then a window of twice the bandwidth-delay product plus the
+//! ACK aggregation measured (extra_acked: on a TUN both sides work in batches, so ACKs come
+//! in bursts) and a small allowance for bursts of our own (Linux's quantization budget), a
+//! floor of four segments, and ProbeRTT (four segments for a round when the minimum RTT is
+//! ten seconds old). Left out:
 //! pacing (only the window bounds the flight; twice the BDP still lets the rate estimate
 //! grow whenever the path has room) and BBRv2's loss bounds (the target is random loss).
 
@@ -43,6 +45,15 @@ pub struct Bbr {
     probe_rtt_since: Option<Instant>,
     /// The largest segment handed to the device (more than one MSS with offload).
     burst: u32,
+    /// Rounds timed so far.
+    round: u64,
+    /// ACK aggregation (BBR's extra_acked): ACKs come in bursts (the peer's batches, ours),
+    /// so data arrives faster than the rate for a while and then not at all; the window
+    /// needs that much more or the sender idles between bursts. Per round slot, the most
+    /// delivered beyond what the rate explains within one epoch.
+    extra_acked: [u64; BW_ROUNDS],
+    epoch_start: Option<Instant>,
+    epoch_delivered: u64,
 }
 
 impl Bbr {
@@ -60,6 +71,10 @@ impl Bbr {
             rounds_without_growth: 0,
             probe_rtt_since: None,
             burst: mss,
+            round: 0,
+            extra_acked: [0; BW_ROUNDS],
+            epoch_start: None,
+            epoch_delivered: 0,
         }
     }
 
@@ -81,9 +96,9 @@ impl Bbr {
         MIN_SEGMENTS * self.mss
     }
 
-    /// The window the model asks for: twice the bandwidth-delay product, plus three bursts
-    /// so a device taking super-segments always has the next ones queued; `None` before the
-    /// first round has been timed.
+    /// The window the model asks for: twice the bandwidth-delay product, plus the ACK
+    /// aggregation seen, plus three bursts so a device taking super-segments always has the
+    /// next ones queued; `None` before the first round has been timed.
     fn target(&self) -> Option<u32> {
         let rtt = self.min_rtt?;
         let bw = self.max_bw();
@@ -92,8 +107,26 @@ impl Bbr {
         }
         let bdp = u128::from(bw) * rtt.as_nanos() / 1_000_000_000;
         let quantum = 3 * u128::from(self.burst.max(2 * self.mss));
-        let target = u128::from(CWND_GAIN) * bdp + quantum;
+        let extra = u128::from(self.extra_acked.iter().copied().max().unwrap_or(0));
+        let target = u128::from(CWND_GAIN) * bdp + extra + quantum;
         Some(u32::try_from(target).unwrap_or(u32::MAX).max(self.min_cwnd()))
+    }
+
+    /// BBR's ACK-aggregation estimate: within an epoch, delivery beyond rate × time.
+    fn note_aggregation(&mut self, now: Instant, delivered: u64) {
+        let bw = u128::from(self.max_bw());
+        let start = *self.epoch_start.get_or_insert(now);
+        let mut expected = bw * now.saturating_duration_since(start).as_nanos() / 1_000_000_000;
+        if u128::from(self.epoch_delivered) <= expected {
+            // Delivery fell back to the rate: a new epoch starts here.
+            self.epoch_start = Some(now);
+            self.epoch_delivered = 0;
+            expected = 0;
+        }
+        self.epoch_delivered = self.epoch_delivered.saturating_add(delivered);
+        let extra = u128::from(self.epoch_delivered).saturating_sub(expected).min(u128::from(self.cwnd));
+        let slot = &mut self.extra_acked[(self.round % BW_ROUNDS as u64) as usize];
+        *slot = (*slot).max(u64::try_from(extra).unwrap_or(u64::MAX));
     }
 
     fn note_bandwidth(&mut self, sample: &RoundSample) {
@@ -184,7 +217,15 @@ impl CongestionControl for Bbr {
         "recovery done: the ACK covered everything sent before the loss"
     }
 
+    fn on_delivered(&mut self, now: Instant, bytes: u64) {
+        if bytes > 0 {
+            self.note_aggregation(now, bytes);
+        }
+    }
+
     fn on_round(&mut self, sample: RoundSample) -> Option<&'static str> {
+        self.round += 1;
+        self.extra_acked[(self.round % BW_ROUNDS as u64) as usize] = 0;
         let was_filled = self.filled_pipe;
         self.note_bandwidth(&sample);
         let event = self.note_rtt(&sample);
@@ -283,6 +324,38 @@ mod tests {
             c.on_round(sample(t0, i, 100, 1000));
         }
         assert_eq!(c.max_bw(), 10_000_000, "ten rounds later the old rate has aged out");
+    }
+
+    #[test]
+    fn acks_in_bursts_widen_the_window_and_smooth_ones_do_not() {
+        let t0 = Instant::now();
+        let filled = || {
+            let mut c = Bbr::new(MSS);
+            for i in 0..4 {
+                c.on_round(sample(t0, i, 100, 100_000));
+            }
+            c.on_ack(1_000_000, MSS, MSS);
+            c
+        };
+        // 1 GB/s: 10 kB every 10 µs is exactly the rate.
+        let mut smooth = filled();
+        let start = t0 + Duration::from_millis(5);
+        for k in 0..100 {
+            smooth.on_delivered(start + Duration::from_micros(10 * k), 10_000);
+        }
+        smooth.on_ack(1_000_000, MSS, MSS);
+        assert_eq!(smooth.cwnd(), 216_000, "2 × BDP + bursts + one ACK's worth, no more");
+        // Bursts of 150 kB every 150 µs: the same rate, but each burst needs its own window.
+        let mut bursty = filled();
+        for k in 0..4 {
+            bursty.on_delivered(start + Duration::from_micros(150 * k), 150_000);
+        }
+        bursty.on_ack(1_000_000, MSS, MSS);
+        assert_eq!(bursty.cwnd(), 206_000 + 150_000);
+        // Never more than the window itself.
+        bursty.on_delivered(start + Duration::from_micros(600), 900_000);
+        bursty.on_ack(1_000_000, MSS, MSS);
+        assert_eq!(bursty.cwnd(), 206_000 + 356_000);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub trait CongestionControl: Debug + Send {
     fn on_partial_ack(&mut self, acked: u32, mss: u32);
     /// The ACK covering the recovery point arrived.
     fn on_recovery_end(&mut self, flight: u32, mss: u32) -> &'static str;
+    /// An ACK reported `bytes` more delivered (acknowledged or SACKed).
+    fn on_delivered(&mut self, _now: Instant, _bytes: u64) {}
     /// A round trip was timed (about one per round); returns a change worth tracing.
     fn on_round(&mut self, _sample: RoundSample) -> Option<&'static str> {
         None

@@ -176,6 +176,8 @@ pub struct Connection {
     pub(super) cc: Box<dyn CongestionControl>,
     /// The segment timing the current round for the congestion control's rate estimate.
     pub(super) rate_probe: Option<RateProbe>,
+    /// `delivered()` as of the last ACK.
+    pub(super) delivered_seen: u64,
     pub(super) dup_acks: u32,
     /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
     pub(super) recover: Option<SeqNum>,
@@ -272,6 +274,7 @@ impl Connection {
             memory_pressure: false,
             cc: cfg.congestion.build(mss),
             rate_probe: None,
+            delivered_seen: 0,
             dup_acks: 0,
             recover: None,
             retransmit_hole: false,

@@ -365,6 +365,12 @@ impl Connection {
     /// The timed segment arrived (acknowledged or SACKed): one delivery-rate sample for the
     /// congestion control.
     fn time_round(&mut self, now: Instant) {
+        let delivered = self.delivered();
+        if delivered > self.delivered_seen {
+            self.cc.on_delivered(now, delivered - self.delivered_seen);
+        }
+        // (Lower only when the scoreboard was cleared: SACKed data is counted again later.)
+        self.delivered_seen = delivered;
         let Some(probe) = self.rate_probe else { return };
         let last = probe.end - 1;
         let arrived = self.snd_una >= probe.end || matches!(self.scoreboard.around(last), Around::Inside(_));

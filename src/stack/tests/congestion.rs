@@ -88,6 +88,8 @@ fn bbr_sets_its_window_from_the_measured_rate_and_round_trip() {
     // byte window caps the flight; three rounds at the same rate end Startup.
     assert_eq!(w[..3], [20_000, 40_000, 80_000]);
     // Each round then delivers 65,000 bytes (65 whole segments) in 1 ms: 65 MB/s, so the
-    // window becomes 2 × 65 MB/s × 1 ms plus three two-segment bursts.
-    assert_eq!(*w.last().unwrap(), 2 * 65_000 + 6000);
+    // window becomes 2 × 65 MB/s × 1 ms, plus the ACK aggregation (all 65,000 bytes are
+    // acknowledged at one instant, not spread over the round), plus three two-segment
+    // bursts.
+    assert_eq!(*w.last().unwrap(), 2 * 65_000 + 65_000 + 6000);
 }
