@@ -79,8 +79,8 @@ struct ServeArgs {
     offload: bool,
     /// Congestion control: newreno (RFC 5681/6582: halve the window at each loss; every step
     /// is in the RFCs, the easiest to follow in a trace) or bbr (a window from the measured
-    /// delivery rate and round trip, as the kernel's default BBR: random loss costs only the
-    /// retransmissions).
+    /// delivery rate and round trip, like Linux's BBR (this machine's default): random loss
+    /// costs only the retransmissions).
     #[arg(long, value_enum, default_value = "newreno", value_name = "ALGORITHM")]
     cc: CcArg,
 }

@@ -1,6 +1,7 @@
 //! A BBR-style congestion control, after the model of draft-ietf-ccwg-bbr: the window follows
-//! an estimate of the path, the highest delivery rate of the last ten round trips times the
-//! lowest round-trip time of the last ten seconds, instead of shrinking on every loss. Random
+//! an estimate of the path, the highest delivery rate of the last ten timed rounds (rounds
+//! the application limited count only if they beat it) times the lowest round-trip time of
+//! the last ten seconds, instead of shrinking on every loss. Random
 //! loss (a lossy link rather than a full queue) then costs only the retransmissions; NewReno
 //! halves its window at each one, and at 5% loss keeps a few segments in flight, too few for
 //! duplicate ACKs to reveal a loss, so recovery waits for timers.
@@ -8,11 +9,12 @@
 //! Kept from BBR: Startup (grow like slow start until the delivery rate stops rising by a
 //! quarter for three rounds), then a window of twice the bandwidth-delay product plus the
 //! ACK aggregation measured (extra_acked: on a TUN both sides work in batches, so ACKs come
-//! in bursts) and a small allowance for bursts of our own (Linux's quantization budget), a
-//! floor of four segments, and ProbeRTT (four segments for a round when the minimum RTT is
-//! ten seconds old). Left out:
-//! pacing (only the window bounds the flight; twice the BDP still lets the rate estimate
-//! grow whenever the path has room) and BBRv2's loss bounds (the target is random loss).
+//! in bursts; capped as Linux caps it) and a small allowance for bursts of our own (Linux's
+//! quantization budget), a floor of four segments, ProbeRTT (four segments for at least
+//! 200 ms and a round when the minimum RTT is ten seconds old), and the window saved at a
+//! loss and restored when recovery ends. Left out: pacing (only the window bounds the
+//! flight; twice the BDP still lets the rate estimate grow whenever the path has room) and
+//! BBRv2's loss bounds (the target is random loss).
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,11 @@ const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 const CWND_GAIN: u64 = 2;
 /// BBR's minimum window, in segments.
 const MIN_SEGMENTS: u32 = 4;
+/// ProbeRTT lasts at least this long (BBR's ProbeRTTDuration).
+const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+/// The ACK aggregation allowed for is at most this much time at the estimated rate (Linux's
+/// bbr_extra_acked_max_us).
+const EXTRA_ACKED_MAX: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct Bbr {
@@ -41,8 +48,11 @@ pub struct Bbr {
     full_bw: u64,
     rounds_without_growth: u8,
     /// ProbeRTT since this moment: the window is four segments until a round sent after it
-    /// has been timed.
+    /// has been timed and PROBE_RTT_TIME has passed; the lowest round trip seen meanwhile.
     probe_rtt_since: Option<Instant>,
+    probe_rtt_min: Option<Duration>,
+    /// The window before a loss (BBRSaveCwnd), restored when recovery ends.
+    prior_cwnd: u32,
     /// The largest segment handed to the device (more than one MSS with offload).
     burst: u32,
     /// Rounds timed so far.
@@ -70,6 +80,8 @@ impl Bbr {
             full_bw: 0,
             rounds_without_growth: 0,
             probe_rtt_since: None,
+            probe_rtt_min: None,
+            prior_cwnd: 0,
             burst: mss,
             round: 0,
             extra_acked: [0; BW_ROUNDS],
@@ -96,18 +108,29 @@ impl Bbr {
         MIN_SEGMENTS * self.mss
     }
 
+    /// Bytes at the estimated rate over `d`.
+    fn bytes_in(&self, d: Duration) -> u128 {
+        u128::from(self.max_bw()) * d.as_nanos() / 1_000_000_000
+    }
+
     /// The window the model asks for: twice the bandwidth-delay product, plus the ACK
-    /// aggregation seen, plus three bursts so a device taking super-segments always has the
-    /// next ones queued; `None` before the first round has been timed.
+    /// aggregation seen (once Startup is over, at most 100 ms at the rate), plus three send
+    /// quanta (a millisecond at the rate, between two segments and the largest segment the
+    /// device takes) so the device always has the next ones queued; `None` before the first
+    /// round has been timed.
     fn target(&self) -> Option<u32> {
         let rtt = self.min_rtt?;
-        let bw = self.max_bw();
-        if bw == 0 {
+        if self.max_bw() == 0 {
             return None;
         }
-        let bdp = u128::from(bw) * rtt.as_nanos() / 1_000_000_000;
-        let quantum = 3 * u128::from(self.burst.max(2 * self.mss));
-        let extra = u128::from(self.extra_acked.iter().copied().max().unwrap_or(0));
+        let bdp = self.bytes_in(rtt);
+        let two = 2 * u128::from(self.mss);
+        let quantum = 3 * self.bytes_in(Duration::from_millis(1)).clamp(two, u128::from(self.burst).max(two));
+        let extra = if self.filled_pipe {
+            u128::from(self.extra_acked.iter().copied().max().unwrap_or(0)).min(self.bytes_in(EXTRA_ACKED_MAX))
+        } else {
+            0
+        };
         let target = u128::from(CWND_GAIN) * bdp + extra + quantum;
         Some(u32::try_from(target).unwrap_or(u32::MAX).max(self.min_cwnd()))
     }
@@ -156,7 +179,10 @@ impl Bbr {
         if let Some(since) = self.probe_rtt_since {
             if sample.sent_at >= since {
                 // Sent with at most four segments in flight: the path's own round trip.
-                self.min_rtt = Some(sample.rtt);
+                self.probe_rtt_min = Some(self.probe_rtt_min.map_or(sample.rtt, |m| m.min(sample.rtt)));
+            }
+            if self.probe_rtt_min.is_some() && sample.now.saturating_duration_since(since) >= PROBE_RTT_TIME {
+                self.min_rtt = self.probe_rtt_min.take();
                 self.min_rtt_at = Some(sample.now);
                 self.probe_rtt_since = None;
                 return Some("bbr: ProbeRTT done, round trip measured again");
@@ -189,23 +215,34 @@ impl CongestionControl for Bbr {
         self.cwnd()
     }
 
+    /// BBRSetCwnd: towards the model's window by what was acknowledged; in Startup, grow
+    /// only while below it (an application-limited flow never leaves Startup).
     fn on_ack(&mut self, acked: u32, _mss: u32, burst: u32) {
         self.burst = burst.max(self.mss);
         let grown = self.cwnd.saturating_add(acked);
         self.cwnd = match self.target() {
             Some(target) if self.filled_pipe => grown.min(target),
+            Some(target) if self.cwnd >= target => self.cwnd,
             _ => grown,
         }
         .max(self.min_cwnd());
+        if self.cwnd >= self.prior_cwnd {
+            // Grown back past the window a timeout interrupted: nothing left to restore.
+            self.prior_cwnd = 0;
+        }
     }
 
     fn on_rto(&mut self, _flight: u32, _mss: u32) -> &'static str {
         // Nothing is known to be in flight: one segment, then grow back to the model.
+        self.prior_cwnd = self.prior_cwnd.max(self.cwnd);
         self.cwnd = self.mss;
         "retransmission timeout: one segment, then back to the model's window"
     }
 
     fn on_fast_retransmit(&mut self, _flight: u32, _mss: u32) -> &'static str {
+        // Right after a timeout the window is one segment: recovery gets the floor at least.
+        self.prior_cwnd = self.prior_cwnd.max(self.cwnd);
+        self.cwnd = self.cwnd.max(self.min_cwnd());
         "fast retransmit: window kept (bbr: a loss alone does not change the model)"
     }
 
@@ -214,7 +251,9 @@ impl CongestionControl for Bbr {
     fn on_partial_ack(&mut self, _acked: u32, _mss: u32) {}
 
     fn on_recovery_end(&mut self, _flight: u32, _mss: u32) -> &'static str {
-        "recovery done: the ACK covered everything sent before the loss"
+        // BBRRestoreCwnd.
+        self.cwnd = self.cwnd.max(std::mem::take(&mut self.prior_cwnd));
+        "recovery done: the ACK covered everything sent before the loss; window as before it"
     }
 
     fn on_delivered(&mut self, now: Instant, bytes: u64) {
@@ -224,6 +263,10 @@ impl CongestionControl for Bbr {
     }
 
     fn on_round(&mut self, sample: RoundSample) -> Option<&'static str> {
+        if sample.rtt.is_zero() {
+            // No clock moved (a test's fake one): no rate, and no round trip of zero.
+            return None;
+        }
         self.round += 1;
         self.extra_acked[(self.round % BW_ROUNDS as u64) as usize] = 0;
         let was_filled = self.filled_pipe;
@@ -231,7 +274,8 @@ impl CongestionControl for Bbr {
         let event = self.note_rtt(&sample);
         if self.filled_pipe {
             if let Some(target) = self.target() {
-                // Leaving Startup drains the queue it built (BBR's Drain), at once.
+                // Never above the model once the pipe is full: leaving Startup this drains
+                // the queue it built (BBR's Drain) at once.
                 self.cwnd = self.cwnd.min(target).max(self.min_cwnd());
             }
         }
@@ -372,9 +416,12 @@ mod tests {
         let note = c.on_round(sample(t0, 10_100, 300, 300_000));
         assert!(note.is_some_and(|n| n.contains("ProbeRTT")));
         assert_eq!(c.cwnd(), 4 * MSS, "four segments while probing");
-        // A round sent before ProbeRTT began does not count; one sent after it does.
-        assert!(c.on_round(sample(t0, 10_000, 300, 4000)).is_none());
-        assert!(c.on_round(sample(t0, 10_101, 120, 4000)).is_some());
+        // Rounds sent while probing are timed; ProbeRTT lasts 200 ms at least, and keeps the
+        // lowest round trip it saw.
+        assert!(c.on_round(sample(t0, 10_101, 120, 4000)).is_none());
+        assert!(c.on_round(sample(t0, 10_200, 150, 4000)).is_none());
+        assert_eq!(c.cwnd(), 4 * MSS);
+        assert!(c.on_round(sample(t0, 10_301, 130, 4000)).is_some_and(|n| n.contains("done")));
         assert_eq!(c.min_rtt(), Some(Duration::from_micros(120)));
         assert!(c.cwnd() > 4 * MSS);
     }

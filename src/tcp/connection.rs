@@ -176,8 +176,14 @@ pub struct Connection {
     pub(super) cc: Box<dyn CongestionControl>,
     /// The segment timing the current round for the congestion control's rate estimate.
     pub(super) rate_probe: Option<RateProbe>,
-    /// `delivered()` as of the last ACK.
-    pub(super) delivered_seen: u64,
+    /// Bytes the peer has received of what we sent (acknowledged, or SACKed above SND.UNA):
+    /// a high-water mark, so a scoreboard cleared after a timeout, or a block it could not
+    /// keep, is not counted again when SACKed again.
+    pub(super) delivered: u64,
+    /// Set when the application left the window unfilled: `delivered` at which the data
+    /// then in flight will have arrived; rounds sent before that are application-limited
+    /// (draft-cheng-iccrg-delivery-rate-estimation's C.app_limited).
+    pub(super) app_limited_until: Option<u64>,
     pub(super) dup_acks: u32,
     /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
     pub(super) recover: Option<SeqNum>,
@@ -274,7 +280,8 @@ impl Connection {
             memory_pressure: false,
             cc: cfg.congestion.build(mss),
             rate_probe: None,
-            delivered_seen: 0,
+            delivered: 0,
+            app_limited_until: None,
             dup_acks: 0,
             recover: None,
             retransmit_hole: false,

@@ -357,20 +357,17 @@ impl Connection {
         self.stats.bytes_out += u64::from(data);
     }
 
-    /// Bytes the peer has received of what we sent: acknowledged, or SACKed above SND.UNA.
-    pub(super) fn delivered(&self) -> u64 {
-        self.stats.bytes_out + u64::from(self.scoreboard.sacked_bytes())
-    }
-
     /// The timed segment arrived (acknowledged or SACKed): one delivery-rate sample for the
     /// congestion control.
     fn time_round(&mut self, now: Instant) {
-        let delivered = self.delivered();
-        if delivered > self.delivered_seen {
-            self.cc.on_delivered(now, delivered - self.delivered_seen);
+        let delivered = self.stats.bytes_out + u64::from(self.scoreboard.sacked_bytes());
+        if delivered > self.delivered {
+            self.cc.on_delivered(now, delivered - self.delivered);
+            self.delivered = delivered;
         }
-        // (Lower only when the scoreboard was cleared: SACKed data is counted again later.)
-        self.delivered_seen = delivered;
+        if self.app_limited_until.is_some_and(|mark| self.delivered > mark) {
+            self.app_limited_until = None;
+        }
         let Some(probe) = self.rate_probe else { return };
         let last = probe.end - 1;
         let arrived = self.snd_una >= probe.end || matches!(self.scoreboard.around(last), Around::Inside(_));
@@ -382,7 +379,7 @@ impl Connection {
             now,
             sent_at: probe.sent_at,
             rtt: now.saturating_duration_since(probe.sent_at),
-            delivered: self.delivered().saturating_sub(probe.delivered),
+            delivered: self.delivered.saturating_sub(probe.delivered),
             app_limited: probe.app_limited,
         };
         if let Some(what) = self.cc.on_round(sample) {

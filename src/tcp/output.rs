@@ -202,13 +202,21 @@ impl Connection {
             // Sent before: a retransmission, which Karn's rule says must not be timed.
             self.stats.retransmits += 1;
             self.rtt_probe = None;
+            self.forget_rate_probe_within(seq, end);
         } else {
             if self.rtt_probe.is_none() {
                 self.rtt_probe = Some((end, now));
             }
-            if self.rate_probe.is_none() {
-                let app_limited = end >= data_end;
-                self.rate_probe = Some(RateProbe { end, sent_at: now, delivered: self.delivered(), app_limited });
+            let flight = end - self.snd_una;
+            if end >= data_end && flight < self.cc.cwnd() {
+                // Nothing more to send with room in the window: until what is in flight now
+                // has arrived, the application sets the rate, not the path.
+                self.app_limited_until = Some(self.delivered + u64::from(flight));
+            }
+            // (A zero-window probe would time the stall, not the path.)
+            if self.rate_probe.is_none() && self.snd_wnd > 0 {
+                let app_limited = self.app_limited_until.is_some();
+                self.rate_probe = Some(RateProbe { end, sent_at: now, delivered: self.delivered, app_limited });
             }
             // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
             self.early_at = None;
@@ -248,6 +256,7 @@ impl Connection {
         if seq < self.snd_max {
             self.stats.retransmits += 1;
             self.rtt_probe = None;
+            self.forget_rate_probe_within(seq, end);
         }
         self.snd_max = self.snd_max.max(end);
         if self.snd_nxt < end && seq <= self.snd_nxt {
@@ -261,6 +270,14 @@ impl Connection {
         let window = self.advertise();
         let options = self.segment_options(now);
         Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+    }
+
+    /// A retransmission of the timed segment: its ACK may answer the second copy, and the
+    /// round would be timed from the first, so it is not timed at all (Karn's rule again).
+    fn forget_rate_probe_within(&mut self, seq: SeqNum, end: SeqNum) {
+        if self.rate_probe.is_some_and(|p| seq < p.end && p.end - 1 < end) {
+            self.rate_probe = None;
+        }
     }
 
     /// New data fast recovery may send: the credit earned from what left the network, or
