@@ -138,7 +138,7 @@ impl Connection {
         let hole = if may_resend { self.next_hole() } else { None };
         let forced = std::mem::take(&mut self.retransmit_hole);
         let (seq, len) = if let Some((seq, end)) = hole {
-            let len = (end - seq).min(self.seg_size()).min(data_end - seq);
+            let len = (end - seq).min(self.payload_limit()).min(data_end - seq);
             self.rexmit_next = seq + len.max(1);
             if !forced {
                 self.recovery_credit = self.recovery_credit.saturating_sub(len.max(1));
@@ -149,7 +149,7 @@ impl Connection {
             let seq = self.snd_nxt.max(self.snd_max);
             let unsent = if data_end > seq { data_end - seq } else { 0 };
             let room = (self.snd_una + self.snd_wnd).0.wrapping_sub(seq.0).min(self.snd_wnd);
-            let len = unsent.min(self.recovery_allowance()).min(room).min(self.seg_size());
+            let len = unsent.min(self.recovery_allowance()).min(room).min(self.payload_limit());
             if len == 0 {
                 return None;
             }
@@ -174,9 +174,10 @@ impl Connection {
             let unsent = if data_end > seq { (data_end - seq).min(limit) } else { 0 };
             let in_flight = seq - self.snd_una;
             let wnd = self.send_window();
-            let full = self.seg_size();
+            let full = self.payload_limit();
             // With segmentation offload one segment may carry many MSS (within the windows).
-            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(self.send_chunk());
+            let chunk = if self.send_chunk() > self.seg_size() { self.send_chunk() } else { full };
+            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(chunk);
             if self.force_probe && self.snd_wnd == 0 {
                 len = unsent.min(1);
             }
@@ -243,9 +244,9 @@ impl Connection {
     fn tail_loss_probe(&mut self, now: Instant, data_end: SeqNum) -> Option<TcpHeaderOut> {
         let new_room = (self.snd_una + self.snd_wnd) > self.snd_max && data_end > self.snd_max;
         let (seq, len) = if new_room {
-            (self.snd_max, (data_end - self.snd_max).min(self.seg_size()))
+            (self.snd_max, (data_end - self.snd_max).min(self.payload_limit()))
         } else {
-            let len = (data_end - self.snd_una).min(self.seg_size());
+            let len = (data_end - self.snd_una).min(self.payload_limit());
             if len == 0 {
                 return None;
             }
@@ -313,6 +314,21 @@ impl Connection {
         // past it, and an ACK below RCV.NXT fails its acceptability test and is thrown away
         // whole, ACK field included. Two sides both retransmitting would then deadlock.
         Some(TcpHeaderOut { seq: self.snd_max, ack: self.rcv_nxt, flags: TcpFlags::ACK, window, options })
+    }
+
+    /// Payload bytes that fit in one segment with the options it will carry: the MSS counts
+    /// none (RFC 6691), so SACK blocks riding on data take room from the payload, or the
+    /// packet would outgrow the MTU. While blocks may be sent, room for as many as fit is
+    /// kept (a few bytes, only while data is missing or a D-SACK is owed).
+    pub(super) fn payload_limit(&self) -> u32 {
+        let sack = self.sack_enabled && (self.dsack.is_some() || self.recv_buf.has_out_of_order());
+        if !sack {
+            return self.seg_size();
+        }
+        let blocks: u32 = if self.ts_enabled { 3 } else { 4 };
+        // Kind, length, 8 bytes a block; padded to a 4-byte boundary with NOPs.
+        let reserve = (2 + 8 * blocks).div_ceil(4) * 4;
+        self.seg_size().saturating_sub(reserve).max(1)
     }
 
     /// Options on a synchronized segment: timestamps, a D-SACK block once after a duplicate

@@ -81,6 +81,35 @@ fn rtt_is_measured_from_the_timestamp_echo() {
 }
 
 #[test]
+fn data_carrying_sack_blocks_shrinks_to_fit_the_mss() {
+    let (mut t, iss) = established_with_options();
+    // Three separate out-of-order pieces: our segments now carry three SACK blocks.
+    for k in 0..3u32 {
+        t.send(with_ts(ack().seq(1101 + 200 * k).ack(iss + 1).data(&[1u8; 100]), 6000, 0));
+        t.expect();
+    }
+    t.app_write(&[0u8; 3000]);
+    let segs: Vec<Got> = std::iter::from_fn(|| t.next()).collect();
+    for g in &segs {
+        assert_eq!(g.options.sack_blocks().len(), 3);
+        // RFC 6691: payload and options within the MSS, so the packet stays within the MTU.
+        assert!(g.len() as usize + g.options.encoded_len() <= 1000, "{} + {}", g.len(), g.options.encoded_len());
+    }
+    assert_eq!(segs[0].len(), 1000 - 12 - 28, "timestamps and three blocks: 40 bytes of options");
+    // The gaps filled: full segments again.
+    t.send(with_ts(ack().seq(1001).ack(iss + 1).data(&[1u8; 100]), 6001, 0));
+    t.send(with_ts(ack().seq(1201).ack(iss + 1).data(&[1u8; 100]), 6001, 0));
+    t.send(with_ts(ack().seq(1401).ack(iss + 1).data(&[1u8; 100]), 6001, 0));
+    while t.next().is_some() {}
+    // Three segments of 960 went; Nagle holds the last 120 bytes until they are acknowledged.
+    assert_eq!(segs.len(), 3);
+    t.send(with_ts(ack().seq(1601).ack(iss + 1 + 3 * 960), 6002, 0));
+    assert_eq!(t.expect().len(), 120);
+    t.app_write(&[0u8; 2000]);
+    assert_eq!(t.expect().len(), 988, "no blocks to carry: a full segment again");
+}
+
+#[test]
 fn sack_blocks_describe_out_of_order_data_latest_first() {
     let (mut t, iss) = established_with_options();
     t.send(with_ts(ack().seq(1101).ack(iss + 1).data(&[1u8; 100]), 6000, 0));
