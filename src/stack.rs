@@ -562,6 +562,12 @@ impl Host {
         (std::mem::take(&mut self.touched_conns), std::mem::take(&mut self.touched_ports))
     }
 
+    /// Put back what `take_touched` returned and the caller did not handle.
+    pub fn touch_again(&mut self, conns: Vec<ConnId>, ports: Vec<u16>) {
+        self.touched_conns.extend(conns);
+        self.touched_ports.extend(ports);
+    }
+
     // ----- Timers -----
 
     /// The earliest connection deadline.

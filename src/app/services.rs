@@ -1,10 +1,9 @@
-//! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9, HTTP on 80
-//! with the WebSocket endpoints `/ws`, `/chat` and `/stats` and Socket.IO (`/socket.io/`) behind it.
-//! One thread per connection at a time, from a pool that reuses them (`pool.rs`).
+//! The services `synack serve` runs: echo (RFC 862) on 7 and discard (RFC 863) on 9 on the
+//! event loop itself (they never block), HTTP on 80 with the WebSocket endpoints `/ws`,
+//! `/chat` and `/stats` and Socket.IO (`/socket.io/`) behind it, one thread per connection at
+//! a time from a pool that reuses them (`pool.rs`).
 
-use std::cell::RefCell;
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io;
 use std::time::Duration;
 
 use super::http::{self, Hook, HttpConfig};
@@ -12,7 +11,7 @@ use super::pool::{Pool, PoolConfig};
 use super::socketio::{self, SocketIo};
 use super::stats;
 use super::ws::Endpoints;
-use crate::runtime::{Stack, TcpListener, TcpStream};
+use crate::runtime::{LoopConn, LoopService, Stack, TcpListener, TcpStream};
 
 pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
@@ -23,57 +22,62 @@ const HTTP_IDLE: Duration = Duration::from_secs(120);
 
 const IO_BUF: usize = 64 * 1024;
 
-thread_local! {
-    /// Echo's and discard's read buffer, kept by the (pooled, reused) service thread: a fresh
-    /// one per connection is 64 KiB for calloc to zero each time (it can skip that only for
-    /// memory never used before).
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Echo (RFC 862) on the event loop: every byte back until the peer closes, then our FIN.
+/// Reads only what the send buffer can take, so nothing waits in between; a full send
+/// buffer waits for the writable edge.
+pub struct LoopEcho {
+    buf: Vec<u8>,
 }
 
-/// Run `f` with this thread's buffer (a fresh one if it is in use further up the stack).
-fn with_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    BUF.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() < IO_BUF {
-                // calloc: fresh pages stay untouched (not resident) until a read fills them.
-                *buf = vec![0u8; IO_BUF];
-            }
-            f(&mut buf)
-        }
-        Err(_) => f(&mut vec![0u8; IO_BUF]),
-    })
+impl Default for LoopEcho {
+    fn default() -> Self {
+        LoopEcho { buf: vec![0u8; IO_BUF] }
+    }
 }
 
-/// Every byte back until the peer closes; then close our side.
-pub fn echo(stream: TcpStream) -> io::Result<u64> {
-    with_buf(|buf| {
-        let mut total = 0u64;
+impl LoopService for LoopEcho {
+    fn ready(&mut self, conn: &mut LoopConn<'_>) {
         loop {
-            let n = (&stream).read(buf)?;
-            if n == 0 {
-                stream.shutdown(Shutdown::Write)?;
-                return Ok(total);
+            let room = conn.send_room().min(self.buf.len());
+            if room == 0 {
+                return;
             }
-            (&stream).write_all(&buf[..n])?;
-            total += n as u64;
-        }
-    })
-}
-
-/// Read and drop everything; close when the peer closes.
-pub fn discard(stream: TcpStream) -> io::Result<u64> {
-    with_buf(|buf| {
-        let mut total = 0u64;
-        loop {
-            match (&stream).read(buf)? {
-                0 => {
-                    stream.shutdown(Shutdown::Write)?;
-                    return Ok(total);
+            match conn.recv(&mut self.buf[..room]) {
+                Ok(0) => return finish(conn),
+                // All of it fits: `room` is what `send` takes.
+                Ok(n) => {
+                    if conn.send(&self.buf[..n]).is_err() {
+                        return conn.release();
+                    }
                 }
-                n => total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return conn.release(),
             }
         }
-    })
+    }
+}
+
+/// Discard (RFC 863) on the event loop: what arrives is dropped where it lies, never copied.
+#[derive(Default)]
+pub struct LoopDiscard;
+
+impl LoopService for LoopDiscard {
+    fn ready(&mut self, conn: &mut LoopConn<'_>) {
+        loop {
+            match conn.skip(usize::MAX) {
+                Ok(0) => return finish(conn),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return conn.release(),
+            }
+        }
+    }
+}
+
+/// The peer closed: our FIN after what is queued, and the connection is the stack's to close.
+fn finish(conn: &mut LoopConn<'_>) {
+    let _ = conn.shutdown_write();
+    conn.release();
 }
 
 pub fn serve_http(mut stream: TcpStream, cfg: &HttpConfig) -> io::Result<()> {
@@ -143,13 +147,12 @@ where
     Ok(Service { pool })
 }
 
-/// Start echo, discard, and HTTP with the WebSocket endpoints (`/stats` reads `stack`).
+/// Start echo and discard on the event loop, and HTTP with the WebSocket endpoints
+/// (`/stats` reads `stack`) on service threads.
 pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<Service>> {
+    stack.serve_on_loop(ECHO_PORT, LoopEcho::default())?;
+    stack.serve_on_loop(DISCARD_PORT, LoopDiscard)?;
     let ws = Endpoints::new(Some(stats::source(stack.clone())));
     let io = socketio::demo(socketio::Config::from_env());
-    Ok(vec![
-        spawn_service(stack, ECHO_PORT, "echo", |s| echo(s).map(|_| ()))?,
-        spawn_service(stack, DISCARD_PORT, "discard", |s| discard(s).map(|_| ()))?,
-        spawn_service(stack, HTTP_PORT, "http", move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io))?,
-    ])
+    Ok(vec![spawn_service(stack, HTTP_PORT, "http", move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io))?])
 }

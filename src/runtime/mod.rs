@@ -13,9 +13,11 @@
 //! their packets queue behind these on `tx`, in order. The lock order is always inner → tx.
 
 mod listener;
+mod on_loop;
 mod stream;
 
 pub use listener::TcpListener;
+pub use on_loop::{LoopConn, LoopService};
 pub use stream::TcpStream;
 
 use std::collections::{HashMap, VecDeque};
@@ -94,6 +96,8 @@ struct Inner {
     /// Threads to wake once the lock is released (see [`Shared::flush`]): woken while it is
     /// held, they would only block again on the mutex, a second sleep and wake-up each.
     wakes: Vec<(Arc<Waiter>, bool)>,
+    /// Services run on the loop thread (discard, echo).
+    on_loop: on_loop::LoopServices,
 }
 
 /// Where application threads sleep until a connection or listener may be ready. `waiting`
@@ -163,7 +167,14 @@ impl Inner {
             (self.trace_sink)(&line);
         }
         let (conns, ports) = self.host.take_touched();
+        let mut wake_loop = false;
         for id in conns {
+            if self.on_loop.owns(id) {
+                // Changed outside the loop's own pass: the loop serves it next.
+                self.on_loop.note_pending(id);
+                wake_loop = true;
+                continue;
+            }
             if let Some(w) = self.conn_waiters.get(&id) {
                 if w.waiting.load(Ordering::Relaxed) > 0 {
                     self.wakes.push((w.clone(), true));
@@ -174,6 +185,10 @@ impl Inner {
         // every thread of a service pool (each would lock the stack only to find nothing).
         let mut woken: Option<(u16, usize)> = None;
         for port in ports {
+            if self.on_loop.serves(port) {
+                wake_loop = true;
+                continue;
+            }
             let Some(w) = self.port_waiters.get(&port) else { continue };
             let n = match woken {
                 Some((p, n)) if p == port => n,
@@ -184,10 +199,11 @@ impl Inner {
             }
             woken = Some((port, n + 1));
         }
-        match self.next_deadline(tx) {
-            Some(t) => !self.arm(t),
-            None => false,
-        }
+        let armed = match self.next_deadline(tx) {
+            Some(t) => self.arm(t),
+            None => true,
+        };
+        wake_loop || !armed
     }
 
     /// Make sure the timer fires at `t` or within a millisecond after (as poll's timeout in
@@ -305,6 +321,7 @@ impl Stack {
             trace_sink: opts.trace_sink.unwrap_or_else(|| Box::new(|line: &str| eprintln!("{line}"))),
             rx_buf: vec![0; mtu.max(1500) + 4],
             wakes: Vec::new(),
+            on_loop: on_loop::LoopServices::default(),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -386,6 +403,15 @@ impl Stack {
             w.waiting.fetch_sub(1, Ordering::Relaxed);
             g = woke?;
         }
+    }
+
+    /// Serve `port` with `service` on the event loop thread (see [`LoopService`]).
+    pub fn serve_on_loop(&self, port: u16, service: impl LoopService + 'static) -> io::Result<()> {
+        let mut g = self.lock()?;
+        let Inner { host, on_loop, .. } = &mut *g;
+        on_loop.add(host, port, Box::new(service))?;
+        drop(g);
+        Ok(())
     }
 
     pub fn addr(&self) -> Ipv4Addr {
@@ -524,6 +550,13 @@ fn run_loop(shared: &Shared) {
             g.receive_batch(&mut tx, now);
         }
         g.host.on_timer(now);
+        {
+            let Inner { host, on_loop, .. } = &mut *g;
+            on_loop.serve(host, now);
+            if on_loop.has_pending() {
+                let _ = shared.wake.write(1);
+            }
+        }
         let flush_device = now.duration_since(g.device_flushed) >= DEVICE_FLUSH_EVERY;
         if flush_device {
             g.device_flushed = now;

@@ -544,6 +544,27 @@ impl Connection {
         Err(io::ErrorKind::WouldBlock.into())
     }
 
+    /// `recv` without the copy: drop up to `max` bytes (a discard server's read).
+    pub fn recv_skip(&mut self, max: usize) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if !self.recv_buf.is_empty() {
+            let n = self.recv_buf.skip(max);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if self.state.fin_received() || self.state == State::Closed || max == 0 {
+            return Ok(0);
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// Bytes `send` would take now.
+    pub fn send_room(&self) -> usize {
+        self.send_buf.free()
+    }
+
     /// Queue bytes to send; takes what fits in the send buffer.
     pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
         if let Some(kind) = self.error {

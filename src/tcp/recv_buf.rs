@@ -53,6 +53,13 @@ impl RecvBuf {
         n
     }
 
+    /// Drop up to `n` bytes unread; returns how many.
+    pub fn skip(&mut self, n: usize) -> usize {
+        let n = n.min(self.ready.len());
+        self.ready.drain(..n);
+        n
+    }
+
     /// Append in-order data (the caller has trimmed it to the window).
     pub fn push(&mut self, data: &[u8]) {
         debug_assert!(data.len() <= self.window());
