@@ -15,9 +15,14 @@ use std::time::Instant;
 use super::{ConnId, Host};
 use crate::tcp::State;
 
-/// In-order bytes one held-back ACK may cover: about eleven MTU-sized segments (measured best
-/// of 8, 16 and 64 KiB receiving from Linux), or two 64 KiB super-packets with offloads.
-const MAX_STRETCH: u32 = 16 * 1024;
+/// In-order bytes one held-back ACK may cover. The ACK is never delayed in time, only
+/// coalesced over packets that were already queued when the loop read them, so a sender
+/// gets it as soon as the loop has caught up; the bound matters only in a long backlog.
+/// Measured receiving 300 MB from Linux (BBR) with discard on the loop: 16 KiB 590–995
+/// MB/s, 64 KiB 820–960, 256 KiB 955–1125, and the loop thread's time fell with each step:
+/// every ACK written into the TUN runs the kernel sender's ACK processing and its next
+/// transmissions on our thread. With offloads, two 64 KiB super-packets.
+const MAX_STRETCH: u32 = 256 * 1024;
 const MAX_STRETCH_OFFLOAD: u32 = 128 * 1024;
 
 impl Host {

@@ -98,18 +98,25 @@ fn each_challenge_ack_goes_out_inside_a_batch() {
 }
 
 #[test]
-fn a_held_back_ack_covers_at_most_16_kib() {
+fn a_held_back_ack_covers_at_most_256_kib() {
     let mut cfg = config();
-    cfg.tcp.recv_buf = 65536;
-    let (mut t, iss) = established_with(cfg);
+    cfg.tcp.recv_buf = 1 << 20;
+    // Window scaling on, so a 1 MiB window can be offered.
+    let mut t = Peer::listening_with(cfg);
+    t.send(syn().seq(PEER_ISS).mss(1000).wscale(7));
+    let sa = t.expect();
+    let iss = sa.seq;
+    t.send(ack().seq(PEER_ISS + 1).ack(iss + 1));
+    t.accept();
     t.host.begin_batch();
     let mut acks = Vec::new();
-    for i in 0..20u32 {
+    for i in 0..300u32 {
         t.send(ack().seq(1001 + i * 1000).ack(iss + 1).data(&[i as u8; 1000]));
         acks.extend(std::iter::from_fn(|| t.next()).map(|g| g.ack));
     }
     t.host.end_batch(t.now);
     acks.extend(std::iter::from_fn(|| t.next()).map(|g| g.ack));
-    // 17 segments are the first to reach 16 KiB unacknowledged: ACKed then, the rest at the end.
-    assert_eq!(acks, vec![1001 + 17_000, 1001 + 20_000]);
+    // 263 segments are the first to reach 256 KiB unacknowledged: ACKed then, the rest at
+    // the end of the batch.
+    assert_eq!(acks, vec![1001 + 263_000, 1001 + 300_000]);
 }
