@@ -26,8 +26,9 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+pub(crate) use self::pattern::PatternBlock;
 pub use self::pattern::{fill_pattern, pattern_byte, PATTERN_PERIOD};
-pub use self::request::{discard_body, read_request, ReadOutcome, Request, Version};
+pub use self::request::{discard_body, parse_head, read_request, ReadOutcome, Request, Version};
 pub use self::response::{route, write_response, Body, Response, Status};
 
 /// Produces extra HTML for the index page on each request, so the caller can show live

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod http;
+pub mod loop_http;
 pub mod pool;
 pub mod services;
 pub mod socketio;

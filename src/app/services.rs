@@ -1,17 +1,19 @@
-//! The services `synack serve` runs: echo (RFC 862) on 7 and discard (RFC 863) on 9 on the
-//! event loop itself (they never block), HTTP on 80 with the WebSocket endpoints `/ws`,
-//! `/chat` and `/stats` and Socket.IO (`/socket.io/`) behind it, one thread per connection at
-//! a time from a pool that reuses them (`pool.rs`).
+//! The services `synack serve` runs: echo (RFC 862) on 7, discard (RFC 863) on 9 and HTTP
+//! on 80, all on the event loop itself (they never block); behind HTTP, the WebSocket
+//! endpoints `/ws`, `/chat` and `/stats` and Socket.IO (`/socket.io/`) block, so their
+//! connections are handed to threads, one per connection at a time, from a pool that reuses
+//! them (`pool.rs`).
 
 use std::io;
 use std::time::Duration;
 
 use super::http::{self, Hook, HttpConfig};
+use super::loop_http::LoopHttp;
 use super::pool::{Pool, PoolConfig};
 use super::socketio::{self, SocketIo};
 use super::stats;
 use super::ws::Endpoints;
-use crate::runtime::{LoopConn, LoopService, Stack, TcpListener, TcpStream};
+use crate::runtime::{HandOff, LoopConn, LoopService, Stack, TcpListener, TcpStream};
 
 pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
@@ -122,6 +124,42 @@ impl Service {
     }
 }
 
+/// Serve connections a loop service hands over (see [`HandOff`]) with `handler` on a pool
+/// of threads, as [`spawn_service`] does with accepted ones.
+pub fn spawn_hand_off_service<F>(
+    stack: &Stack,
+    hand_off: HandOff,
+    name: &'static str,
+    handler: F,
+) -> io::Result<Service>
+where
+    F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
+{
+    let cfg = PoolConfig { name: name.into(), max_threads: MAX_SERVICE_THREADS, idle_timeout: SERVICE_IDLE };
+    let stack = stack.clone();
+    let pool = Pool::start(
+        cfg,
+        move |idle| match stack.take_handed(&hand_off, idle) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+            Err(e) => Err(e),
+        },
+        move |stream: TcpStream| {
+            let peer = stream.peer_addr().ok();
+            if let Err(e) = handler(stream) {
+                tracing::debug!("{name} connection from {peer:?} ended: {e}");
+            }
+        },
+    )?;
+    Ok(Service { pool })
+}
+
+/// The paths whose requests the blocking handlers own: the WebSocket endpoints and
+/// Socket.IO (its polling transport and its upgrades).
+fn needs_thread(path: &str) -> bool {
+    matches!(path, "/ws" | "/chat" | "/stats" | "/socket.io") || path.starts_with("/socket.io/")
+}
+
 /// Accept on `port` forever, each connection handled by `handler` on a thread of a pool
 /// (see [`Pool`]), reused from one connection to the next.
 pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<Service>
@@ -147,12 +185,13 @@ where
     Ok(Service { pool })
 }
 
-/// Start echo and discard on the event loop, and HTTP with the WebSocket endpoints
-/// (`/stats` reads `stack`) on service threads.
+/// Start echo, discard and HTTP on the event loop; HTTP hands the WebSocket endpoints
+/// (`/stats` reads `stack`) and Socket.IO to service threads.
 pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<Service>> {
     stack.serve_on_loop(ECHO_PORT, LoopEcho::default())?;
     stack.serve_on_loop(DISCARD_PORT, LoopDiscard)?;
+    let hand_off = stack.serve_on_loop_with_hand_off(HTTP_PORT, LoopHttp::new(http_cfg.clone(), needs_thread))?;
     let ws = Endpoints::new(Some(stats::source(stack.clone())));
     let io = socketio::demo(socketio::Config::from_env());
-    Ok(vec![spawn_service(stack, HTTP_PORT, "http", move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io))?])
+    Ok(vec![spawn_hand_off_service(stack, hand_off, "http", move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io))?])
 }

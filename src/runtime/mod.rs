@@ -17,7 +17,7 @@ mod on_loop;
 mod stream;
 
 pub use listener::TcpListener;
-pub use on_loop::{LoopConn, LoopService};
+pub use on_loop::{HandOff, LoopConn, LoopService};
 pub use stream::TcpStream;
 
 use std::collections::{HashMap, VecDeque};
@@ -409,9 +409,27 @@ impl Stack {
     pub fn serve_on_loop(&self, port: u16, service: impl LoopService + 'static) -> io::Result<()> {
         let mut g = self.lock()?;
         let Inner { host, on_loop, .. } = &mut *g;
-        on_loop.add(host, port, Box::new(service))?;
+        on_loop.add(host, port, Box::new(service), None)?;
         drop(g);
         Ok(())
+    }
+
+    /// [`serve_on_loop`](Stack::serve_on_loop), and the connections the service hands over
+    /// arrive on the returned [`HandOff`], for threads to take with [`Stack::take_handed`].
+    pub fn serve_on_loop_with_hand_off(&self, port: u16, service: impl LoopService + 'static) -> io::Result<HandOff> {
+        let hand_off = HandOff::default();
+        let mut g = self.lock()?;
+        let Inner { host, on_loop, .. } = &mut *g;
+        on_loop.add(host, port, Box::new(service), Some(hand_off.clone()))?;
+        drop(g);
+        Ok(hand_off)
+    }
+
+    /// The next connection handed over on `hand_off`, as a blocking stream; `TimedOut`
+    /// after `timeout` without one.
+    pub fn take_handed(&self, hand_off: &HandOff, timeout: Duration) -> io::Result<TcpStream> {
+        let id = hand_off.next(timeout)?;
+        TcpStream::attach(self, id)
     }
 
     pub fn addr(&self) -> Ipv4Addr {

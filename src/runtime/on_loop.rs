@@ -6,9 +6,10 @@
 //! that made its connection ready, with the stack locked, and reads without copying when it
 //! only drops the bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::stack::{ConnId, Host};
 
@@ -16,7 +17,8 @@ use crate::stack::{ConnId, Host};
 pub trait LoopService: Send {
     /// `conn` was accepted, or what it can do changed (readable, writable, closed, failed).
     /// Do what can be done now; the next change calls again. Call [`LoopConn::release`]
-    /// when done with the connection (as dropping a `TcpStream` would).
+    /// when done with the connection (as dropping a `TcpStream` would), or
+    /// [`LoopConn::hand_over`] to give it to a thread that blocks (see [`HandOff`]).
     fn ready(&mut self, conn: &mut LoopConn<'_>);
 }
 
@@ -27,6 +29,7 @@ pub struct LoopConn<'a> {
     id: ConnId,
     now: Instant,
     released: bool,
+    handed_over: bool,
 }
 
 impl LoopConn<'_> {
@@ -42,6 +45,11 @@ impl LoopConn<'_> {
     /// Read into `buf`: `Ok(0)` at end of stream.
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.conn_call(|c| c.recv(buf))
+    }
+
+    /// Copy received bytes without consuming them: `Ok(0)` at end of stream.
+    pub fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.conn_call(|c| c.peek(buf))
     }
 
     /// Drop up to `max` received bytes unread: `Ok(0)` at end of stream.
@@ -72,12 +80,60 @@ impl LoopConn<'_> {
     pub fn release(&mut self) {
         self.released = true;
     }
+
+    pub fn is_handed_over(&self) -> bool {
+        self.handed_over
+    }
+
+    /// The peer sent its FIN: what is buffered is all there will be.
+    pub fn peer_closed(&self) -> bool {
+        self.host.conn(self.id).is_none_or(|c| c.state().fin_received())
+    }
+
+    /// Give the connection, with whatever is still unread, to the threads accepting on this
+    /// service's [`HandOff`]; without one, it is released.
+    pub fn hand_over(&mut self) {
+        self.handed_over = true;
+    }
+}
+
+/// Connections a loop service handed over, for threads to accept as `TcpStream`s.
+#[derive(Clone, Default)]
+pub struct HandOff {
+    queue: Arc<(Mutex<VecDeque<ConnId>>, Condvar)>,
+}
+
+impl HandOff {
+    fn push(&self, id: ConnId) {
+        if let Ok(mut q) = self.queue.0.lock() {
+            q.push_back(id);
+            self.queue.1.notify_one();
+        }
+    }
+
+    /// The next connection handed over, waiting at most `timeout`.
+    pub(super) fn next(&self, timeout: Duration) -> io::Result<ConnId> {
+        let poisoned = || io::Error::other("hand-off queue poisoned by a panic");
+        let deadline = Instant::now() + timeout;
+        let mut q = self.queue.0.lock().map_err(|_| poisoned())?;
+        loop {
+            if let Some(id) = q.pop_front() {
+                return Ok(id);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            q = self.queue.1.wait_timeout(q, left).map_err(|_| poisoned())?.0;
+        }
+    }
 }
 
 /// The loop services and their connections, kept with the host.
 #[derive(Default)]
 pub(super) struct LoopServices {
     services: HashMap<u16, Box<dyn LoopService>>,
+    hand_offs: HashMap<u16, HandOff>,
     conns: HashMap<ConnId, u16>,
     /// Connections whose readiness changed outside the loop's own pass (another thread
     /// flushed first): served on the loop's next pass.
@@ -89,9 +145,18 @@ pub(super) struct LoopServices {
 const MAX_PASSES: usize = 16;
 
 impl LoopServices {
-    pub(super) fn add(&mut self, host: &mut Host, port: u16, service: Box<dyn LoopService>) -> io::Result<()> {
+    pub(super) fn add(
+        &mut self,
+        host: &mut Host,
+        port: u16,
+        service: Box<dyn LoopService>,
+        hand_off: Option<HandOff>,
+    ) -> io::Result<()> {
         host.listen(port, None)?;
         self.services.insert(port, service);
+        if let Some(h) = hand_off {
+            self.hand_offs.insert(port, h);
+        }
         Ok(())
     }
 
@@ -129,6 +194,9 @@ impl LoopServices {
             for &port in self.services.keys() {
                 while let Some(id) = host.accept(port) {
                     self.conns.insert(id, port);
+                    // A service may only look at what arrived (HTTP waiting for a whole
+                    // head): it hears of each arrival, not only of the first.
+                    host.with_conn(now, id, |c| c.report_arrivals(true));
                     work.push(id);
                 }
             }
@@ -158,9 +226,18 @@ impl LoopServices {
     fn call(&mut self, host: &mut Host, now: Instant, id: ConnId) {
         let Some(&port) = self.conns.get(&id) else { return };
         let Some(service) = self.services.get_mut(&port) else { return };
-        let mut conn = LoopConn { host: &mut *host, id, now, released: false };
+        let mut conn = LoopConn { host: &mut *host, id, now, released: false, handed_over: false };
         service.ready(&mut conn);
-        if conn.released || host.conn(id).is_none() {
+        let (released, handed_over) = (conn.released, conn.handed_over);
+        if handed_over {
+            self.conns.remove(&id);
+            // A blocking reader hears of data becoming readable, as any stream's does.
+            host.with_conn(now, id, |c| c.report_arrivals(false));
+            match self.hand_offs.get(&port) {
+                Some(h) => h.push(id),
+                None => host.release(now, id),
+            }
+        } else if released || host.conn(id).is_none() {
             self.conns.remove(&id);
             host.release(now, id);
         }
@@ -257,5 +334,76 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
+    }
+
+    fn http_server(thread_path: fn(&str) -> bool) -> (Stack, Stack, crate::runtime::HandOff) {
+        let (a, b) = Pipe::pair().unwrap();
+        let server = StackOptions { host: HostConfig { addr: SERVER, ..Default::default() }, ..Default::default() };
+        let client = StackOptions {
+            host: HostConfig { addr: Ipv4Addr::new(10, 7, 0, 1), ..Default::default() },
+            ..Default::default()
+        };
+        let server = Stack::new(a, server).unwrap();
+        let cfg = crate::app::http::HttpConfig::default();
+        let hand_off =
+            server.serve_on_loop_with_hand_off(80, crate::app::loop_http::LoopHttp::new(cfg, thread_path)).unwrap();
+        (server, Stack::new(b, client).unwrap(), hand_off)
+    }
+
+    fn response_body(all: &[u8]) -> (&str, &[u8]) {
+        let end = all.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+        (std::str::from_utf8(&all[..end]).unwrap(), &all[end..])
+    }
+
+    #[test]
+    fn http_on_the_loop_waits_for_a_head_that_arrives_in_pieces() {
+        let (_server, client, _) = http_server(|_| false);
+        let s = connect(&client, 80);
+        s.set_nodelay(true).unwrap();
+        for piece in ["GET /bytes/1000", "00 HTTP/1.1\r\nHost: x\r\n", "Connection: close\r\n", "\r\n"] {
+            (&s).write_all(piece.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut all = Vec::new();
+        (&s).read_to_end(&mut all).unwrap();
+        let (head, body) = response_body(&all);
+        assert!(head.starts_with("HTTP/1.1 200 OK") && head.contains("Content-Length: 100000"), "{head}");
+        let want: Vec<u8> = (0..100_000u64).map(crate::app::http::pattern_byte).collect();
+        assert!(body == want.as_slice(), "{} body bytes, or not the pattern", body.len());
+    }
+
+    #[test]
+    fn http_on_the_loop_answers_pipelined_requests_in_order() {
+        let (_server, client, _) = http_server(|_| false);
+        let s = connect(&client, 80);
+        (&s).write_all(b"GET /bytes/3 HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nHEAD /bytes/5 HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let mut all = Vec::new();
+        (&s).read_to_end(&mut all).unwrap();
+        let text = String::from_utf8_lossy(&all);
+        let statuses: Vec<&str> =
+            text.match_indices("HTTP/1.1 ").filter_map(|(i, _)| text[i..].split("\r\n").next()).collect();
+        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK"], "{text}");
+        assert!(text.contains("\r\n\r\n\x00\x01\x02HTTP/1.1 404"), "the 3-byte body between the answers: {text:?}");
+        assert!(text.ends_with("Content-Length: 5\r\n\r\n"), "HEAD: no body, and HTTP/1.0 closes: {text:?}");
+    }
+
+    #[test]
+    fn http_hands_a_thread_path_over_unread() {
+        let (server, client, hand_off) = http_server(|p| p == "/thread");
+        let srv = server.clone();
+        let thread = std::thread::spawn(move || {
+            let mut s = srv.take_handed(&hand_off, Duration::from_secs(10)).unwrap();
+            // The thread reads the request from its first byte.
+            crate::app::http::serve(&mut s, &crate::app::http::HttpConfig::default()).unwrap();
+        });
+        let s = connect(&client, 80);
+        (&s).write_all(b"GET /thread HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        let mut all = Vec::new();
+        (&s).read_to_end(&mut all).unwrap();
+        thread.join().unwrap();
+        let (head, body) = response_body(&all);
+        assert!(head.starts_with("HTTP/1.1 404 Not Found"), "{head}");
+        assert!(body.starts_with(b"404 Not Found"), "{body:?}");
     }
 }

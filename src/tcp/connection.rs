@@ -63,6 +63,9 @@ pub struct Readiness {
     pub error: bool,
     pub readable: bool,
     pub writable: bool,
+    /// In-order bytes received so far, when the reader asked to hear of every arrival (see
+    /// [`Connection::report_arrivals`]); 0 otherwise.
+    pub arrived: u64,
 }
 
 /// A segment of new data being timed: when its end is acknowledged or SACKed, the bytes
@@ -184,6 +187,8 @@ pub struct Connection {
     /// then in flight will have arrived; rounds sent before that are application-limited
     /// (draft-cheng-iccrg-delivery-rate-estimation's C.app_limited).
     pub(super) app_limited_until: Option<u64>,
+    /// See [`Connection::report_arrivals`].
+    pub(super) report_arrivals: bool,
     pub(super) dup_acks: u32,
     /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
     pub(super) recover: Option<SeqNum>,
@@ -282,6 +287,7 @@ impl Connection {
             rate_probe: None,
             delivered: 0,
             app_limited_until: None,
+            report_arrivals: false,
             dup_acks: 0,
             recover: None,
             retransmit_hole: false,
@@ -525,82 +531,6 @@ impl Connection {
         self.error
     }
 
-    // ----- The application's side -----
-
-    /// Read what has arrived in order. `Ok(0)` is end of stream (the peer's FIN);
-    /// `WouldBlock` means wait.
-    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(kind) = self.error {
-            return Err(kind.into());
-        }
-        if !self.recv_buf.is_empty() {
-            let n = self.recv_buf.read(buf);
-            self.maybe_window_update();
-            return Ok(n);
-        }
-        if self.state.fin_received() || self.state == State::Closed || buf.is_empty() {
-            return Ok(0);
-        }
-        Err(io::ErrorKind::WouldBlock.into())
-    }
-
-    /// `recv` without the copy: drop up to `max` bytes (a discard server's read).
-    pub fn recv_skip(&mut self, max: usize) -> io::Result<usize> {
-        if let Some(kind) = self.error {
-            return Err(kind.into());
-        }
-        if !self.recv_buf.is_empty() {
-            let n = self.recv_buf.skip(max);
-            self.maybe_window_update();
-            return Ok(n);
-        }
-        if self.state.fin_received() || self.state == State::Closed || max == 0 {
-            return Ok(0);
-        }
-        Err(io::ErrorKind::WouldBlock.into())
-    }
-
-    /// Bytes `send` would take now.
-    pub fn send_room(&self) -> usize {
-        self.send_buf.free()
-    }
-
-    /// Queue bytes to send; takes what fits in the send buffer.
-    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
-        if let Some(kind) = self.error {
-            return Err(kind.into());
-        }
-        if self.fin_queued {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        match self.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
-            _ => return Err(io::ErrorKind::NotConnected.into()),
-        }
-        if data.is_empty() {
-            return Ok(0);
-        }
-        // Like Linux's sk_stream_write_space: a blocked writer goes on only once a third of
-        // the buffer is free (or all it has to write fits), so it wakes for large chunks,
-        // not for each ACK that frees a segment's worth.
-        if self.send_buf.free() < data.len().min(self.send_buf.capacity() / 3).max(1) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        Ok(self.send_buf.write(data))
-    }
-
-    /// What a thread blocked on this connection may be waiting for; it is woken only when
-    /// this changes (see `Host::dispatch`). Must agree with `recv` and `send`: whenever
-    /// they would stop returning `WouldBlock`, this changes.
-    pub fn readiness(&self) -> Readiness {
-        Readiness {
-            state: self.state,
-            error: self.error.is_some(),
-            readable: !self.recv_buf.is_empty(),
-            writable: self.send_buf.free() >= (self.send_buf.capacity() / 3).max(1),
-        }
-    }
-
     /// The application will send no more: a FIN follows the queued data (RFC 9293 §3.10.4).
     pub fn shutdown_write(&mut self, now: Instant) {
         if self.fin_queued {
@@ -691,7 +621,7 @@ impl Connection {
     /// carry the new window, and a reply the application is about to write carries it too
     /// (a request/response connection's first read would otherwise cost a segment of its
     /// own, as the SYN could offer at most 64 KiB).
-    fn maybe_window_update(&mut self) {
+    pub(super) fn maybe_window_update(&mut self) {
         if !self.state.receives_data() {
             return;
         }

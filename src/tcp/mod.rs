@@ -3,6 +3,7 @@
 //! are pulled with [`Connection::poll_transmit`]. That is what makes every behaviour testable
 //! segment by segment with a fake clock.
 
+mod app_io;
 mod bbr;
 pub mod config;
 pub mod congestion;

@@ -53,6 +53,19 @@ impl RecvBuf {
         n
     }
 
+    /// Copy up to `buf.len()` bytes without consuming them.
+    pub fn peek(&self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.ready.len());
+        let (a, b) = self.ready.as_slices();
+        if n <= a.len() {
+            buf[..n].copy_from_slice(&a[..n]);
+        } else {
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..n].copy_from_slice(&b[..n - a.len()]);
+        }
+        n
+    }
+
     /// Drop up to `n` bytes unread; returns how many.
     pub fn skip(&mut self, n: usize) -> usize {
         let n = n.min(self.ready.len());

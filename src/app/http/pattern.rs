@@ -25,20 +25,20 @@ pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
 
 /// A pre-filled run of the pattern from which any window of up to `max_len` bytes at any
 /// offset is a plain slice, so streaming a body costs no per-byte work.
-pub(super) struct PatternBlock {
+pub(crate) struct PatternBlock {
     bytes: Vec<u8>,
     max_len: usize,
 }
 
 impl PatternBlock {
-    pub(super) fn new(max_len: usize) -> Self {
+    pub(crate) fn new(max_len: usize) -> Self {
         let mut bytes = vec![0; max_len + PATTERN_PERIOD as usize - 1];
         fill_pattern(0, &mut bytes);
         PatternBlock { bytes, max_len }
     }
 
     /// Pattern bytes `offset .. offset + len`, with `len` clamped to `max_len`.
-    pub(super) fn window(&self, offset: u64, len: usize) -> &[u8] {
+    pub(crate) fn window(&self, offset: u64, len: usize) -> &[u8] {
         let start = (offset % PATTERN_PERIOD) as usize;
         &self.bytes[start..start + len.min(self.max_len)]
     }

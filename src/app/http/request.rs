@@ -118,8 +118,8 @@ pub fn read_request<R: Read>(stream: &mut R, mut buf: Vec<u8>, cfg: &HttpConfig)
     }
 }
 
-/// `None` while the head is incomplete.
-fn parse_head(buf: &[u8], cfg: &HttpConfig) -> Option<ReadOutcome> {
+/// `None` while the head is incomplete. On a request, `leftover` holds what followed the head.
+pub fn parse_head(buf: &[u8], cfg: &HttpConfig) -> Option<ReadOutcome> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut slots);
     let head_len = match parsed.parse(buf) {

@@ -1,0 +1,189 @@
+//! The HTTP server of [`http`](super::http) on the event loop: the same parser, routes and
+//! responses, served without a thread. A request for a path a blocking handler owns
+//! (WebSocket, Socket.IO) is only looked at, not read, and the connection is handed over to
+//! a thread, which reads it from the start. So are the rare requests that need a reply before
+//! their body (`Expect: 100-continue`).
+//!
+//! Why: a connection served by a thread costs a wake-up to accept, one per request and one to
+//! close; on the loop, a `GET` and its answer take none.
+
+use std::collections::HashMap;
+use std::io;
+
+use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status, Version};
+use crate::runtime::{LoopConn, LoopService};
+use crate::stack::ConnId;
+
+/// Bytes of a `/bytes/N` body handed to the stack per `send`.
+const CHUNK: usize = 64 * 1024;
+
+/// Where one connection is.
+enum Phase {
+    /// Waiting for a complete request head.
+    Head,
+    /// Dropping `left` more bytes of a request body, then answering.
+    Body { left: u64, answer: Answer },
+    /// Sending an answer.
+    Answer(Answer),
+}
+
+/// A response being sent: the head (and a static body) from `out[sent..]`, then `pattern`
+/// more bytes of the `/bytes/N` pattern from offset `offset`.
+struct Answer {
+    out: Vec<u8>,
+    sent: usize,
+    pattern: u64,
+    offset: u64,
+    close: bool,
+}
+
+pub struct LoopHttp {
+    cfg: HttpConfig,
+    /// Paths whose requests go to a thread.
+    thread_path: fn(&str) -> bool,
+    conns: HashMap<ConnId, Phase>,
+    peek: Vec<u8>,
+    block: PatternBlock,
+}
+
+impl LoopHttp {
+    pub fn new(cfg: HttpConfig, thread_path: fn(&str) -> bool) -> LoopHttp {
+        let peek = vec![0u8; cfg.max_header_bytes + 1];
+        LoopHttp { cfg, thread_path, conns: HashMap::new(), peek, block: PatternBlock::new(CHUNK) }
+    }
+
+    /// Look at the next request head; returns the next phase, or `None` to wait.
+    fn read_head(&mut self, conn: &mut LoopConn<'_>) -> io::Result<Option<Phase>> {
+        let n = match conn.peek(&mut self.peek) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let seen = &self.peek[..n];
+        let outcome = match http::parse_head(seen, &self.cfg) {
+            Some(o) => o,
+            None if n > self.cfg.max_header_bytes => ReadOutcome::Rejected(Status::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            // Part of a head, and the client has closed: nothing to answer.
+            None if conn.peer_closed() => return Err(io::ErrorKind::UnexpectedEof.into()),
+            None => return Ok(None),
+        };
+        let req = match outcome {
+            ReadOutcome::Request(req) => req,
+            ReadOutcome::Closed => return Err(io::ErrorKind::UnexpectedEof.into()),
+            ReadOutcome::Rejected(status) => {
+                tracing::debug!(status = status.0, "rejected request; closing");
+                let mut resp = Response::error(status);
+                resp.headers.push(("Connection", "close".into()));
+                // Nothing more is read: the connection closes after the answer.
+                conn.skip(n)?;
+                return Ok(Some(Phase::Answer(self.answer(&resp, false, true)?)));
+            }
+        };
+        if (self.thread_path)(req.route_path()) || (req.expects_continue() && req.body_len > 0) {
+            conn.hand_over();
+            return Ok(None);
+        }
+        conn.skip(n - req.leftover.len())?;
+        let keep_alive = req.keep_alive();
+        let mut resp = http::route(&req, &self.cfg);
+        if !keep_alive {
+            resp.headers.push(("Connection", "close".into()));
+        } else if req.version == Version::Http10 {
+            resp.headers.push(("Connection", "keep-alive".into()));
+        }
+        tracing::debug!(method = %req.method, path = %req.path, status = resp.status.0, "answered");
+        let answer = self.answer(&resp, req.method == "HEAD", !keep_alive)?;
+        Ok(Some(Phase::Body { left: req.body_len, answer }))
+    }
+
+    fn answer(&self, resp: &Response, head_only: bool, close: bool) -> io::Result<Answer> {
+        let mut out = Vec::with_capacity(256);
+        // The head alone; the body follows below (a pattern body is streamed).
+        http::write_response(&mut out, resp, true, &self.cfg)?;
+        let mut pattern = 0;
+        if !head_only {
+            match &resp.body {
+                Body::Static(bytes) => out.extend_from_slice(bytes),
+                Body::Pattern(len) => pattern = *len,
+            }
+        }
+        Ok(Answer { out, sent: 0, pattern, offset: 0, close })
+    }
+
+    /// Send what fits; true when all of it is queued.
+    fn send(&self, conn: &mut LoopConn<'_>, a: &mut Answer) -> io::Result<bool> {
+        while a.sent < a.out.len() {
+            match conn.send(&a.out[a.sent..]) {
+                Ok(n) => a.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        while a.pattern > 0 {
+            let n = usize::try_from(a.pattern).map_or(CHUNK, |left| left.min(CHUNK));
+            match conn.send(self.block.window(a.offset, n)) {
+                Ok(sent) => {
+                    a.offset += sent as u64;
+                    a.pattern -= sent as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Move the connection on as far as it goes now; `Ok(None)` when it is finished.
+    fn step(&mut self, conn: &mut LoopConn<'_>, mut phase: Phase) -> io::Result<Option<Phase>> {
+        loop {
+            phase = match phase {
+                Phase::Head => match self.read_head(conn)? {
+                    Some(next) => next,
+                    None => return Ok(Some(Phase::Head)),
+                },
+                Phase::Body { left: 0, answer } => Phase::Answer(answer),
+                Phase::Body { left, answer } => match conn.skip(usize::try_from(left).unwrap_or(usize::MAX)) {
+                    // EOF mid-body: nobody is left to answer.
+                    Ok(0) => return Ok(None),
+                    Ok(n) => Phase::Body { left: left - n as u64, answer },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(Phase::Body { left, answer })),
+                    Err(e) => return Err(e),
+                },
+                Phase::Answer(mut a) => {
+                    if !self.send(conn, &mut a)? {
+                        return Ok(Some(Phase::Answer(a)));
+                    }
+                    if a.close {
+                        let _ = conn.shutdown_write();
+                        return Ok(None);
+                    }
+                    Phase::Head
+                }
+            };
+        }
+    }
+}
+
+impl LoopService for LoopHttp {
+    fn ready(&mut self, conn: &mut LoopConn<'_>) {
+        let id = conn.id();
+        let phase = self.conns.remove(&id).unwrap_or(Phase::Head);
+        match self.step(conn, phase) {
+            Ok(Some(next)) => {
+                if !conn.is_handed_over() {
+                    self.conns.insert(id, next);
+                }
+            }
+            Ok(None) => conn.release(),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    tracing::debug!("http connection ended: {e}");
+                }
+                // Closed by the peer between requests (or failed): ours closes too.
+                let _ = conn.shutdown_write();
+                conn.release();
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The application's side of a connection: reading, looking, writing, and what a blocked
+//! reader or writer waits for.
+
+use std::io;
+
+use super::connection::{Connection, Readiness};
+use super::state::State;
+
+impl Connection {
+    /// Read what has arrived in order. `Ok(0)` is end of stream (the peer's FIN);
+    /// `WouldBlock` means wait.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if !self.recv_buf.is_empty() {
+            let n = self.recv_buf.read(buf);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if self.state.fin_received() || self.state == State::Closed || buf.is_empty() {
+            return Ok(0);
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// `recv` without the copy: drop up to `max` bytes (a discard server's read).
+    pub fn recv_skip(&mut self, max: usize) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if !self.recv_buf.is_empty() {
+            let n = self.recv_buf.skip(max);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if self.state.fin_received() || self.state == State::Closed || max == 0 {
+            return Ok(0);
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// `recv` that leaves the bytes in place: a server can look at a request before deciding
+    /// who reads it.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if !self.recv_buf.is_empty() {
+            return Ok(self.recv_buf.peek(buf));
+        }
+        if self.state.fin_received() || self.state == State::Closed || buf.is_empty() {
+            return Ok(0);
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// Bytes `send` would take now.
+    pub fn send_room(&self) -> usize {
+        self.send_buf.free()
+    }
+
+    /// Queue bytes to send; takes what fits in the send buffer.
+    pub fn send(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(kind) = self.error {
+            return Err(kind.into());
+        }
+        if self.fin_queued {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            _ => return Err(io::ErrorKind::NotConnected.into()),
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        // Like Linux's sk_stream_write_space: a blocked writer goes on only once a third of
+        // the buffer is free (or all it has to write fits), so it wakes for large chunks,
+        // not for each ACK that frees a segment's worth.
+        if self.send_buf.free() < data.len().min(self.send_buf.capacity() / 3).max(1) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(self.send_buf.write(data))
+    }
+
+    /// What a thread blocked on this connection may be waiting for; it is woken only when
+    /// this changes (see `Host::dispatch`). Must agree with `recv` and `send`: whenever
+    /// they would stop returning `WouldBlock`, this changes.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            state: self.state,
+            error: self.error.is_some(),
+            readable: !self.recv_buf.is_empty(),
+            writable: self.send_buf.free() >= (self.send_buf.capacity() / 3).max(1),
+            arrived: if self.report_arrivals { self.stats.bytes_in } else { 0 },
+        }
+    }
+
+    /// Count every arrival of data as a change of readiness, not only the buffer becoming
+    /// non-empty: for a reader that looks at data without taking it (a server waiting for
+    /// the rest of a request head), which would otherwise never hear of more.
+    pub fn report_arrivals(&mut self, on: bool) {
+        self.report_arrivals = on;
+    }
+}
