@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::time::Duration;
 
 use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status, Version};
 use crate::runtime::{LoopConn, LoopService};
@@ -16,11 +17,19 @@ use crate::stack::ConnId;
 
 /// Bytes of a `/bytes/N` body handed to the stack per `send`.
 const CHUNK: usize = 64 * 1024;
+/// A connection with nothing happening this long is closed, as the blocking server's read
+/// timeout closes it.
+pub const IDLE: Duration = Duration::from_secs(120);
+/// Requests answered in one call before the loop gets on with other work (pipelining).
+const REQUESTS_PER_CALL: usize = 16;
+/// As `read_request`: below this a partial head is parsed at every arrival; above it, only
+/// when a line has ended (a client sending a byte at a time cannot make parsing quadratic).
+const EAGER_PARSE_LIMIT: usize = 1024;
 
 /// Where one connection is.
 enum Phase {
-    /// Waiting for a complete request head.
-    Head,
+    /// Waiting for a complete request head; `scanned` bytes of it were looked at already.
+    Head { scanned: usize },
     /// Dropping `left` more bytes of a request body, then answering.
     Body { left: u64, answer: Answer },
     /// Sending an answer.
@@ -39,6 +48,7 @@ struct Answer {
 
 pub struct LoopHttp {
     cfg: HttpConfig,
+    idle: Duration,
     /// Paths whose requests go to a thread.
     thread_path: fn(&str) -> bool,
     conns: HashMap<ConnId, Phase>,
@@ -49,24 +59,37 @@ pub struct LoopHttp {
 impl LoopHttp {
     pub fn new(cfg: HttpConfig, thread_path: fn(&str) -> bool) -> LoopHttp {
         let peek = vec![0u8; cfg.max_header_bytes + 1];
-        LoopHttp { cfg, thread_path, conns: HashMap::new(), peek, block: PatternBlock::new(CHUNK) }
+        LoopHttp { cfg, idle: IDLE, thread_path, conns: HashMap::new(), peek, block: PatternBlock::new(CHUNK) }
     }
 
-    /// Look at the next request head; returns the next phase, or `None` to wait.
-    fn read_head(&mut self, conn: &mut LoopConn<'_>) -> io::Result<Option<Phase>> {
+    /// Close connections idle this long instead of [`IDLE`].
+    pub fn with_idle(mut self, idle: Duration) -> LoopHttp {
+        self.idle = idle;
+        self
+    }
+
+    /// Look at the next request head; returns the next phase, or `Err(scanned)` to wait.
+    fn read_head(&mut self, conn: &mut LoopConn<'_>, scanned: usize) -> io::Result<Result<Phase, usize>> {
         let n = match conn.peek(&mut self.peek) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Err(0)),
             Err(e) => return Err(e),
         };
         let seen = &self.peek[..n];
-        let outcome = match http::parse_head(seen, &self.cfg) {
+        let fresh = &seen[scanned.min(n)..];
+        let parse = n <= EAGER_PARSE_LIMIT || fresh.contains(&b'\n') || n > self.cfg.max_header_bytes;
+        let parsed = if parse { http::parse_head(seen, &self.cfg) } else { None };
+        // The whole receive buffer holds no complete head: no more can arrive to finish it.
+        let full = n >= conn.recv_capacity();
+        let outcome = match parsed {
             Some(o) => o,
-            None if n > self.cfg.max_header_bytes => ReadOutcome::Rejected(Status::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            None if n > self.cfg.max_header_bytes || full => {
+                ReadOutcome::Rejected(Status::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            }
             // Part of a head, and the client has closed: nothing to answer.
             None if conn.peer_closed() => return Err(io::ErrorKind::UnexpectedEof.into()),
-            None => return Ok(None),
+            None => return Ok(Err(n)),
         };
         let req = match outcome {
             ReadOutcome::Request(req) => req,
@@ -77,12 +100,12 @@ impl LoopHttp {
                 resp.headers.push(("Connection", "close".into()));
                 // Nothing more is read: the connection closes after the answer.
                 conn.skip(n)?;
-                return Ok(Some(Phase::Answer(self.answer(&resp, false, true)?)));
+                return Ok(Ok(Phase::Answer(self.answer(&resp, false, true)?)));
             }
         };
         if (self.thread_path)(req.route_path()) || (req.expects_continue() && req.body_len > 0) {
             conn.hand_over();
-            return Ok(None);
+            return Ok(Err(0));
         }
         conn.skip(n - req.leftover.len())?;
         let keep_alive = req.keep_alive();
@@ -94,7 +117,7 @@ impl LoopHttp {
         }
         tracing::debug!(method = %req.method, path = %req.path, status = resp.status.0, "answered");
         let answer = self.answer(&resp, req.method == "HEAD", !keep_alive)?;
-        Ok(Some(Phase::Body { left: req.body_len, answer }))
+        Ok(Ok(Phase::Body { left: req.body_len, answer }))
     }
 
     fn answer(&self, resp: &Response, head_only: bool, close: bool) -> io::Result<Answer> {
@@ -136,11 +159,17 @@ impl LoopHttp {
 
     /// Move the connection on as far as it goes now; `Ok(None)` when it is finished.
     fn step(&mut self, conn: &mut LoopConn<'_>, mut phase: Phase) -> io::Result<Option<Phase>> {
+        let mut answered = 0;
         loop {
             phase = match phase {
-                Phase::Head => match self.read_head(conn)? {
-                    Some(next) => next,
-                    None => return Ok(Some(Phase::Head)),
+                Phase::Head { .. } if answered == REQUESTS_PER_CALL => {
+                    // More may be pipelined: the rest on the loop's next pass.
+                    conn.again();
+                    return Ok(Some(Phase::Head { scanned: 0 }));
+                }
+                Phase::Head { scanned } => match self.read_head(conn, scanned)? {
+                    Ok(next) => next,
+                    Err(scanned) => return Ok(Some(Phase::Head { scanned })),
                 },
                 Phase::Body { left: 0, answer } => Phase::Answer(answer),
                 Phase::Body { left, answer } => match conn.skip(usize::try_from(left).unwrap_or(usize::MAX)) {
@@ -155,10 +184,10 @@ impl LoopHttp {
                         return Ok(Some(Phase::Answer(a)));
                     }
                     if a.close {
-                        let _ = conn.shutdown_write();
                         return Ok(None);
                     }
-                    Phase::Head
+                    answered += 1;
+                    Phase::Head { scanned: 0 }
                 }
             };
         }
@@ -168,22 +197,36 @@ impl LoopHttp {
 impl LoopService for LoopHttp {
     fn ready(&mut self, conn: &mut LoopConn<'_>) {
         let id = conn.id();
-        let phase = self.conns.remove(&id).unwrap_or(Phase::Head);
-        match self.step(conn, phase) {
+        let phase = self.conns.remove(&id);
+        if conn.timed_out() {
+            tracing::debug!("http connection idle for {:?}; closing", self.idle);
+            return close(conn);
+        }
+        match self.step(conn, phase.unwrap_or(Phase::Head { scanned: 0 })) {
             Ok(Some(next)) => {
                 if !conn.is_handed_over() {
                     self.conns.insert(id, next);
+                    let at = conn.now() + self.idle;
+                    conn.set_deadline(Some(at));
                 }
             }
-            Ok(None) => conn.release(),
+            Ok(None) => close(conn),
             Err(e) => {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     tracing::debug!("http connection ended: {e}");
                 }
                 // Closed by the peer between requests (or failed): ours closes too.
-                let _ = conn.shutdown_write();
-                conn.release();
+                close(conn);
             }
         }
     }
+}
+
+/// Our FIN, and the connection is the stack's to finish. What the client sent and we will
+/// not read (pipelined requests after a `Connection: close`) is dropped first: closing with
+/// unread data would be a reset (RFC 9293 §3.6.1), which can cut the answer short.
+fn close(conn: &mut LoopConn<'_>) {
+    while matches!(conn.skip(usize::MAX), Ok(n) if n > 0) {}
+    let _ = conn.shutdown_write();
+    conn.release();
 }

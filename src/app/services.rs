@@ -42,6 +42,10 @@ impl LoopService for LoopEcho {
         loop {
             let room = conn.send_room().min(self.buf.len());
             if room == 0 {
+                // A reset or timeout shows only as an error from a call: ask with an empty one.
+                if conn.send(&[]).is_err() {
+                    conn.release();
+                }
                 return;
             }
             match conn.recv(&mut self.buf[..room]) {

@@ -154,7 +154,7 @@ pub struct ConnInfo {
 impl Inner {
     /// Move what the host produced onto `tx`'s queue, print trace lines, note the threads to
     /// wake, arm the timer for an earlier deadline. Returns whether the loop must be woken
-    /// (only when arming failed).
+    /// (arming failed, or a loop service has work from another thread's flush).
     fn hand_over(&mut self, tx: &mut Tx) -> bool {
         for buf in tx.spare.drain(..) {
             self.host.recycle(buf);
@@ -229,13 +229,10 @@ impl Inner {
         }
     }
 
-    /// The earlier of the host's next timer and the device's (a held packet).
+    /// The earliest of the host's next timer, the device's (a held packet) and a loop
+    /// service's deadline.
     fn next_deadline(&mut self, tx: &Tx) -> Option<Instant> {
-        match (self.host.poll_at(), tx.device.poll_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, b) => b,
-        }
+        [self.host.poll_at(), tx.device.poll_at(), self.on_loop.next_deadline()].into_iter().flatten().min()
     }
 
     fn receive_batch(&mut self, tx: &mut Tx, now: Instant) {

@@ -6,19 +6,25 @@
 //! that made its connection ready, with the stack locked, and reads without copying when it
 //! only drops the bytes.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::stack::{ConnId, Host};
+use crate::tcp::State;
 
-/// A service on the event loop. Its calls hold the stack's lock: they must not block.
+/// A service on the event loop. Its calls hold the stack's lock: they must not block, nor
+/// call the `Stack` (that would lock it again).
 pub trait LoopService: Send {
-    /// `conn` was accepted, or what it can do changed (readable, writable, closed, failed).
-    /// Do what can be done now; the next change calls again. Call [`LoopConn::release`]
-    /// when done with the connection (as dropping a `TcpStream` would), or
-    /// [`LoopConn::hand_over`] to give it to a thread that blocks (see [`HandOff`]).
+    /// `conn` was accepted, or what it can do changed (readable, writable, closed, failed),
+    /// or its deadline passed ([`LoopConn::timed_out`]), or it asked to be called
+    /// [`again`](LoopConn::again). Do what can be done now; the next change calls again.
+    /// Call [`LoopConn::release`] when done with the connection (as dropping a `TcpStream`
+    /// would), or [`LoopConn::hand_over`] to give it to a thread that blocks (see
+    /// [`HandOff`]). A connection that ends up CLOSED is released whatever the service did.
     fn ready(&mut self, conn: &mut LoopConn<'_>);
 }
 
@@ -30,6 +36,9 @@ pub struct LoopConn<'a> {
     now: Instant,
     released: bool,
     handed_over: bool,
+    again: bool,
+    timed_out: bool,
+    deadline: Option<Option<Instant>>,
 }
 
 impl LoopConn<'_> {
@@ -79,6 +88,33 @@ impl LoopConn<'_> {
     /// The service is done with the connection: it closes as a dropped stream would.
     pub fn release(&mut self) {
         self.released = true;
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Call `ready` at `at` even if nothing changes (`None`: no deadline). One per
+    /// connection: a new one replaces the last.
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = Some(at);
+    }
+
+    /// This call is because the deadline passed.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Call `ready` again on the loop's next pass: a service that stops with work left (so
+    /// as not to hold the loop) says so, since nothing may change to call it.
+    pub fn again(&mut self) {
+        self.again = true;
+    }
+
+    /// The most the receive buffer holds: a peeking reader waiting for more than this would
+    /// wait forever.
+    pub fn recv_capacity(&self) -> usize {
+        self.host.conn(self.id).map_or(0, |c| c.recv_capacity())
     }
 
     pub fn is_handed_over(&self) -> bool {
@@ -136,8 +172,11 @@ pub(super) struct LoopServices {
     hand_offs: HashMap<u16, HandOff>,
     conns: HashMap<ConnId, u16>,
     /// Connections whose readiness changed outside the loop's own pass (another thread
-    /// flushed first): served on the loop's next pass.
+    /// flushed first), or that asked to be called again: served on the loop's next pass.
     pending: Vec<ConnId>,
+    /// The services' deadlines: the heap may hold stale entries, `deadline_of` is the truth.
+    deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    deadline_of: HashMap<ConnId, Instant>,
 }
 
 /// Passes per loop iteration: a service's own calls change readiness again (reading makes
@@ -177,6 +216,25 @@ impl LoopServices {
         !self.pending.is_empty()
     }
 
+    /// The earliest deadline a service set. The heap holds one entry per connection at
+    /// most, never later than its deadline: a deadline moved later is re-queued only when
+    /// its old entry comes up.
+    pub(super) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, id))) = self.deadlines.peek() {
+            match self.deadline_of.get(&id) {
+                Some(&d) if d == t => return Some(t),
+                Some(&d) => {
+                    self.deadlines.pop();
+                    self.deadlines.push(Reverse((d, id)));
+                }
+                None => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
     /// Accept on the services' ports and call them for every connection whose readiness
     /// changed, until nothing changes (or MAX_PASSES). What the host reported for other
     /// connections and ports is left for `hand_over`.
@@ -185,6 +243,16 @@ impl LoopServices {
             return;
         }
         let mut work = std::mem::take(&mut self.pending);
+        let mut expired = Vec::new();
+        while self.next_deadline().is_some_and(|t| t <= now) {
+            if let Some(Reverse((_, id))) = self.deadlines.pop() {
+                self.deadline_of.remove(&id);
+                expired.push(id);
+            }
+        }
+        for id in expired {
+            self.call(host, now, id, true);
+        }
         for _ in 0..MAX_PASSES {
             let (conns, ports) = host.take_touched();
             let (mut others, mut other_ports) = (Vec::new(), Vec::new());
@@ -211,35 +279,70 @@ impl LoopServices {
             if work.is_empty() {
                 return;
             }
+            work.sort_unstable();
             work.dedup();
             for id in work.drain(..) {
-                self.call(host, now, id);
+                self.call(host, now, id, false);
             }
         }
         // Still changing: finish on the next pass (the caller wakes the loop for it).
-        let (conns, _) = host.take_touched();
+        let (conns, ports) = host.take_touched();
         let (mine, others): (Vec<ConnId>, Vec<ConnId>) = conns.into_iter().partition(|id| self.conns.contains_key(id));
         self.pending.extend(mine);
-        host.touch_again(others, Vec::new());
+        host.touch_again(others, ports);
     }
 
-    fn call(&mut self, host: &mut Host, now: Instant, id: ConnId) {
+    fn call(&mut self, host: &mut Host, now: Instant, id: ConnId, timed_out: bool) {
         let Some(&port) = self.conns.get(&id) else { return };
         let Some(service) = self.services.get_mut(&port) else { return };
-        let mut conn = LoopConn { host: &mut *host, id, now, released: false, handed_over: false };
-        service.ready(&mut conn);
-        let (released, handed_over) = (conn.released, conn.handed_over);
+        let mut conn = LoopConn {
+            host: &mut *host,
+            id,
+            now,
+            released: false,
+            handed_over: false,
+            again: false,
+            timed_out,
+            deadline: None,
+        };
+        // A service's bug ends its connection, not the event loop (and with it the stack).
+        let panicked = catch_unwind(AssertUnwindSafe(|| service.ready(&mut conn))).is_err();
+        if panicked {
+            tracing::error!("a loop service panicked on port {port}; its connection is reset");
+            conn.released = true;
+        }
+        let (released, handed_over, again, deadline) = (conn.released, conn.handed_over, conn.again, conn.deadline);
+        if let Some(at) = deadline {
+            match at {
+                Some(t) => {
+                    if self.deadline_of.insert(id, t).is_none_or(|old| t < old) {
+                        self.deadlines.push(Reverse((t, id)));
+                    }
+                }
+                None => {
+                    self.deadline_of.remove(&id);
+                }
+            }
+        }
+        if panicked {
+            host.with_conn(now, id, |c| c.abort(now, io::ErrorKind::ConnectionAborted));
+        }
+        let closed = host.conn(id).is_none_or(|c| c.state() == State::Closed);
         if handed_over {
             self.conns.remove(&id);
+            self.deadline_of.remove(&id);
             // A blocking reader hears of data becoming readable, as any stream's does.
             host.with_conn(now, id, |c| c.report_arrivals(false));
             match self.hand_offs.get(&port) {
                 Some(h) => h.push(id),
                 None => host.release(now, id),
             }
-        } else if released || host.conn(id).is_none() {
+        } else if released || closed {
             self.conns.remove(&id);
+            self.deadline_of.remove(&id);
             host.release(now, id);
+        } else if again {
+            self.pending.push(id);
         }
     }
 }
@@ -405,5 +508,66 @@ mod tests {
         let (head, body) = response_body(&all);
         assert!(head.starts_with("HTTP/1.1 404 Not Found"), "{head}");
         assert!(body.starts_with(b"404 Not Found"), "{body:?}");
+    }
+
+    #[test]
+    fn an_echo_whose_peer_resets_with_a_full_send_buffer_is_released() {
+        let (server, client) = pair();
+        let s = connect(&client, 7);
+        let w = s.try_clone().unwrap();
+        // Never read: the echo's send buffer fills and it stops reading.
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![1u8; 1 << 20];
+            for _ in 0..12 {
+                if (&w).write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // Abort: unread data in our buffer, so dropping every handle sends a RST.
+        drop(s);
+        writer.join().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.connections().iter().any(|c| c.local.port() == 7) {
+            assert!(std::time::Instant::now() < deadline, "still held: {:?}", server.connections());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn http_on_the_loop_closes_an_idle_connection() {
+        let (a, b) = Pipe::pair().unwrap();
+        let server = StackOptions { host: HostConfig { addr: SERVER, ..Default::default() }, ..Default::default() };
+        let client = StackOptions {
+            host: HostConfig { addr: Ipv4Addr::new(10, 7, 0, 1), ..Default::default() },
+            ..Default::default()
+        };
+        let server = Stack::new(a, server).unwrap();
+        let http =
+            crate::app::loop_http::LoopHttp::new(Default::default(), |_| false).with_idle(Duration::from_millis(300));
+        server.serve_on_loop(80, http).unwrap();
+        let client = Stack::new(b, client).unwrap();
+        let s = connect(&client, 80);
+        // One request answered, then nothing: the server closes after the idle time.
+        (&s).write_all(b"GET /bytes/2 HTTP/1.1\r\n\r\n").unwrap();
+        let start = std::time::Instant::now();
+        let mut all = Vec::new();
+        (&s).read_to_end(&mut all).unwrap();
+        let waited = start.elapsed();
+        assert!(all.ends_with(b"\r\n\r\n\x00\x01"), "{:?}", String::from_utf8_lossy(&all));
+        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "closed after {waited:?}");
+    }
+
+    #[test]
+    fn http_closing_with_requests_unread_still_delivers_the_answer() {
+        let (_server, client, _) = http_server(|_| false);
+        let s = connect(&client, 80);
+        (&s).write_all(b"GET /bytes/300000 HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut all = Vec::new();
+        (&s).read_to_end(&mut all).expect("a FIN after the whole answer, not a reset");
+        let (head, body) = response_body(&all);
+        assert!(head.contains("Content-Length: 300000"), "{head}");
+        assert_eq!(body.len(), 300_000);
     }
 }

@@ -55,6 +55,11 @@ impl Connection {
         Err(io::ErrorKind::WouldBlock.into())
     }
 
+    /// The most the receive buffer holds.
+    pub fn recv_capacity(&self) -> usize {
+        self.recv_buf.capacity()
+    }
+
     /// Bytes `send` would take now.
     pub fn send_room(&self) -> usize {
         self.send_buf.free()
