@@ -842,7 +842,7 @@ if [[ -n $MEM_LINE ]]; then
     echo "| connections | VmRSS | per connection | threads | time to open |"
     echo "|---|---|---|---|---|"
     echo "$MEM_LINE"
-    echo "synack serves each connection on a thread of its own (from a pool; echo: a 64 KiB read buffer); that is in the figure."
+    echo "synack serves echo on its event loop (no thread per connection): the figure is the TCP connection itself, buffers allocated as data arrives."
 fi
 
 # shellcheck source=scripts/bench-targets.sh
