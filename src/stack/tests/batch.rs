@@ -120,3 +120,32 @@ fn a_held_back_ack_covers_at_most_256_kib() {
     // the end of the batch.
     assert_eq!(acks, vec![1001 + 263_000, 1001 + 300_000]);
 }
+
+#[test]
+fn with_sack_every_out_of_order_segment_is_acked_at_once_inside_a_batch() {
+    // One ACK per out-of-order segment even with SACK: each repeats the blocks, so the
+    // sender learns of a loss though some ACKs are lost too. (Coalescing them to one per
+    // batch was measured at 5% loss both ways: the last ACK of a batch lost left Linux in
+    // recovery waiting for its 200 ms timeout, 0.3 s transfers became 0.8–190 s.)
+    let (mut t, iss) = established_sack_with(config(), 65535);
+    t.host.begin_batch();
+    for k in 1..4u32 {
+        t.send(ack().seq(1001 + k * 1000).ack(iss + 1).data(&[k as u8; 1000]));
+        let dup = t.expect();
+        assert_eq!((dup.ack, dup.options.sack_blocks()), (1001, &[(SeqNum(2001), SeqNum(2001 + k * 1000))][..]));
+    }
+    t.host.end_batch(t.now);
+    t.expect_nothing();
+}
+
+#[test]
+fn without_sack_every_out_of_order_segment_is_acked_at_once() {
+    let (mut t, iss) = established();
+    t.host.begin_batch();
+    for k in 1..4u32 {
+        t.send(ack().seq(1001 + k * 1000).ack(iss + 1).data(&[1u8; 1000]));
+        assert_eq!(t.expect().ack, 1001, "duplicate ACK {k}, for the sender to count");
+    }
+    t.host.end_batch(t.now);
+    t.expect_nothing();
+}
