@@ -247,7 +247,9 @@ impl Connection {
             (self.snd_max, (data_end - self.snd_max).min(self.payload_limit()))
         } else {
             let len = (data_end - self.snd_una).min(self.payload_limit());
-            if len == 0 {
+            // Nothing but a FIN outstanding: the probe is the FIN again.
+            let fin_outstanding = self.fin_queued && !self.fin_acked;
+            if len == 0 && !fin_outstanding {
                 return None;
             }
             (data_end - len, len)
@@ -264,7 +266,10 @@ impl Connection {
             self.snd_nxt = end;
         }
         self.payload_range = PayloadRange { offset: (seq - self.snd_una) as usize, len: len as usize };
-        let mut flags = TcpFlags::ACK | TcpFlags::PSH;
+        let mut flags = TcpFlags::ACK;
+        if len > 0 {
+            flags |= TcpFlags::PSH;
+        }
         if fin {
             flags |= TcpFlags::FIN;
         }

@@ -233,6 +233,24 @@ fn tail_loss_probe_resends_the_last_segment_after_two_round_trips() {
 }
 
 #[test]
+fn a_lone_fin_is_probed_again_before_the_retransmission_timer() {
+    let (t, iss) = established_with(early_config());
+    let mut t = with_rtt(t, iss);
+    // All data acknowledged; the FIN goes and is lost.
+    t.app_shutdown();
+    let fin = t.expect();
+    assert_eq!((fin.flags, fin.seq, fin.len()), (TcpFlags::FIN | TcpFlags::ACK, iss + 2, 0));
+    // One segment out: the probe waits 2 × SRTT plus the peer's delayed-ACK time (40 ms).
+    t.advance(ms(40));
+    t.expect_nothing();
+    t.advance(ms(3));
+    let probe = t.expect();
+    assert_eq!((probe.flags, probe.seq), (TcpFlags::FIN | TcpFlags::ACK, iss + 2), "the FIN again, 150 ms early");
+    t.send(ack().seq(1001).ack(iss + 3));
+    assert_eq!(t.state(), State::FinWait2);
+}
+
+#[test]
 fn a_sacked_hole_is_resent_after_a_round_trip_without_three_duplicates() {
     let mut cfg = early_config();
     cfg.tcp.sack = true;
