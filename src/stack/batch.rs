@@ -61,7 +61,9 @@ impl Host {
         let limit = if self.cfg.tcp.tso_max > 0 { MAX_STRETCH_OFFLOAD } else { MAX_STRETCH };
         let limit = limit.min(u32::try_from(entry.conn.recv_capacity() / 4).unwrap_or(u32::MAX)).max(1);
         let stretched = entry.conn.unacked_bytes() >= limit;
-        if !transfer || !accepted || stretched || entry.conn.holds_out_of_order() || entry.conn.error().is_some() {
+        let coalesce = entry.conn.may_coalesce_out_of_order();
+        let ooo_waits = !entry.conn.holds_out_of_order() || coalesce;
+        if !transfer || !accepted || stretched || !ooo_waits || entry.conn.error().is_some() {
             return false;
         }
         if !entry.deferred {

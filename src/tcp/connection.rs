@@ -187,6 +187,8 @@ pub struct Connection {
     /// then in flight will have arrived; rounds sent before that are application-limited
     /// (draft-cheng-iccrg-delivery-rate-estimation's C.app_limited).
     pub(super) app_limited_until: Option<u64>,
+    pub(super) new_sack_block: bool,
+    pub(super) ooo_since_ack: u32,
     /// See [`Connection::report_arrivals`].
     pub(super) report_arrivals: bool,
     pub(super) dup_acks: u32,
@@ -288,6 +290,8 @@ impl Connection {
             delivered: 0,
             app_limited_until: None,
             report_arrivals: false,
+            new_sack_block: false,
+            ooo_since_ack: 0,
             dup_acks: 0,
             recover: None,
             retransmit_hole: false,
@@ -442,6 +446,13 @@ impl Connection {
     /// Data beyond a hole is held: the peer is owed duplicate ACKs now, not later.
     pub fn holds_out_of_order(&self) -> bool {
         self.recv_buf.has_out_of_order()
+    }
+
+    /// With SACK, whether this out-of-order arrival's duplicate ACK may wait for the batch's
+    /// end: not if it opened a new hole, and not for every second one since the last ACK.
+    pub fn may_coalesce_out_of_order(&mut self) -> bool {
+        let new_block = std::mem::take(&mut self.new_sack_block);
+        self.sack_enabled && !new_block && self.ooo_since_ack < 2
     }
 
     pub fn set_trace(&mut self, on: bool) {

@@ -457,7 +457,13 @@ impl Connection {
                 if self.memory_pressure {
                     self.drop_note("out-of-order data not held: the stack is over its memory budget".into());
                 } else {
-                    self.recv_buf.insert_out_of_order(seq, payload);
+                    let blocks = self.recv_buf.out_of_order_count();
+                    if !self.recv_buf.insert_out_of_order(seq, payload) {
+                        self.drop_note("out-of-order data not held: too many separate pieces".into());
+                    }
+                    // A new hole, not the growth of a block already reported.
+                    self.new_sack_block |= self.recv_buf.out_of_order_count() > blocks;
+                    self.ooo_since_ack += 1;
                     self.sack_recent.rotate_right(1);
                     self.sack_recent[0] = Some(seq);
                 }

@@ -376,6 +376,7 @@ impl Connection {
     /// Every segment we send acknowledges RCV.NXT: nothing is owed any more.
     pub(super) fn ack_sent(&mut self) {
         self.ack_now = false;
+        self.ooo_since_ack = 0;
         self.delack_at = None;
         self.unacked_bytes = 0;
         self.last_ack_sent = self.rcv_nxt;
