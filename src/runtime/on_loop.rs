@@ -514,20 +514,17 @@ mod tests {
     fn an_echo_whose_peer_resets_with_a_full_send_buffer_is_released() {
         let (server, client) = pair();
         let s = connect(&client, 7);
-        let w = s.try_clone().unwrap();
-        // Never read: the echo's send buffer fills and it stops reading.
-        let writer = std::thread::spawn(move || {
-            let chunk = vec![1u8; 1 << 20];
-            for _ in 0..12 {
-                if (&w).write_all(&chunk).is_err() {
-                    break;
-                }
+        // Never read: the echo's send buffer fills and it stops reading; our writes then
+        // stall too, and a short timeout ends them.
+        s.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+        let chunk = vec![1u8; 1 << 20];
+        for _ in 0..32 {
+            if (&s).write_all(&chunk).is_err() {
+                break;
             }
-        });
-        std::thread::sleep(Duration::from_millis(500));
-        // Abort: unread data in our buffer, so dropping every handle sends a RST.
+        }
+        // Abort: unread data in our buffer, so closing sends a RST.
         drop(s);
-        writer.join().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while server.connections().iter().any(|c| c.local.port() == 7) {
             assert!(std::time::Instant::now() < deadline, "still held: {:?}", server.connections());

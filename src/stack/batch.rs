@@ -5,10 +5,12 @@
 //! spending its time writing ACKs into the TUN.
 //!
 //! Only an accepted, ordinary segment (no SYN, FIN or RST, no drop, no challenge: decided in
-//! `segment_for`) on a connection in a data-transfer state with nothing out of order waits.
-//! Out-of-order data still gets its duplicate ACK (with SACK blocks) at once, since the sender
-//! counts those (RFC 5681 §4.2); with `--offload` a batch is often a dozen 64 KiB
-//! super-packets, each of which would otherwise get its own ACK.
+//! `segment_for`) on a connection in a data-transfer state waits. Out-of-order data that opens
+//! or fills a hole gets its ACK (with SACK blocks) at once (RFC 5681 §4.2); without SACK every
+//! out-of-order segment does, since the sender counts them. With SACK, segments that only grow
+//! a block already reported are acknowledged every second one and at the batch's end, each
+//! ACK carrying the blocks as they then stand. With `--offload` a batch is often a dozen
+//! 64 KiB super-packets, each of which would otherwise get its own ACK.
 
 use std::time::Instant;
 

@@ -187,7 +187,9 @@ pub struct Connection {
     /// then in flight will have arrived; rounds sent before that are application-limited
     /// (draft-cheng-iccrg-delivery-rate-estimation's C.app_limited).
     pub(super) app_limited_until: Option<u64>,
-    pub(super) new_sack_block: bool,
+    /// The ACK this arrival owes goes at once even inside a batch (a hole opened or filled).
+    pub(super) ack_at_once: bool,
+    /// Out-of-order arrivals since our last ACK.
     pub(super) ooo_since_ack: u32,
     /// See [`Connection::report_arrivals`].
     pub(super) report_arrivals: bool,
@@ -290,7 +292,7 @@ impl Connection {
             delivered: 0,
             app_limited_until: None,
             report_arrivals: false,
-            new_sack_block: false,
+            ack_at_once: false,
             ooo_since_ack: 0,
             dup_acks: 0,
             recover: None,
@@ -449,10 +451,11 @@ impl Connection {
     }
 
     /// With SACK, whether this out-of-order arrival's duplicate ACK may wait for the batch's
-    /// end: not if it opened a new hole, and not for every second one since the last ACK.
+    /// end: not if it opened a new hole or filled one, not with a D-SACK to report (one is
+    /// held at a time), and not for every second arrival since the last ACK.
     pub fn may_coalesce_out_of_order(&mut self) -> bool {
-        let new_block = std::mem::take(&mut self.new_sack_block);
-        self.sack_enabled && !new_block && self.ooo_since_ack < 2
+        let at_once = std::mem::take(&mut self.ack_at_once);
+        self.sack_enabled && !at_once && self.dsack.is_none() && self.ooo_since_ack < 2
     }
 
     pub fn set_trace(&mut self, on: bool) {

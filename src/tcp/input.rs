@@ -447,6 +447,9 @@ impl Connection {
                 self.unacked_bytes += payload.len() as u32;
                 // RFC 5681 §4.2: ACK at once when a gap fills, at least every second full
                 // segment, and otherwise within the delayed-ACK time.
+                // Part of a hole filled with others still open: at once (RFC 5681 §4.2), even
+                // inside a batch.
+                self.ack_at_once |= had_gap && self.recv_buf.has_out_of_order();
                 if had_gap || self.unacked_bytes >= 2 * self.seg_size() || self.cfg.delayed_ack.is_zero() {
                     self.ack_now = true;
                 } else if self.delack_at.is_none() {
@@ -461,9 +464,10 @@ impl Connection {
                     if !self.recv_buf.insert_out_of_order(seq, payload) {
                         self.drop_note("out-of-order data not held: too many separate pieces".into());
                     }
-                    // A new hole, not the growth of a block already reported.
-                    self.new_sack_block |= self.recv_buf.out_of_order_count() > blocks;
-                    self.ooo_since_ack += 1;
+                    // A new hole (more blocks), or a hole between blocks filled (fewer): the
+                    // ACK goes at once; only the growth of a reported block may wait.
+                    self.ack_at_once |= self.recv_buf.out_of_order_count() != blocks;
+                    self.ooo_since_ack = self.ooo_since_ack.saturating_add(1);
                     self.sack_recent.rotate_right(1);
                     self.sack_recent[0] = Some(seq);
                 }

@@ -377,6 +377,7 @@ impl Connection {
     pub(super) fn ack_sent(&mut self) {
         self.ack_now = false;
         self.ooo_since_ack = 0;
+        self.ack_at_once = false;
         self.delack_at = None;
         self.unacked_bytes = 0;
         self.last_ack_sent = self.rcv_nxt;

@@ -19,11 +19,13 @@ pub struct RecvBuf {
     capacity: usize,
     /// Out-of-order data, sorted by sequence number, never overlapping, all beyond RCV.NXT.
     ooo: Vec<(SeqNum, Vec<u8>)>,
+    /// Bytes in `ooo`, kept as it changes (summing up to 1024 blocks per packet adds up).
+    ooo_bytes: usize,
 }
 
 impl RecvBuf {
     pub fn new(capacity: usize) -> Self {
-        RecvBuf { ready: VecDeque::new(), capacity, ooo: Vec::new() }
+        RecvBuf { ready: VecDeque::new(), capacity, ooo: Vec::new(), ooo_bytes: 0 }
     }
 
     pub fn capacity(&self) -> usize {
@@ -121,6 +123,7 @@ impl RecvBuf {
                 continue;
             }
             let bytes = data[(from - seq) as usize..(to - seq) as usize].to_vec();
+            self.ooo_bytes += bytes.len();
             self.ooo.insert(at, (from, bytes));
         }
         self.coalesce(first.saturating_sub(1), end);
@@ -149,6 +152,7 @@ impl RecvBuf {
                 break;
             }
             let (start, held) = self.ooo.remove(0);
+            self.ooo_bytes -= held.len();
             let end = start + held.len() as u32;
             if end > rcv_nxt {
                 let skip = (rcv_nxt - start) as usize;
@@ -166,7 +170,7 @@ impl RecvBuf {
     }
 
     pub fn out_of_order_bytes(&self) -> usize {
-        self.ooo.iter().map(|(_, d)| d.len()).sum()
+        self.ooo_bytes
     }
 
     pub fn has_out_of_order(&self) -> bool {

@@ -1,5 +1,6 @@
 //! Receive batches (`begin_batch`/`end_batch`): in-order data in one batch gets one
-//! cumulative ACK at the end; out-of-order data and handshakes are answered as they arrive.
+//! cumulative ACK at the end; handshakes, new or filled holes (and, without SACK, every
+//! out-of-order segment) are answered as they arrive.
 
 use super::*;
 
@@ -160,6 +161,24 @@ fn without_sack_every_out_of_order_segment_is_acked_at_once() {
         t.send(ack().seq(1001 + k * 1000).ack(iss + 1).data(&[1u8; 1000]));
         assert_eq!(t.expect().ack, 1001, "duplicate ACK {k}, for the sender to count");
     }
+    t.host.end_batch(t.now);
+    t.expect_nothing();
+}
+
+#[test]
+fn filling_part_of_a_hole_is_acked_at_once_inside_a_batch() {
+    let (mut t, iss) = established_sack_with(config(), 65535);
+    let seg = |k: u32| ack().seq(1001 + k * 1000).ack(iss + 1).data(&[k as u8; 1000]);
+    t.host.begin_batch();
+    // Holes at 0 and 2.
+    t.send(seg(1));
+    t.expect();
+    t.send(seg(3));
+    t.expect();
+    // 0 arrives: the cumulative ACK moves at once, though a hole is still open.
+    t.send(seg(0));
+    let a = t.expect();
+    assert_eq!((a.ack, a.options.sack_blocks()), (3001, &[(SeqNum(4001), SeqNum(5001))][..]));
     t.host.end_batch(t.now);
     t.expect_nothing();
 }
