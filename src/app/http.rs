@@ -45,7 +45,9 @@ pub struct HttpConfig {
     /// Size of each `write_all` when streaming a body: big enough to fill segments, small
     /// enough that a huge `/bytes/N` never needs a huge buffer.
     pub write_chunk: usize,
-    /// Trusted HTML inserted at the end of the index page's body.
+    /// Trusted HTML inserted at the end of the index page's body. Served on the event loop
+    /// (`loop_http`), it runs with the stack locked: it must not call the `Stack` (that would
+    /// deadlock) and should be quick.
     pub index_extra: Option<IndexExtra>,
 }
 

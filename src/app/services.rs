@@ -145,7 +145,8 @@ where
         cfg,
         move |idle| match stack.take_handed(&hand_off, idle) {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+            // A connection gone before a thread took it is skipped, not the end of the pool.
+            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::NotConnected) => Ok(None),
             Err(e) => Err(e),
         },
         move |stream: TcpStream| {
