@@ -139,23 +139,30 @@ pub fn spawn_hand_off_service<F>(
 where
     F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
 {
-    let cfg = PoolConfig { name: name.into(), max_threads: MAX_SERVICE_THREADS, idle_timeout: SERVICE_IDLE };
     let stack = stack.clone();
-    let pool = Pool::start(
-        cfg,
-        move |idle| match stack.take_handed(&hand_off, idle) {
-            Ok(s) => Ok(Some(s)),
-            // A connection gone before a thread took it is skipped, not the end of the pool.
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::NotConnected) => Ok(None),
-            Err(e) => Err(e),
-        },
-        move |stream: TcpStream| {
-            let peer = stream.peer_addr().ok();
-            if let Err(e) = handler(stream) {
-                tracing::debug!("{name} connection from {peer:?} ended: {e}");
-            }
-        },
-    )?;
+    let next = move |idle| match stack.take_handed(&hand_off, idle) {
+        Ok(s) => Ok(Some(s)),
+        // A connection gone before a thread took it is skipped, not the end of the pool.
+        Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::NotConnected) => Ok(None),
+        Err(e) => Err(e),
+    };
+    start_pool(name, next, handler)
+}
+
+/// A pool of threads serving with `handler` the streams `next` yields (`None`: none within
+/// the idle time it was given).
+fn start_pool<N, F>(name: &'static str, next: N, handler: F) -> io::Result<Service>
+where
+    N: Fn(Duration) -> io::Result<Option<TcpStream>> + Send + Sync + 'static,
+    F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
+{
+    let cfg = PoolConfig { name: name.into(), max_threads: MAX_SERVICE_THREADS, idle_timeout: SERVICE_IDLE };
+    let pool = Pool::start(cfg, next, move |stream: TcpStream| {
+        let peer = stream.peer_addr().ok();
+        if let Err(e) = handler(stream) {
+            tracing::debug!("{name} connection from {peer:?} ended: {e}");
+        }
+    })?;
     Ok(Service { pool })
 }
 
@@ -172,22 +179,12 @@ where
     F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
 {
     let listener = TcpListener::bind(stack, port)?;
-    let cfg = PoolConfig { name: name.into(), max_threads: MAX_SERVICE_THREADS, idle_timeout: SERVICE_IDLE };
-    let pool = Pool::start(
-        cfg,
-        move |idle| match listener.accept_timeout(idle) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
-            Err(e) => Err(e),
-        },
-        move |stream: TcpStream| {
-            let peer = stream.peer_addr().ok();
-            if let Err(e) = handler(stream) {
-                tracing::debug!("{name} connection from {peer:?} ended: {e}");
-            }
-        },
-    )?;
-    Ok(Service { pool })
+    let next = move |idle| match listener.accept_timeout(idle) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+        Err(e) => Err(e),
+    };
+    start_pool(name, next, handler)
 }
 
 /// Start echo, discard and HTTP on the event loop; HTTP hands the WebSocket endpoints

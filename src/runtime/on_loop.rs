@@ -439,18 +439,23 @@ mod tests {
         }
     }
 
-    fn http_server(thread_path: fn(&str) -> bool) -> (Stack, Stack, crate::runtime::HandOff) {
+    /// A server and a client stack joined in memory, without faults.
+    fn clean_pair() -> (Stack, Stack) {
         let (a, b) = Pipe::pair().unwrap();
         let server = StackOptions { host: HostConfig { addr: SERVER, ..Default::default() }, ..Default::default() };
         let client = StackOptions {
             host: HostConfig { addr: Ipv4Addr::new(10, 7, 0, 1), ..Default::default() },
             ..Default::default()
         };
-        let server = Stack::new(a, server).unwrap();
+        (Stack::new(a, server).unwrap(), Stack::new(b, client).unwrap())
+    }
+
+    fn http_server(thread_path: fn(&str) -> bool) -> (Stack, Stack, crate::runtime::HandOff) {
+        let (server, client) = clean_pair();
         let cfg = crate::app::http::HttpConfig::default();
         let hand_off =
             server.serve_on_loop_with_hand_off(80, crate::app::loop_http::LoopHttp::new(cfg, thread_path)).unwrap();
-        (server, Stack::new(b, client).unwrap(), hand_off)
+        (server, client, hand_off)
     }
 
     fn response_body(all: &[u8]) -> (&str, &[u8]) {
@@ -534,17 +539,10 @@ mod tests {
 
     #[test]
     fn http_on_the_loop_closes_an_idle_connection() {
-        let (a, b) = Pipe::pair().unwrap();
-        let server = StackOptions { host: HostConfig { addr: SERVER, ..Default::default() }, ..Default::default() };
-        let client = StackOptions {
-            host: HostConfig { addr: Ipv4Addr::new(10, 7, 0, 1), ..Default::default() },
-            ..Default::default()
-        };
-        let server = Stack::new(a, server).unwrap();
+        let (server, client) = clean_pair();
         let http =
             crate::app::loop_http::LoopHttp::new(Default::default(), |_| false).with_idle(Duration::from_millis(300));
         server.serve_on_loop(80, http).unwrap();
-        let client = Stack::new(b, client).unwrap();
         let s = connect(&client, 80);
         // One request answered, then nothing: the server closes after the idle time.
         (&s).write_all(b"GET /bytes/2 HTTP/1.1\r\n\r\n").unwrap();

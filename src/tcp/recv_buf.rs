@@ -47,14 +47,7 @@ impl RecvBuf {
     }
 
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.ready.len());
-        let (a, b) = self.ready.as_slices();
-        if n <= a.len() {
-            buf[..n].copy_from_slice(&a[..n]);
-        } else {
-            buf[..a.len()].copy_from_slice(a);
-            buf[a.len()..n].copy_from_slice(&b[..n - a.len()]);
-        }
+        let n = self.peek(buf);
         self.ready.drain(..n);
         n
     }
