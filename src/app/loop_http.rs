@@ -195,6 +195,11 @@ impl LoopHttp {
 }
 
 impl LoopService for LoopHttp {
+    /// It peeks at a head until it is whole, so it must hear of each piece.
+    fn hears_every_arrival(&self) -> bool {
+        true
+    }
+
     fn ready(&mut self, conn: &mut LoopConn<'_>) {
         let id = conn.id();
         let phase = self.conns.remove(&id);

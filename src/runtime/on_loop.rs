@@ -26,6 +26,13 @@ pub trait LoopService: Send {
     /// would), or [`LoopConn::hand_over`] to give it to a thread that blocks (see
     /// [`HandOff`]). A connection that ends up CLOSED is released whatever the service did.
     fn ready(&mut self, conn: &mut LoopConn<'_>);
+
+    /// Whether to be called for every arrival of data, not only when the connection becomes
+    /// readable: for a service that looks at data without taking it (HTTP waiting for the
+    /// rest of a request head). A service that reads all it is given does not need it.
+    fn hears_every_arrival(&self) -> bool {
+        false
+    }
 }
 
 /// One connection as a loop service sees it: non-blocking calls, `WouldBlock` when nothing
@@ -259,12 +266,13 @@ impl LoopServices {
             other_ports.extend(ports.into_iter().filter(|p| !self.services.contains_key(p)));
             // Every service port, not only those reported: a report taken by another
             // thread's flush is not lost.
-            for &port in self.services.keys() {
+            for (&port, service) in &self.services {
+                let every = service.hears_every_arrival();
                 while let Some(id) = host.accept(port) {
                     self.conns.insert(id, port);
-                    // A service may only look at what arrived (HTTP waiting for a whole
-                    // head): it hears of each arrival, not only of the first.
-                    host.with_conn(now, id, |c| c.report_arrivals(true));
+                    if every {
+                        host.with_conn(now, id, |c| c.report_arrivals(true));
+                    }
                     work.push(id);
                 }
             }

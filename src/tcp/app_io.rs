@@ -10,49 +10,43 @@ impl Connection {
     /// Read what has arrived in order. `Ok(0)` is end of stream (the peer's FIN);
     /// `WouldBlock` means wait.
     pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(kind) = self.error {
-            return Err(kind.into());
+        if let Some(r) = self.read_gate(buf.len()) {
+            return r;
         }
-        if !self.recv_buf.is_empty() {
-            let n = self.recv_buf.read(buf);
-            self.maybe_window_update();
-            return Ok(n);
-        }
-        if self.state.fin_received() || self.state == State::Closed || buf.is_empty() {
-            return Ok(0);
-        }
-        Err(io::ErrorKind::WouldBlock.into())
+        let n = self.recv_buf.read(buf);
+        self.maybe_window_update();
+        Ok(n)
     }
 
     /// `recv` without the copy: drop up to `max` bytes (a discard server's read).
     pub fn recv_skip(&mut self, max: usize) -> io::Result<usize> {
-        if let Some(kind) = self.error {
-            return Err(kind.into());
+        if let Some(r) = self.read_gate(max) {
+            return r;
         }
-        if !self.recv_buf.is_empty() {
-            let n = self.recv_buf.skip(max);
-            self.maybe_window_update();
-            return Ok(n);
-        }
-        if self.state.fin_received() || self.state == State::Closed || max == 0 {
-            return Ok(0);
-        }
-        Err(io::ErrorKind::WouldBlock.into())
+        let n = self.recv_buf.skip(max);
+        self.maybe_window_update();
+        Ok(n)
     }
 
     /// `recv` that leaves the bytes in place: a server can look at a request before deciding
     /// who reads it.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_gate(buf.len()).unwrap_or_else(|| Ok(self.recv_buf.peek(buf)))
+    }
+
+    /// The answer of a read of `want` bytes that finds no data to take: the connection's
+    /// error, end of stream (`Ok(0)`), or `WouldBlock`. `None`: data is there.
+    fn read_gate(&self, want: usize) -> Option<io::Result<usize>> {
         if let Some(kind) = self.error {
-            return Err(kind.into());
+            return Some(Err(kind.into()));
         }
         if !self.recv_buf.is_empty() {
-            return Ok(self.recv_buf.peek(buf));
+            return None;
         }
-        if self.state.fin_received() || self.state == State::Closed || buf.is_empty() {
-            return Ok(0);
+        if self.state.fin_received() || self.state == State::Closed || want == 0 {
+            return Some(Ok(0));
         }
-        Err(io::ErrorKind::WouldBlock.into())
+        Some(Err(io::ErrorKind::WouldBlock.into()))
     }
 
     /// The most the receive buffer holds.
