@@ -1,6 +1,6 @@
 //! synack: a userspace TCP/IP stack on a Linux TUN device that you can watch work.
 //!
-//! Layers, as data flows (see DESIGN.md): `device` (TUN, pcap tee, in-memory pipe) →
+//! Layers, as data flows (see docs/architecture.md): `device` (TUN, pcap tee, in-memory pipe) →
 //! `wire` (IPv4/TCP parsing and building) → `stack` (demultiplexing, listeners, RST, ICMP) →
 //! `tcp` (the sans-I/O protocol machine) → `runtime` (the event loop and the blocking
 //! `TcpListener`/`TcpStream`) → `app` (echo, discard, HTTP).
