@@ -277,7 +277,7 @@ impl Host {
         let flags = seg.flags;
         if flags.contains(TcpFlags::RST) {
             self.tracer.segment_in(now, seg, None);
-            return self.count_drop(now, DropReason::Ignored, None);
+            return self.count_drop(now, DropReason::RstInListen, None);
         }
         if flags.contains(TcpFlags::ACK) {
             self.tracer.segment_in(now, seg, None);
@@ -288,7 +288,7 @@ impl Host {
         }
         if !flags.contains(TcpFlags::SYN) {
             self.tracer.segment_in(now, seg, None);
-            return self.count_drop(now, DropReason::Ignored, None);
+            return self.count_drop(now, DropReason::NoSynInListen, None);
         }
         let port = seg.dst.port();
         self.tracer.segment_in(now, seg, Some(SeqContext::for_syn(seg.seq)));
@@ -342,7 +342,6 @@ impl Host {
                 ..Default::default()
             }
         };
-        self.counters.rst_sent += 1;
         self.emit(now, seg.dst, seg.src, &hdr, &[], None);
     }
 

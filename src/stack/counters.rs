@@ -11,6 +11,7 @@ pub struct Counters {
     pub segs_in: u64,
     pub segs_out: u64,
     pub connections: u64,
+    /// Every RST sent: the stack's answers to strays and the connections' own (abort, a bad ACK).
     pub rst_sent: u64,
     pub no_listener: u64,
     pub icmp_echo: u64,

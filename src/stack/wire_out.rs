@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::Counters;
 use crate::device::PacketMeta;
 use crate::trace::{SeqContext, Tracer};
-use crate::wire::{ipv4, TcpHeaderOut};
+use crate::wire::{ipv4, TcpFlags, TcpHeaderOut};
 
 /// Packets on their way out, with buffers kept for reuse (no allocation per packet once
 /// warm).
@@ -48,6 +48,9 @@ impl Wire {
         ipv4::build_tcp_filled(local, remote, hdr, payload_len, self.ip_id, gso_size > 0, &mut pkt, fill);
         counters.super_segs_out += u64::from(gso_size > 0);
         counters.segs_out += 1;
+        // Every segment leaves through here, so a RST from a connection (abort, a bad ACK in
+        // SYN-RECEIVED) is counted with the stack's own answers to strays.
+        counters.rst_sent += u64::from(hdr.flags.contains(TcpFlags::RST));
         self.out.push_back((pkt, meta));
     }
 }

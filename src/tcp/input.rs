@@ -23,7 +23,7 @@ impl Connection {
         self.stats.segs_in += 1;
         let before = self.events.len();
         let result = match self.state {
-            State::Closed => Err(DropReason::Ignored),
+            State::Closed => Err(DropReason::AfterClose),
             State::SynSent => self.on_segment_syn_sent(now, seg),
             _ => self.on_segment_synchronizing(now, seg),
         };
@@ -53,10 +53,10 @@ impl Connection {
                 self.set_state(now, State::Closed);
                 return Ok(());
             }
-            return Err(DropReason::Ignored);
+            return Err(DropReason::RstWithoutAckInSynSent);
         }
         if !flags.contains(TcpFlags::SYN) {
-            return Err(DropReason::Ignored);
+            return Err(DropReason::NoSynInSynSent);
         }
         self.take_syn_options(seg);
         self.irs = seg.seq;
@@ -110,10 +110,10 @@ impl Connection {
             // peer that restarted answers it with a RST we can then believe.
             self.challenge = true;
             self.drop_note("SYN on a synchronized connection: challenge ACK (RFC 5961)".into());
-            return Err(DropReason::Ignored);
+            return Err(DropReason::SynOnOpenConnection);
         }
         if !seg.flags.contains(TcpFlags::ACK) {
-            return Err(DropReason::Ignored);
+            return Err(DropReason::NoAckFlag);
         }
         if let Flow::Stop = self.check_ack(now, seg)? {
             return Ok(());

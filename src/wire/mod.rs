@@ -35,8 +35,21 @@ pub enum DropReason {
     AckOfUnsent,
     /// A listener's SYN backlog was full.
     BacklogFull,
-    /// Reached a connection in a state where RFC 9293 says to ignore it.
-    Ignored,
+    /// A segment for a connection that has already closed (its last ACK or RST is on the
+    /// way out; RFC 9293 says CLOSED discards everything).
+    AfterClose,
+    /// A RST for a listening port: there is no connection to reset (RFC 9293 §3.10.7.2).
+    RstInListen,
+    /// A segment for a listening port with none of SYN, ACK or RST (RFC 9293 §3.10.7.2).
+    NoSynInListen,
+    /// While our SYN is out (SYN-SENT), a RST that acknowledges nothing (RFC 9293 §3.10.7.3).
+    RstWithoutAckInSynSent,
+    /// While our SYN is out (SYN-SENT), a segment without a SYN (RFC 9293 §3.10.7.3).
+    NoSynInSynSent,
+    /// A SYN on a synchronized connection: answered with a challenge ACK (RFC 5961 §4).
+    SynOnOpenConnection,
+    /// A segment without the ACK flag on a synchronized connection (RFC 9293 §3.10.7.4).
+    NoAckFlag,
     /// PAWS: an old duplicate, by its timestamp (RFC 7323 §5).
     StaleTimestamp,
     /// IPv4 source routing (LSRR/SSRR): a classic spoofing aid, dropped as RFC 7126 advises.
@@ -50,7 +63,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -66,7 +79,13 @@ impl DropReason {
         DropReason::OutsideWindow,
         DropReason::AckOfUnsent,
         DropReason::BacklogFull,
-        DropReason::Ignored,
+        DropReason::AfterClose,
+        DropReason::RstInListen,
+        DropReason::NoSynInListen,
+        DropReason::RstWithoutAckInSynSent,
+        DropReason::NoSynInSynSent,
+        DropReason::SynOnOpenConnection,
+        DropReason::NoAckFlag,
         DropReason::StaleTimestamp,
         DropReason::SourceRoute,
         DropReason::ConnectionLimit,
@@ -91,7 +110,13 @@ impl DropReason {
             DropReason::OutsideWindow => "outside-window",
             DropReason::AckOfUnsent => "ack-of-unsent",
             DropReason::BacklogFull => "backlog-full",
-            DropReason::Ignored => "ignored",
+            DropReason::AfterClose => "after-close",
+            DropReason::RstInListen => "rst-in-listen",
+            DropReason::NoSynInListen => "no-syn-in-listen",
+            DropReason::RstWithoutAckInSynSent => "rst-without-ack-in-syn-sent",
+            DropReason::NoSynInSynSent => "no-syn-in-syn-sent",
+            DropReason::SynOnOpenConnection => "syn-on-open-connection",
+            DropReason::NoAckFlag => "no-ack-flag",
             DropReason::StaleTimestamp => "stale-timestamp",
             DropReason::SourceRoute => "ip-source-route",
             DropReason::ConnectionLimit => "connection-limit",

@@ -5,6 +5,7 @@
 mod batch;
 mod close;
 mod congestion;
+mod counted;
 mod data;
 mod fuzz_found;
 mod handshake;
