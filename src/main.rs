@@ -1,11 +1,12 @@
 //! The `synack` command: `serve` runs the stack on a TUN device with echo, discard and HTTP.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{SigSet, Signal};
 
@@ -27,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Answer as ADDR on the TUN device: echo on 7, discard on 9, HTTP on 80, ping.
+    /// Answer as ADDR on the TUN device: echo on 7, discard on 9, HTTP with WebSocket and
+    /// Socket.IO on 80, ping.
     Serve(ServeArgs),
     /// Draw a sequence (ladder) diagram of every TCP connection in a capture (any tool's
     /// pcap or pcapng: raw IP, Ethernet, Linux cooked).
@@ -41,6 +43,10 @@ struct ServeArgs {
     /// The TUN device to attach to (made by `sudo scripts/setup.sh`).
     #[arg(long, default_value = "synack0")]
     tun: String,
+    /// Make the TUN device when it does not exist (as root): it starts down and without an
+    /// address, so nothing reaches it until you set it up; `scripts/setup.sh` does that.
+    #[arg(long)]
+    create: bool,
     /// The address synack answers as (the kernel side of the device is 10.7.0.1).
     #[arg(long, default_value = "10.7.0.2")]
     ip: Ipv4Addr,
@@ -72,7 +78,6 @@ struct ServeArgs {
     /// and TCP segmentation offload on (TUNSETOFFLOAD). Packets of up to 64 KiB then cross
     /// the device at MTU 1500: synack hands the kernel TCP super-segments to cut into MSS-sized
     /// ones (TSO), and reads the kernel's own super-packets whole, trusting their checksums.
-    /// Buffers grow to 4 MiB per connection (from 256 KiB) to keep enough of them in flight.
     /// The exit summary counts the super-packets. With --faults* the fault layer works on
     /// ordinary packets, so synack sends no super-segments then.
     #[arg(long)]
@@ -98,6 +103,8 @@ enum TraceMode {
 }
 
 fn main() {
+    // The trace and the log lines count seconds from here, so one run has one clock.
+    let start = Instant::now();
     let cli = Cli::parse();
     // `--trace` also shows the application protocols' frames, which those modules log.
     let traced = matches!(&cli.command, Command::Serve(a) if a.trace.is_some());
@@ -108,19 +115,64 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_timer(SinceStart(start))
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, start),
         Command::Ladder(args) => synack::analyze::ladder(&args, &mut std::io::stdout().lock()),
         Command::Explain(args) => synack::analyze::explain(&args, &mut std::io::stdout().lock()),
     };
     if let Err(e) = result {
-        eprintln!("synack: {e:#}");
+        // A reader that stopped early (`synack ladder x.pcap | head`) is not an error: end
+        // quietly, as Unix filters do.
+        if is_broken_pipe(&e) {
+            return;
+        }
+        say(format_args!("{e:#}"));
         std::process::exit(1);
     }
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
+/// Whether the error comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// One `synack: ...` line on stderr; a closed stderr is no reason to panic.
+fn say(msg: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "synack: {msg}");
+}
+
+/// Log-line time stamps as the trace writes them: seconds since the program started.
+struct SinceStart(Instant);
+
+impl tracing_subscriber::fmt::time::FormatTime for SinceStart {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> fmt::Result {
+        write!(w, "{:>10.6}", self.0.elapsed().as_secs_f64())
+    }
+}
+
+/// Whether a network device called `name` exists in this network namespace. Asked of the
+/// kernel (if_nametoindex), not /sys, which shows the namespace it was mounted in.
+fn device_exists(name: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(name) else { return false };
+    // SAFETY: a NUL-terminated string that outlives the call; the function only reads it.
+    unsafe { nix::libc::if_nametoindex(name.as_ptr()) != 0 }
+}
+
+fn serve(args: ServeArgs, start: Instant) -> Result<()> {
+    if !args.create && !device_exists(&args.tun) {
+        let ns = if args.tun == "synack0" { String::new() } else { format!(" --name {}", args.tun) };
+        bail!(
+            "no TUN device {tun:?} in this network namespace; make it with\n  \
+             sudo scripts/setup.sh{ns}\n\
+             or, if setup.sh made it in a namespace (--netns NS), run synack there:\n  \
+             sudo ip netns exec NS target/release/synack serve --tun {tun}\n\
+             (--create makes a bare device instead: down and without an address)",
+            tun = args.tun
+        );
+    }
     // Block SIGINT/SIGTERM in every thread; the main thread waits for them below.
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGINT);
@@ -150,27 +202,28 @@ fn serve(args: ServeArgs) -> Result<()> {
         trace_format: if args.trace == Some(TraceMode::Json) { TraceFormat::Json } else { TraceFormat::Text },
         trace_colour: std::io::stderr().is_terminal(),
         trace_sink: None,
+        trace_epoch: Some(start),
         pcap: args.pcap.clone(),
         faults_in,
         faults_out,
     };
     let stack = Stack::new(device, opts).context("starting the stack")?;
     services::spawn_all(&stack, HttpConfig::default()).context("starting services")?;
-    eprintln!(
-        "synack: serving as {} on {} (echo :7, discard :9, http :80){}{faults}; Ctrl-C to stop",
+    say(format_args!(
+        "serving as {} on {} (echo :7, discard :9, http with WebSocket and Socket.IO :80){}{faults}; Ctrl-C to stop",
         args.ip,
         args.tun,
         args.pcap.as_ref().map(|p| format!(", capturing to {}", p.display())).unwrap_or_default()
-    );
+    ));
     let sig = signals.wait().context("waiting for a signal")?;
-    eprintln!("synack: {sig}, closing connections");
+    say(format_args!("{sig}, closing connections"));
     let summary = stack.shutdown(Duration::from_millis(1000));
-    eprintln!("synack: {summary}");
+    say(format_args!("{summary}"));
     if let Some(counts) = stack.offload_counts() {
-        eprintln!("synack: {counts}");
+        say(format_args!("{counts}"));
     }
     if let Some(counts) = stack.fault_counts() {
-        eprintln!("synack: {counts}");
+        say(format_args!("{counts}"));
     }
     Ok(())
 }

@@ -67,6 +67,11 @@ impl Tracer {
         Tracer { enabled: false, format: TraceFormat::Text, colour: false, epoch, lines: Vec::new() }
     }
 
+    /// Count the trace's seconds from `epoch` (e.g. the program's start).
+    pub fn set_epoch(&mut self, epoch: Instant) {
+        self.epoch = epoch;
+    }
+
     pub fn set_enabled(&mut self, on: bool) {
         self.enabled = on;
     }

@@ -121,6 +121,7 @@ fn open_error(name: &str, e: io::Error) -> io::Error {
             " (not allowed: run `sudo scripts/setup.sh` to create it owned by you, or run as root)"
         }
         Some(busy) if busy == nix::errno::Errno::EBUSY as i32 => " (another process has it open)",
+        Some(inval) if inval == nix::errno::Errno::EINVAL as i32 => " (is it a TUN device? scripts/setup.sh makes one)",
         _ => "",
     };
     io::Error::new(e.kind(), format!("cannot open TUN device {name:?}: {e}{hint}"))

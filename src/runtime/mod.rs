@@ -58,6 +58,9 @@ pub struct StackOptions {
     pub trace_format: crate::trace::TraceFormat,
     pub trace_colour: bool,
     pub trace_sink: Option<TraceSink>,
+    /// Where the trace's clock starts (default: when the stack starts); `synack serve` passes
+    /// its own start, so the trace and its log lines count seconds from the same moment.
+    pub trace_epoch: Option<std::time::Instant>,
     /// Capture every packet as it crosses the device (outbound after the faults, inbound
     /// before them).
     pub pcap: Option<PathBuf>,
@@ -305,6 +308,9 @@ impl Stack {
         host.tracer.set_enabled(opts.trace);
         host.tracer.set_format(opts.trace_format);
         host.tracer.set_colour(opts.trace_colour);
+        if let Some(epoch) = opts.trace_epoch {
+            host.tracer.set_epoch(epoch);
+        }
         // Room for the largest packet the device delivers (64 KiB with offloads: GRO).
         let mtu = device.mtu();
         let inner = Inner {
@@ -315,7 +321,12 @@ impl Stack {
             timer: TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
                 .map_err(io::Error::from)?,
             armed: None,
-            trace_sink: opts.trace_sink.unwrap_or_else(|| Box::new(|line: &str| eprintln!("{line}"))),
+            // A closed stderr (`synack serve --trace 2>&1 | head`) silences the trace, not the stack.
+            trace_sink: opts.trace_sink.unwrap_or_else(|| {
+                Box::new(|line: &str| {
+                    let _ = io::Write::write_fmt(&mut io::stderr().lock(), format_args!("{line}\n"));
+                })
+            }),
             rx_buf: vec![0; mtu.max(1500) + 4],
             wakes: Vec::new(),
             on_loop: on_loop::LoopServices::default(),
