@@ -54,7 +54,8 @@ verified) before it replaces the old one.
   -h, --help   show this help
 
 Needs root (network namespaces), curl, tshark and Python's websockets
-(scripts/install-deps.sh installs them).
+(scripts/install-deps.sh installs them; websockets in a virtual environment
+under target/).
 EOF
 }
 
@@ -82,8 +83,9 @@ done
 for tool in ip curl tshark python3 timeout; do
     command -v "$tool" >/dev/null || die "'$tool' is missing: run scripts/install-deps.sh"
 done
-python3 -c 'import websockets.sync.client' 2>/dev/null ||
-    die "Python's websockets (>= 11) is missing: python3 -m pip install websockets"
+# Python's websockets (>= 15) lives in the test clients' virtual environment.
+PY=${CARGO_TARGET_DIR:-$REPO/target}/python/bin/python
+bash "$REPO/scripts/install-deps.sh" --python || die "no Python websockets (see above)"
 
 OWNER=
 if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
@@ -256,7 +258,7 @@ make_retransmission() {
 make_websocket() {
     local pcap=$TMP/websocket.pcap
     start_server "$pcap"
-    in_ns python3 - "ws://$STACK_IP/ws" <<'EOF' || die "websocket: the client failed"
+    in_ns "$PY" - "ws://$STACK_IP/ws" <<'EOF' || die "websocket: the client failed"
 import sys
 from websockets.sync.client import connect
 

@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# install-deps.sh: install the tools the tests and the demo drive synack with, if any is missing
-# (and Python's `websockets` package, with pip, for the WebSocket tests).
-# Used by scripts/test.sh and scripts/demo.sh; fast (no apt-get at all) when nothing is missing.
+# install-deps.sh: install the tools the tests and the demo drive synack with, if any is missing,
+# and the Python clients of the WebSocket and Socket.IO tests in a virtual environment under
+# target/ (Debian's python3-websockets is 10.4 on bookworm, without the websockets.sync
+# client the tests use; pip into the system Python is refused there, rightly).
+# Used by scripts/test.sh and scripts/demo.sh; fast (no apt-get, no pip) when nothing is missing.
 set -euo pipefail
 
 PROG=${0##*/}
-PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 iputils-ping chromium)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium)
+# The test clients' Python: tests/common and scripts/captures.sh look for it here.
+VENV=${CARGO_TARGET_DIR:-$REPO/target}/python
+PY_PACKAGES=(websockets "python-socketio[client]" websocket-client)
+PY_IMPORTS="import websockets.sync.client, socketio, websocket"
 
 usage() {
     cat <<EOF
-Usage: sudo $PROG [--check]
+Usage: sudo $PROG [--check] [--python | --no-python]
 
 Install, with apt-get, what synack's tests and demo need when any of it is missing:
   ${PACKAGES[*]}
-and, with pip, Python's websockets package (the client of the WebSocket tests).
-Nothing is installed (and apt-get is not run) when all of it is present.
+and, with pip, in a virtual environment at ${VENV#"$REPO/"}, the Python clients
+of the WebSocket and Socket.IO tests: ${PY_PACKAGES[*]}.
+Nothing is installed (and neither apt-get nor pip runs) when all of it is present.
 
-  --check      only list what is missing; exit 1 if anything is
-  -h, --help   show this help
+  --check       only list what is missing; exit 1 if anything is
+  --python      only the Python clients (no root needed)
+  --no-python   only the apt packages (what the demo needs)
+  -h, --help    show this help
 EOF
 }
 
@@ -27,10 +37,14 @@ die() {
 }
 
 CHECK=0
+APT=1
+PYTHON=1
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage; exit 0 ;;
         --check) CHECK=1; shift ;;
+        --python) APT=0; shift ;;
+        --no-python) PYTHON=0; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
 done
@@ -45,6 +59,7 @@ present() {
         netcat-openbsd) command -v nc.openbsd >/dev/null || { command -v nc >/dev/null && nc -h 2>&1 | grep -q OpenBSD; } ;;
         nftables) command -v nft >/dev/null ;;
         python3) command -v python3 >/dev/null ;;
+        python3-venv) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
         iputils-ping) command -v ping >/dev/null ;;
         # The headless browser the demo page's test drives; either Debian package will do.
         chromium) command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null ;;
@@ -52,22 +67,38 @@ present() {
     esac
 }
 
-# Python's websockets (its sync client), for tests/clients/ws_client.py. Not a Debian package
-# at a usable version on bookworm, so pip, into whatever python3 is first on PATH.
-has_websockets() { python3 -c 'import websockets.sync.client' >/dev/null 2>&1; }
-ensure_websockets() {
+# The Python clients, in their own virtual environment: pip's output goes to a log that is
+# shown only when it fails.
+has_clients() { [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c "$PY_IMPORTS" >/dev/null 2>&1; }
+ensure_clients() {
+    ((PYTHON)) || return 0
     command -v python3 >/dev/null || return 0 # reported with the packages
-    has_websockets && return 0
+    has_clients && return 0
     if ((CHECK)); then
-        echo "$PROG: missing: Python package websockets"
+        echo "$PROG: missing: the Python test clients in ${VENV#"$REPO/"} (${PY_PACKAGES[*]})"
         return 1
     fi
-    echo "$PROG: pip install websockets"
-    python3 -m pip install --quiet --disable-pip-version-check websockets ||
-        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages websockets ||
-        die "pip could not install websockets; install it by hand: python3 -m pip install websockets"
-    has_websockets || die "websockets still not importable after pip install"
+    echo "$PROG: pip install ${PY_PACKAGES[*]} into ${VENV#"$REPO/"} (a virtual environment)"
+    local log
+    log=$(mktemp /tmp/synack-pip.XXXXXX)
+    if ! { python3 -m venv "$VENV" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "${PY_PACKAGES[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "could not make the Python test clients (see above); to retry: rm -rf ${VENV#"$REPO/"}; $0 --python"
+    fi
+    rm -f "$log"
+    has_clients || die "the Python test clients do not import after pip install (${PY_IMPORTS})"
+    # Under sudo, leave target/ to the user who will build there.
+    if [[ $EUID -eq 0 && -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
+        chown -R "$SUDO_USER": "$VENV" 2>/dev/null || true
+    fi
 }
+
+if ((!APT)); then
+    ensure_clients
+    exit
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -76,7 +107,7 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "$PROG: all present: ${PACKAGES[*]}"
-    ensure_websockets
+    ensure_clients
     exit
 fi
 echo "$PROG: missing: ${missing[*]}"
@@ -99,4 +130,4 @@ for p in "${PACKAGES[@]}"; do
 done
 [[ ${#still[@]} -eq 0 ]] || die "still missing after apt-get install: ${still[*]}"
 echo "$PROG: installed ${missing[*]}"
-ensure_websockets
+ensure_clients

@@ -12,37 +12,8 @@ use common::*;
 /// Each client run is bounded by this (the `timeout` command), whatever happens inside.
 const CLIENT_LIMIT_S: u32 = 120;
 
-/// Python 3 with `import_name` importable; installs `packages` with pip when it is not
-/// (the tests are its only user). Missing after that: a failure under CI, a skip elsewhere.
-fn require_python(test: &str, import_name: &str, packages: &[&str]) -> Option<()> {
-    require_tool(test, "python3")?;
-    let has = || {
-        std::process::Command::new("python3")
-            .args(["-c", &format!("import {import_name}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has() {
-        return Some(());
-    }
-    eprintln!("{test}: installing {packages:?} with pip");
-    let _ = std::process::Command::new("timeout")
-        .args(["180", "python3", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-        .args(packages)
-        .status();
-    if has() {
-        return Some(());
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {packages:?} missing and pip could not install them");
-    }
-    eprintln!("SKIPPED {test}: Python package {import_name} is missing");
-    None
-}
-
 fn require_clients(test: &str) -> Option<()> {
-    require_python(test, "websockets.sync.client", &["websockets"])?;
-    require_python(test, "socketio, websocket", &["python-socketio[client]", "websocket-client"])
+    require_python_clients(test)
 }
 
 /// Runs one sio_client.py subcommand in the namespace; returns its JSON result line.
@@ -51,7 +22,7 @@ fn client(ns: &Netns, args: &[&str]) -> serde_json::Value {
     let out = ns
         .cmd("timeout")
         .arg(CLIENT_LIMIT_S.to_string())
-        .arg("python3")
+        .arg(python())
         .arg(repo().join("tests/clients/sio_client.py"))
         .args(args)
         .output()

@@ -18,31 +18,8 @@ fn client_script() -> PathBuf {
     repo().join("tests/clients/ws_client.py")
 }
 
-/// Python 3 with the `websockets` package; installs the package with pip when it is missing
-/// (the tests are its only user). Missing after that: a failure under CI, a skip elsewhere.
 fn require_websockets(test: &str) -> Option<()> {
-    require_tool(test, "python3")?;
-    let has = || {
-        std::process::Command::new("python3")
-            .args(["-c", "import websockets.sync.client"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has() {
-        return Some(());
-    }
-    eprintln!("{test}: installing the Python `websockets` package with pip");
-    let _ = std::process::Command::new("timeout")
-        .args(["180", "python3", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "websockets"])
-        .status();
-    if has() {
-        return Some(());
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: Python's `websockets` is missing and pip could not install it");
-    }
-    eprintln!("SKIPPED {test}: Python's `websockets` package is missing");
-    None
+    require_python_clients(test)
 }
 
 /// Runs one ws_client.py subcommand in the namespace; returns its JSON result line.
@@ -51,7 +28,7 @@ fn client(ns: &Netns, args: &[&str]) -> serde_json::Value {
     let out = ns
         .cmd("timeout")
         .arg(CLIENT_LIMIT_S.to_string())
-        .arg("python3")
+        .arg(python())
         .arg(client_script())
         .args(args)
         .output()

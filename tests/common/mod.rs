@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -53,6 +53,48 @@ pub fn require_tool(test: &str, tool: &str) -> Option<()> {
     }
     eprintln!("SKIPPED {test}: `{tool}` is not installed");
     None
+}
+
+/// What the Python test clients (tests/clients/*.py) import.
+const PY_IMPORTS: &str = "import websockets.sync.client, socketio, websocket";
+static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// A Python with the test clients' packages: the virtual environment that
+/// `scripts/install-deps.sh --python` makes under target/ (made here on first use, quietly),
+/// or a `python3` on PATH that has them. Missing: a failure under CI, a skip elsewhere.
+pub fn require_python_clients(test: &str) -> Option<()> {
+    let found = PYTHON.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().map(Path::to_path_buf).unwrap_or_default();
+        let venv = target.join("python/bin/python");
+        let works = |p: &Path| Command::new(p).args(["-c", PY_IMPORTS]).output().is_ok_and(|o| o.status.success());
+        if works(&venv) {
+            return Some(venv);
+        }
+        if works(Path::new("python3")) {
+            return Some(PathBuf::from("python3"));
+        }
+        eprintln!("{test}: making the Python test clients: scripts/install-deps.sh --python");
+        let _ = Command::new("timeout")
+            .args(["300", "bash"])
+            .arg(repo().join("scripts/install-deps.sh"))
+            .arg("--python")
+            .env("CARGO_TARGET_DIR", &target)
+            .status();
+        works(&venv).then_some(venv)
+    });
+    if found.is_some() {
+        return Some(());
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: the Python test clients are missing and scripts/install-deps.sh --python could not make them");
+    }
+    eprintln!("SKIPPED {test}: the Python test clients are missing (scripts/install-deps.sh --python makes them)");
+    None
+}
+
+/// The Python [`require_python_clients`] found; call that first.
+pub fn python() -> PathBuf {
+    PYTHON.get().cloned().flatten().expect("require_python_clients was not called, or found none")
 }
 
 pub fn repo() -> PathBuf {
