@@ -20,6 +20,7 @@ Run every check and test of synack, from the repository root:
   3. lints:                                     cargo clippy --all-targets -- -D warnings
   4. release build (what the demo runs):        cargo build --release
   5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --no-fail-fast [ARGS]
+     (its output is kept in target/test-output.log; the summary names each failed test)
   6. doc tests (when there is a library):       cargo test --doc
   7. the benchmark's quick run (as root):       scripts/bench.sh --quick
 Every step runs even when an earlier one fails; the exit status is nonzero if any failed.
@@ -87,6 +88,36 @@ step() {
     fi
 }
 
+# cargo test's output is also kept here, so the summary can name the tests that failed.
+TEST_LOG=${CARGO_TARGET_DIR:-$REPO/target}/test-output.log
+run_tests() {
+    mkdir -p "$(dirname "$TEST_LOG")"
+    cargo test "$@" 2>&1 | tee "$TEST_LOG"
+}
+
+# failed_tests LOG: one line per failing test, as TARGET::NAME (lib, bin, doc, or the file
+# under tests/), from cargo test's "failures:" lists; a target that failed without such a
+# list (it crashed, or was killed) is named alone.
+failed_tests() {
+    awk '
+        function label(t) {
+            if (t ~ /^--lib$/ || t ~ /src\/lib\.rs/) return "lib"
+            if (t ~ /^--bin/ || t ~ /src\/main\.rs/) return "bin"
+            if (t ~ /^--doc$/ || t ~ /^Doc-tests/) return "doc"
+            sub(/^--test /, "", t); sub(/^tests\//, "", t); sub(/\.rs$/, "", t)
+            return t
+        }
+        /^ *Running / { target = label($2 == "unittests" ? $3 : $2); inlist = 0; next }
+        /^ *Doc-tests / { target = "doc"; inlist = 0; next }
+        /^failures:$/ { inlist = 1; next }
+        inlist && /^    [^ ]+$/ { sub(/^    /, ""); print target "::" $0; named[target] = 1; next }
+        { inlist = 0 }
+        match($0, /to rerun pass `[^`]+`/) { failed[label(substr($0, RSTART + 15, RLENGTH - 16))] = 1 }
+        /^    `[^`]+`$/ { t = $0; gsub(/^ *`|`$/, "", t); failed[label(t)] = 1 }
+        END { for (t in failed) if (!(t in named)) print t " (no test named: it crashed or was killed; see the log)" }
+    ' "$1"
+}
+
 netns_names() { { ip netns list 2>/dev/null || true; } | awk '{print $1}' | sort; }
 
 header "environment"
@@ -121,7 +152,12 @@ NETNS_BEFORE=$(netns_names)
 step "format" cargo fmt --all --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "release build" cargo build --release
-step "tests" cargo test --all-targets --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
+step "tests" run_tests --all-targets --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
+if [[ ${RESULTS[-1]} == FAIL* ]]; then
+    failures=$(failed_tests "$TEST_LOG" | sed 's/^/        /')
+    RESULTS[-1]+=", output in ${TEST_LOG#"$REPO/"}${failures:+; failed:
+$failures}"
+fi
 step "fuzz (30 s per target)" bash scripts/fuzz.sh 30
 if [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml; then
     step "doc tests" cargo test --doc
