@@ -3,8 +3,9 @@
 #
 # Builds synack, makes a throwaway network namespace with a TUN device in it, starts
 # `synack serve --trace --pcap captures/demo.pcap` there, talks to it with curl, nc and ping
-# (the kernel's own TCP is the other side), stops it, shows the trace and where the capture
-# is, and removes the namespace again, also when interrupted or when something fails.
+# (the kernel's own TCP is the other side), showing after each step what synack traced for
+# it, stops it, shows the capture, and removes the namespace again, also when interrupted or
+# when something fails.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -23,6 +24,9 @@ NS=synack-demo-$$
 START_TIMEOUT=10  # seconds for the server to come up
 STOP_TIMEOUT=5    # seconds for it to exit after SIGINT (it promises 2)
 STEP_TIMEOUT=60   # hard bound on each demo command
+TRACE_ALL=30      # a step's trace up to this many lines is shown whole; a longer one as
+TRACE_HEAD=14     # its first lines (the handshake, the first data),
+TRACE_TAIL=6      # its last (the close) and the command that prints the rest
 BIN=
 
 usage() {
@@ -31,9 +35,9 @@ Usage: sudo $PROG [--bin PATH]
 
 Build synack, run it with a TUN device in a throwaway network namespace
 (synack-demo-PID), and talk to it with curl, nc and ping while it traces every
-segment. Afterwards it shows the trace, leaves the capture in
-$PCAP_REL (open it with Wireshark) and the trace in $LOG_REL,
-and removes the namespace. Nothing is changed in the machine's own network namespace.
+segment; after each step it shows what synack traced for it. It leaves the
+capture in $PCAP_REL (open it with Wireshark) and the whole trace in
+$LOG_REL, and removes the namespace. Nothing is changed in the machine's own network namespace.
 
   --bin PATH   use this synack binary instead of building one (cargo build --release)
   -h, --help   show this help
@@ -88,7 +92,7 @@ as_owner() {
 
 # ---- tools ----
 banner "checking tools"
-bash scripts/install-deps.sh || die "some tools are missing (see above); install them, then run this again"
+bash scripts/install-deps.sh --no-python || die "some tools are missing (see above); install them, then run this again"
 NC=nc
 command -v nc.openbsd >/dev/null && NC=nc.openbsd
 HAVE_TSHARK=0
@@ -118,6 +122,7 @@ if [[ -z $BIN ]]; then
     fi
 fi
 [[ -x $BIN ]] || die "no synack binary at $BIN: build it (cargo build --release) or pass --bin PATH"
+BIN_REL=${BIN#"$REPO/"} # as a command to type from the repository's root
 
 # ---- leftovers of earlier demos that were killed too hard to clean up ----
 while read -r old; do
@@ -157,6 +162,15 @@ stop_server() {
     SERVER_PID=
 }
 
+remove_namespace() {
+    if ((NS_MADE)); then
+        echo
+        bash scripts/teardown.sh --netns "$NS" --force
+        [[ -e /run/netns/$NS ]] && ip netns del "$NS" && say "deleted namespace $NS"
+        NS_MADE=0
+    fi
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -166,11 +180,7 @@ cleanup() {
         say "stopping synack (pid $SERVER_PID)"
         stop_server 3
     fi
-    if ((NS_MADE)); then
-        echo
-        bash scripts/teardown.sh --netns "$NS" --force
-        [[ -e /run/netns/$NS ]] && ip netns del "$NS" && say "deleted namespace $NS"
-    fi
+    remove_namespace
     rm -rf "$TMP"
     give_back "$PCAP" "$LOG"
     exit "$rc"
@@ -219,14 +229,41 @@ for ((i = 0; i < START_TIMEOUT && !pinged; i++)); do
     ip netns exec "$NS" ping -c 1 -W 1 "$STACK_IP" >/dev/null 2>&1 && pinged=1
 done
 if ((pinged)); then
-    say "synack is up: attached to $DEV and answering ping"
+    say "synack is up: attached to $DEV and answering ping. It said:"
 else
-    say "warning: synack is attached to $DEV but did not answer ping within $START_TIMEOUT s; carrying on"
+    say "warning: synack is attached to $DEV but did not answer ping within $START_TIMEOUT s; carrying on. It said:"
 fi
+head -n 1 "$LOG"
 
 # ---- the demo ----
 STEP=0
 FAILED=()
+TRACE_SHOWN=0 # lines of $LOG shown so far
+
+# show_trace: what synack traced since the last call: all of it when short, else its first
+# and last lines and the command that prints all of it.
+show_trace() {
+    local total first n
+    sleep 0.3 # the last ACKs of a close
+    total=$(wc -l <"$LOG")
+    first=$((TRACE_SHOWN + 1))
+    n=$((total - TRACE_SHOWN))
+    TRACE_SHOWN=$total
+    echo
+    if ((n <= 0)); then
+        echo "--- synack traced nothing for this step"
+        return
+    fi
+    echo "--- what synack traced (lines $first-$total of $LOG_REL; seconds since it started):"
+    if ((n <= TRACE_ALL)); then
+        sed -n "${first},${total}p" "$LOG"
+    else
+        sed -n "${first},$((first + TRACE_HEAD - 1))p" "$LOG"
+        echo "    ... $((n - TRACE_HEAD - TRACE_TAIL)) lines more; all of this step: sed -n '${first},${total}p' $LOG_REL"
+        sed -n "$((total - TRACE_TAIL + 1)),${total}p" "$LOG"
+    fi
+}
+
 # demo_step TITLE EXPLANATION COMMAND [CHECK]: explain, show and run COMMAND in the namespace.
 # CHECK names a function that judges $rc (exit status) and $out (stdout); default: rc is 0.
 demo_step() {
@@ -243,6 +280,7 @@ demo_step() {
         echo "!! this step did not do what it should (exit status $rc)"
         FAILED+=("$STEP. $title")
     fi
+    show_trace
     server_alive || {
         echo "!! synack is no longer running; the last lines of its output:"
         tail -n 20 "$LOG"
@@ -253,6 +291,12 @@ demo_step() {
 }
 
 check_ok() { ((rc == 0)); }
+# The page itself is long: its first lines are enough to see what came back.
+check_page() {
+    ((rc == 0)) && [[ -s $TMP/page.html ]] || return 1
+    echo "(page.html: $(wc -c <"$TMP/page.html") bytes, $(wc -l <"$TMP/page.html") lines; the first 8:)"
+    head -n 8 "$TMP/page.html"
+}
 check_hello() { ((rc == 0)) && [[ $out == hello ]]; }
 check_refused() { [[ $out == *refused* ]]; }
 check_100000() {
@@ -267,10 +311,12 @@ seq 1 4000 >"$TMP/numbers.txt" # 18 893 bytes, ~13 full segments
 
 run_demo() {
     demo_step "HTTP: curl -v http://$STACK_IP/" \
-"One request on a fresh connection. In the trace: the three-way handshake (SYN,
-SYN-ACK carrying our MSS, ACK) and LISTEN → SYN-RECEIVED → ESTABLISHED, the request
-coming in, the page going out, and the close (FIN each way). curl -v narrates its side." \
-        "curl -sv --max-time 10 http://$STACK_IP/" || return 0
+"One request on a fresh connection. curl -v narrates its side (lines with * > <);
+synack's trace below shows the same connection from the other end: the three-way
+handshake (SYN, SYN-ACK carrying our MSS, ACK) and LISTEN → SYN-RECEIVED → ESTABLISHED,
+the request coming in, the page going out, and the close (FIN each way)." \
+        "curl -sv --max-time 10 -o page.html http://$STACK_IP/" \
+        check_page || return 0
 
     demo_step "a bulk download: 100 000 bytes" \
 "About 69 full-size segments go out back to back, as far as the kernel's receive
@@ -301,6 +347,7 @@ so nc reports 'Connection refused' instead of waiting for a timeout." \
 "Not TCP at all: the stack answers ICMP echo requests too." \
         "ping -c 2 -W 2 $STACK_IP" || return 0
 }
+TRACE_SHOWN=$(wc -l <"$LOG") # each step shows its own trace from here on
 run_demo
 
 # ---- stop ----
@@ -315,17 +362,15 @@ if [[ -n $SERVER_PID ]]; then
     [[ $SERVER_RC == 0 ]] || FAILED+=("synack exited with status $SERVER_RC")
 fi
 give_back "$PCAP" "$LOG"
-
-# ---- what it saw ----
-banner "the trace: every segment in and out, every state change ($LOG_REL)"
-lines=$(wc -l <"$LOG")
-if ((lines <= 200)); then
-    cat "$LOG"
-else
-    head -n 120 "$LOG"
-    echo "    ... $((lines - 160)) more lines: see $LOG_REL ..."
-    tail -n 40 "$LOG"
+# What synack printed as it stopped: the last closes and its exit summary.
+total=$(wc -l <"$LOG")
+if ((total > TRACE_SHOWN)); then
+    echo
+    echo "--- synack's last lines (lines $((TRACE_SHOWN + 1))-$total of $LOG_REL):"
+    tail -n "+$((TRACE_SHOWN + 1))" "$LOG" | tail -n "$TRACE_ALL"
 fi
+echo
+say "the whole trace, every step: $LOG_REL ($total lines)"
 
 banner "the capture: $PCAP_REL"
 if [[ -s $PCAP ]]; then
@@ -334,21 +379,21 @@ if [[ -s $PCAP ]]; then
     echo "  tshark -r $PCAP_REL"
     if ((HAVE_TSHARK)); then
         echo
-        echo "\$ tshark -r $PCAP_REL -c 30"
+        echo "\$ tshark -r $PCAP_REL -c 8"
         # tshark warns when run as root; run it as the user when there is one.
         if [[ -n $OWNER ]]; then
-            as_owner tshark -r "$PCAP" -c 30 || FAILED+=("tshark could not read $PCAP_REL")
+            as_owner tshark -r "$PCAP" -c 8 || FAILED+=("tshark could not read $PCAP_REL")
         else
-            tshark -r "$PCAP" -c 30 2>&1 | grep -v '^Running as user' || FAILED+=("tshark could not read $PCAP_REL")
+            tshark -r "$PCAP" -c 8 2>&1 | grep -v '^Running as user' || FAILED+=("tshark could not read $PCAP_REL")
         fi
     fi
     echo
     echo "The first connection (curl's GET /) as a ladder diagram, drawn by synack from the capture:"
-    echo "\$ synack ladder --conn 1 $PCAP_REL"
+    echo "\$ $BIN_REL ladder --conn 1 $PCAP_REL"
     "$BIN" ladder --conn 1 "$PCAP" || FAILED+=("synack ladder could not read $PCAP_REL")
     echo
     echo "And its SYN,ACK layer by layer:"
-    echo "\$ synack explain --packet 4 $PCAP_REL   (frame numbers as Wireshark counts them)"
+    echo "\$ $BIN_REL explain --packet 4 $PCAP_REL | head -n 45   (frame numbers as Wireshark counts them)"
     "$BIN" explain --packet 4 "$PCAP" | head -n 45 || FAILED+=("synack explain could not read $PCAP_REL")
 else
     echo "!! no capture was written to $PCAP_REL"
@@ -361,5 +406,18 @@ if [[ ${#FAILED[@]} -gt 0 ]]; then
     printf '  - %s\n' "${FAILED[@]}"
     exit 1
 fi
-say "done. The namespace $NS is removed on exit; the trace and capture stay in captures/."
-say "Try it from your own shell: sudo scripts/setup.sh; then synack serve --trace (see README.md)."
+remove_namespace
+say "done; the trace and the capture stay in captures/."
+cat <<EOF
+
+Try it from your own shell (from $REPO), in a namespace of your own, so nothing
+changes in this machine's network:
+  sudo scripts/setup.sh --netns lab
+  sudo ip netns exec lab $BIN_REL serve --trace
+and from another terminal:
+  sudo ip netns exec lab curl http://$STACK_IP/
+  sudo ip netns exec lab nc $STACK_IP 7
+Ctrl-C stops synack; then: sudo scripts/teardown.sh --netns lab
+Read the capture again at any time:
+  $BIN_REL ladder $PCAP_REL | less
+EOF
