@@ -137,6 +137,9 @@ pub struct Connection {
     /// Sequence number whose ACK times one round trip, and when it was sent (Karn: only
     /// never-retransmitted data is timed).
     pub(super) rtt_probe: Option<(SeqNum, Instant)>,
+    /// Retransmitted data is outstanding below this: its ACKs are ambiguous to the timing
+    /// above (Karn), and are timed by the timestamp echo instead, when there is one.
+    pub(super) resent_up_to: Option<SeqNum>,
     pub(super) rto_at: Option<Instant>,
     pub(super) retries: u32,
     pub(super) persist_at: Option<Instant>,
@@ -265,6 +268,7 @@ impl Connection {
             error: None,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtt_probe: None,
+            resent_up_to: None,
             rto_at: None,
             retries: 0,
             persist_at: None,

@@ -302,7 +302,7 @@ impl Connection {
 
     /// SND.UNA advances to `ack`: free acknowledged data, time the round trip, grow cwnd.
     /// `ts_rtt`: the round trip measured from the timestamp echo, when timestamps are on
-    /// (RFC 7323 §4: every ACK can be timed, retransmissions included).
+    /// (RFC 7323 §4: every ACK can be timed, retransmissions included; milliseconds only).
     pub(super) fn ack_received(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<std::time::Duration>) {
         let mut acked = ack - self.snd_una;
         if self.snd_una == self.iss {
@@ -318,14 +318,23 @@ impl Connection {
         if self.snd_nxt < ack {
             self.snd_nxt = ack;
         }
-        if let Some(rtt) = ts_rtt {
-            self.rtt.sample(rtt);
-            self.rtt_probe = None;
-        } else if let Some((probe, sent)) = self.rtt_probe {
-            if ack >= probe {
+        // The timed segment gives the clock's full resolution. The timestamp echo counts
+        // whole milliseconds: on a fast path all its samples read 0 and would pull SRTT to
+        // zero, so it times only the ACKs of retransmitted data, which Karn's rule leaves
+        // untimed otherwise (RFC 7323 §4 makes them measurable).
+        match self.rtt_probe {
+            Some((probe, sent)) if ack >= probe => {
                 self.rtt.sample(now.saturating_duration_since(sent));
                 self.rtt_probe = None;
             }
+            _ => {
+                if let (Some(rtt), Some(_)) = (ts_rtt, self.resent_up_to) {
+                    self.rtt.sample(rtt);
+                }
+            }
+        }
+        if self.resent_up_to.is_some_and(|end| ack >= end) {
+            self.resent_up_to = None;
         }
         // RFC 6298 §5.3: restart the timer for what is still outstanding.
         self.rto_at = None;

@@ -105,7 +105,7 @@ impl Connection {
             self.rtt_probe = Some((self.iss + 1, now));
         } else {
             self.stats.retransmits += 1;
-            self.rtt_probe = None;
+            self.resent(self.iss + 1);
         }
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -202,7 +202,7 @@ impl Connection {
         if seq < self.snd_max {
             // Sent before: a retransmission, which Karn's rule says must not be timed.
             self.stats.retransmits += 1;
-            self.rtt_probe = None;
+            self.resent(end);
             self.forget_rate_probe_within(seq, end);
         } else {
             if self.rtt_probe.is_none() {
@@ -258,7 +258,7 @@ impl Connection {
         let end = seq + len + u32::from(fin);
         if seq < self.snd_max {
             self.stats.retransmits += 1;
-            self.rtt_probe = None;
+            self.resent(end);
             self.forget_rate_probe_within(seq, end);
         }
         self.snd_max = self.snd_max.max(end);
@@ -276,6 +276,13 @@ impl Connection {
         let window = self.advertise();
         let options = self.segment_options(now);
         Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+    }
+
+    /// Data up to `end` went out again: nothing in flight is timed by sequence any more
+    /// (Karn), and ACKs up to `end` are left to the timestamp echo.
+    fn resent(&mut self, end: SeqNum) {
+        self.rtt_probe = None;
+        self.resent_up_to = Some(self.resent_up_to.map_or(end, |up_to| up_to.max(end)));
     }
 
     /// A retransmission of the timed segment: its ACK may answer the second copy, and the

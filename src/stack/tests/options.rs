@@ -69,15 +69,42 @@ fn paws_drops_an_old_timestamp() {
 }
 
 #[test]
-fn rtt_is_measured_from_the_timestamp_echo() {
+fn with_timestamps_the_round_trip_is_timed_to_the_microsecond() {
+    // The echo counts milliseconds: a 250 µs path would read 0 ms on every ACK.
+    let mut t = Peer::listening();
+    let mut s = syn().seq(PEER_ISS).mss(1000);
+    s.hdr.options.timestamps = Some((5000, 0));
+    t.send(s);
+    let sa = t.expect();
+    t.advance(Duration::from_micros(250));
+    t.send(with_ts(ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(1)), 5001, ts(&sa.options).0));
+    t.accept();
+    let id = t.conn.unwrap();
+    assert_eq!(t.host.conn(id).unwrap().srtt(), Some(Duration::from_micros(250)), "the handshake's round trip");
+    t.app_write(b"x");
+    let d = t.expect();
+    t.advance(Duration::from_micros(450));
+    t.send(with_ts(ack().seq(PEER_ISS + 1).ack(sa.seq.wrapping_add(2)), 5002, ts(&d.options).0));
+    // 7/8 × 250 + 1/8 × 450
+    assert_eq!(t.host.conn(id).unwrap().srtt(), Some(Duration::from_micros(275)));
+}
+
+#[test]
+fn the_ack_of_a_retransmission_is_timed_by_the_timestamp_echo() {
     let (mut t, iss) = established_with_options();
     let id = t.conn.unwrap();
     t.app_write(b"x");
-    let d = t.expect();
-    t.advance(std::time::Duration::from_millis(30));
-    t.send(with_ts(ack().seq(1001).ack(iss + 2), 6000, ts(&d.options).0));
+    t.expect();
+    let before = t.host.conn(id).unwrap().srtt().unwrap();
+    t.advance(Duration::from_millis(200));
+    let again = t.expect();
+    assert_eq!(again.seq, iss + 1, "the retransmission");
+    t.advance(Duration::from_millis(30));
+    // The echo names the copy it answers, so Karn's ambiguity does not arise.
+    t.send(with_ts(ack().seq(1001).ack(iss + 2), 6000, ts(&again.options).0));
     let srtt = t.host.conn(id).unwrap().srtt().unwrap();
-    assert!(srtt > std::time::Duration::from_millis(2), "a 30 ms sample moved SRTT: {srtt:?}");
+    assert!(srtt > before + Duration::from_millis(3), "a 30 ms sample moved SRTT from {before:?}: {srtt:?}");
+    // Without timestamps the same ACK leaves SRTT alone: reliability.rs checks Karn's rule.
 }
 
 #[test]
