@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod chromium;
+
 pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
 pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
 
