@@ -205,6 +205,7 @@ fn sio_demo_page_client_in_headless_chromium_gets_its_ack_and_broadcast() {
     assert!(dom.contains(r#"id="sio-status" class="status live">live: sid "#), "{dom}");
     let shown = browser.eval("document.getElementById('sio-ack').textContent");
     let shown = shown.as_ref().ok().and_then(|v| v.as_str()).unwrap_or_default();
+    eprintln!("the page shows: {shown}");
     assert!(
         shown.starts_with("echo acknowledged in ") && shown.ends_with(" ms: hello-over-socketio"),
         "the ack's round trip is not shown: {shown:?}"

@@ -174,9 +174,12 @@ impl Chromium {
         self.websockets.clone()
     }
 
-    /// The page's DOM as HTML now.
+    /// The page's body as HTML now, without its scripts: what the page shows, and nothing
+    /// that only looks like it in the source.
     pub fn dom(&mut self) -> String {
-        match self.eval("document.documentElement.outerHTML") {
+        let body = r#"(() => { const b = document.body.cloneNode(true);
+            b.querySelectorAll("script").forEach((s) => s.remove()); return b.outerHTML; })()"#;
+        match self.eval(body) {
             Ok(Value::String(html)) => html,
             Ok(other) => format!("(no DOM: {other})"),
             Err(e) => format!("(no DOM: {e})"),
