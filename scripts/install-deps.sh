@@ -8,7 +8,7 @@ set -euo pipefail
 
 PROG=${0##*/}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium)
+PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium nodejs npm)
 # The test clients' Python: tests/common and scripts/captures.sh look for it here.
 VENV=${CARGO_TARGET_DIR:-$REPO/target}/python
 PY_PACKAGES=(websockets "python-socketio[client]" websocket-client)
@@ -63,6 +63,9 @@ present() {
         iputils-ping) command -v ping >/dev/null ;;
         # The headless browser the demo page's test drives; either Debian package will do.
         chromium) command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null ;;
+        # The official Socket.IO client and protocol suites (npm packages go to temp dirs).
+        nodejs) command -v node >/dev/null ;;
+        npm) command -v npm >/dev/null ;;
         *) return 1 ;;
     esac
 }

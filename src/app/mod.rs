@@ -2,6 +2,7 @@
 //! WebSocket endpoints (echo, chat, live stats) behind it.
 
 pub mod chat;
+pub mod engineio;
 pub mod http;
 pub mod loop_http;
 pub mod pool;

@@ -7,6 +7,7 @@
 use std::io;
 use std::time::Duration;
 
+use super::engineio::{self, EngineIo};
 use super::http::{self, Hook, HttpConfig};
 use super::loop_http::LoopHttp;
 use super::pool::{Pool, PoolConfig};
@@ -100,11 +101,21 @@ pub fn serve_http_ws(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints) ->
     Ok(())
 }
 
-/// [`serve_http_ws`] plus Socket.IO: `/socket.io/` requests go to `io` first.
-pub fn serve_http_ws_sio(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints, io: &SocketIo) -> io::Result<()> {
+/// [`serve_http_ws`] plus Socket.IO and Engine.IO: `/socket.io/` requests go to `io`,
+/// `/engine.io/` ones to `eio`.
+pub fn serve_http_ws_sio(
+    mut stream: TcpStream,
+    cfg: &HttpConfig,
+    ws: &Endpoints,
+    io: &SocketIo,
+    eio: &EngineIo,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(HTTP_IDLE))?;
     http::serve_with(&mut stream, cfg, |req, s| match io.hook(req, s)? {
-        Hook::Declined => ws.hook(req, s),
+        Hook::Declined => match eio.hook(req, s)? {
+            Hook::Declined => ws.hook(req, s),
+            other => Ok(other),
+        },
         other => Ok(other),
     })?;
     Ok(())
@@ -166,10 +177,12 @@ where
     Ok(Service { pool })
 }
 
-/// The paths whose requests the blocking handlers own: the WebSocket endpoints and
-/// Socket.IO (its polling transport and its upgrades).
-fn needs_thread(path: &str) -> bool {
-    matches!(path, "/ws" | "/chat" | "/stats" | "/socket.io") || path.starts_with("/socket.io/")
+/// The paths whose requests the blocking handlers own: the WebSocket endpoints, Socket.IO
+/// and Engine.IO (their polling transport and their upgrades).
+pub fn needs_thread(path: &str) -> bool {
+    matches!(path, "/ws" | "/chat" | "/stats" | "/socket.io" | "/engine.io")
+        || path.starts_with("/socket.io/")
+        || path.starts_with("/engine.io/")
 }
 
 /// Accept on `port` forever, each connection handled by `handler` on a thread of a pool
@@ -188,12 +201,20 @@ where
 }
 
 /// Start echo, discard and HTTP on the event loop; HTTP hands the WebSocket endpoints
-/// (`/stats` reads `stack`) and Socket.IO to service threads.
+/// (`/stats` reads `stack`), Socket.IO (the demo) and the raw Engine.IO echo to service
+/// threads.
 pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<Service>> {
+    let config = socketio::Config::from_env();
+    spawn_with(stack, http_cfg, socketio::demo(config), engineio::echo(config))
+}
+
+/// [`spawn_all`] with another Socket.IO server and Engine.IO server (the reference test
+/// servers, in `examples/sio_reference_server.rs`).
+pub fn spawn_with(stack: &Stack, http_cfg: HttpConfig, io: SocketIo, eio: EngineIo) -> io::Result<Vec<Service>> {
     stack.serve_on_loop(ECHO_PORT, LoopEcho::default())?;
     stack.serve_on_loop(DISCARD_PORT, LoopDiscard)?;
     let hand_off = stack.serve_on_loop_with_hand_off(HTTP_PORT, LoopHttp::new(http_cfg.clone(), needs_thread))?;
     let ws = Endpoints::new(Some(stats::source(stack.clone())));
-    let io = socketio::demo(socketio::Config::from_env());
-    Ok(vec![spawn_hand_off_service(stack, hand_off, "http", move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io))?])
+    let serve = move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io, &eio);
+    Ok(vec![spawn_hand_off_service(stack, hand_off, "http", serve)?])
 }

@@ -1,154 +1,72 @@
-//! Socket.IO v5 over Engine.IO v4, WebSocket transport, on synack's TCP.
+//! Socket.IO v5 on synack's Engine.IO ([`crate::app::engineio`]), on synack's TCP.
 //!
 //! ```text
 //! GET /socket.io/?EIO=4&transport=websocket   → 101, then one Engine.IO packet per message:
 //! server: 0{"sid":…,"upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}
-//! client: 40                     CONNECT "/"          server: 40{"sid":…}
-//! client: 421["echo","hi"]       EVENT with ack id 1  server: 431["hi"]
-//! server: 2  (every pingInterval)                     client: 3 (within pingTimeout)
+//! client: 40{"token":"123"}      CONNECT "/" with auth   server: 40{"sid":…}
+//! client: 421["echo","hi",2]     EVENT with ack id 1      server: 431["hi",2]
+//! client: 451-["up",{"_placeholder":true,"num":0}]  then a binary message: BINARY_EVENT
+//! server: 2  (every pingInterval)                         client: 3 (within pingTimeout)
 //! ```
 //!
 //! The API mirrors the JavaScript server's:
 //!
 //! ```no_run
-//! use synack::app::socketio::SocketIo;
+//! use synack::app::socketio::{Args, SocketIo};
 //! let io = SocketIo::new(Default::default());
 //! let all = io.clone();
-//! io.of("/").on_connection(move |socket| {
+//! io.on_connection(move |socket| {
+//!     println!("auth: {}", socket.auth());
 //!     let all = all.clone();
-//!     socket.on("chat message", move |data, _ack| all.emit("chat message", data));
-//!     socket.on("echo", |data, ack| if let Some(ack) = ack { ack.send(data) });
+//!     socket.on("chat message", move |args, _ack| all.emit("chat message", args));
+//!     // Every argument back, binary ones included, as `(...args, ack) => ack(...args)`.
+//!     socket.on("echo", |args, ack| if let Some(ack) = ack { ack.send(args) });
+//!     socket.emit("welcome", Args::new().arg("hi").arg(2).bytes(vec![1, 2, 3]));
 //! });
 //! ```
 //!
-//! Event handlers get the event's first argument (`Null` when there is none; further
-//! arguments are dropped) and, when the client asked for one, an [`Ack`]. They run on the
-//! connection's reader thread, so they should not block: emitting only queues.
+//! Event handlers get every argument as [`Args`]: JSON values, with binary ones as
+//! placeholders whose bytes are in the attachments (the wire's own shape), and, when the
+//! client asked for one, an [`Ack`]. They run on the connection's reader thread, so they
+//! should not block: emitting only queues.
 //!
-//! Both transports: WebSocket directly, or HTTP long-polling (`GET` waits for packets,
-//! `POST` delivers them, several packets joined by `\x1e`) upgraded to WebSocket the way a
-//! default client does it: `2probe` → `3probe` on the new WebSocket, a NOOP (`6`) to end
-//! the pending GET, then the client's UPGRADE (`5`) moves the session over.
+//! Both transports (WebSocket, HTTP long-polling and its upgrade) are Engine.IO's. A client
+//! that has not connected to a namespace within `connect_timeout` is closed.
 //!
-//! Not supported: binary attachments (a BINARY_EVENT / BINARY_ACK gets a CONNECT_ERROR and
-//! the connection is closed; so does a binary WebSocket message), and the client's own
-//! connect timeout (a client that never sends CONNECT is dropped by the heartbeat only if it
-//! stops answering pings).
-//!
-//! Each connection has a bounded outgoing queue drained by its own writer thread (which
-//! also sends the pings): a client that stops reading overflows only its own queue and is
-//! dropped, so `io.emit` never waits for a slow client.
-//!
-//! The code is split by job: [`packet`] is the wire codec, `api` the public API
-//! (sockets, namespaces, rooms, acks), `engine` the Engine.IO session (the HTTP hook,
-//! incoming packets, the session's end), `websocket` and `polling` the two transports,
-//! and `demo` the server `synack serve` runs.
+//! The code is split by job: [`packet`] is the Socket.IO codec, `args` the arguments,
+//! `api` the public API (sockets, namespaces, rooms, acks), `conn` one client's
+//! connection (its packets, binary attachments, connect timeout), and `demo` the server
+//! `synack serve` runs.
 
 mod api;
+mod args;
+mod conn;
 mod demo;
-mod engine;
 pub mod packet;
-mod polling;
-mod websocket;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use serde_json::Value;
 
-pub use self::demo::demo;
-
-/// The tracing target of every Socket.IO log line.
-pub const TRACE_TARGET: &str = "synack::socketio";
+pub use self::args::Args;
+use self::conn::SioConn;
+pub use self::demo::{demo, reference};
+use crate::app::engineio::EngineIo;
+pub use crate::app::engineio::{Config, DisconnectReason, TRACE_TARGET};
 
 /// The path prefix the JavaScript and Python clients use by default.
 pub const PATH: &str = "/socket.io/";
 
-/// Heartbeat and size settings, sent to the client in the OPEN packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Config {
-    /// The server pings this often.
-    pub ping_interval: Duration,
-    /// A pong must arrive this long after a ping, or the client is dropped.
-    pub ping_timeout: Duration,
-    /// Largest Engine.IO packet accepted (and the WebSocket message limit).
-    pub max_payload: usize,
-    /// Packets waiting for one client's writer; beyond this the client is dropped.
-    pub queue: usize,
-    /// Emits awaiting an acknowledgement, per socket; beyond this `emit_with_ack` refuses.
-    pub max_pending_acks: usize,
-    /// Polling sessions at once (each has a heartbeat thread); beyond this, `503`.
-    pub max_polling_sessions: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            ping_interval: Duration::from_millis(25_000),
-            ping_timeout: Duration::from_millis(20_000),
-            max_payload: 1_000_000,
-            queue: 1024,
-            max_pending_acks: 1024,
-            max_polling_sessions: 1000,
-        }
-    }
-}
-
-impl Config {
-    /// The defaults, with `SYNACK_SIO_PING_INTERVAL_MS` / `SYNACK_SIO_PING_TIMEOUT_MS` from
-    /// the environment if set (the tests use short heartbeats this way).
-    pub fn from_env() -> Self {
-        let ms = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).map(Duration::from_millis);
-        let mut c = Config::default();
-        if let Some(d) = ms("SYNACK_SIO_PING_INTERVAL_MS") {
-            c.ping_interval = d.max(Duration::from_millis(10));
-        }
-        if let Some(d) = ms("SYNACK_SIO_PING_TIMEOUT_MS") {
-            c.ping_timeout = d.max(Duration::from_millis(10));
-        }
-        c
-    }
-}
-
-/// Why a socket left, as Socket.IO names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The client sent DISCONNECT for the namespace.
-    ClientNamespaceDisconnect,
-    /// [`Socket::disconnect`] was called.
-    ServerNamespaceDisconnect,
-    /// The connection closed (WebSocket close, TCP close, or an Engine.IO CLOSE).
-    TransportClose,
-    /// No pong within pingTimeout of a ping.
-    PingTimeout,
-    /// The client sent something we could not decode.
-    ParseError,
-    /// The client's queue overflowed: it stopped reading.
-    TooSlow,
-}
-
-impl DisconnectReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
-            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
-            DisconnectReason::TransportClose => "transport close",
-            DisconnectReason::PingTimeout => "ping timeout",
-            DisconnectReason::ParseError => "parse error",
-            DisconnectReason::TooSlow => "transport error",
-        }
-    }
-}
-
 type ConnectionHandler = Arc<dyn Fn(Socket) + Send + Sync>;
-type EventHandler = Arc<dyn Fn(Value, Option<Ack>) + Send + Sync>;
+type EventHandler = Arc<dyn Fn(Args, Option<Ack>) + Send + Sync>;
 type DisconnectHandler = Arc<dyn Fn(DisconnectReason) + Send + Sync>;
-type AckCallback = Box<dyn FnOnce(Value) + Send>;
+type AckCallback = Box<dyn FnOnce(Args) + Send>;
 
-/// A Socket.IO server: a set of namespaces. Cheap to clone.
+/// A Socket.IO server: a set of namespaces on an Engine.IO server. Cheap to clone.
 #[derive(Clone)]
 pub struct SocketIo {
     inner: Arc<IoInner>,
@@ -157,8 +75,7 @@ pub struct SocketIo {
 struct IoInner {
     config: Config,
     namespaces: RwLock<HashMap<String, Namespace>>,
-    /// Engine.IO sessions by sid, for the polling transport and its upgrade.
-    sessions: Mutex<HashMap<String, Arc<ConnShared>>>,
+    engine: EngineIo,
 }
 
 /// One namespace (`/`, `/chat`, …): its connection handler, sockets and rooms.
@@ -188,7 +105,7 @@ pub struct Socket {
 struct SocketInner {
     id: String,
     ns: Namespace,
-    conn: Arc<ConnShared>,
+    conn: Arc<SioConn>,
     auth: Value,
     handlers: Mutex<HashMap<String, EventHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
@@ -211,35 +128,3 @@ pub struct Broadcast {
     ns: Namespace,
     rooms: Vec<String>,
 }
-
-enum Outgoing {
-    Text(String),
-    Stop,
-}
-
-/// What the reader, the writer and every socket of one connection share.
-struct ConnShared {
-    sid: String,
-    tx: SyncSender<Outgoing>,
-    /// The queue's other end: taken by the WebSocket writer; long-poll GETs borrow it.
-    queue: Mutex<Option<Receiver<Outgoing>>>,
-    closed: AtomicBool,
-    /// On the polling transport (not yet upgraded).
-    polling: AtomicBool,
-    /// A WebSocket is probing to take this polling session over.
-    upgrading: AtomicBool,
-    /// A long-poll GET is waiting.
-    get_busy: AtomicBool,
-    /// The queue overflowed; the writer closes with 1008.
-    slow: AtomicBool,
-    /// A pong arrived since the last ping.
-    pong: AtomicBool,
-    reason: Mutex<Option<DisconnectReason>>,
-    /// Connected namespaces → their socket.
-    sockets: Mutex<HashMap<String, Socket>>,
-    label: String,
-    trace: bool,
-}
-
-#[cfg(test)]
-mod tests;

@@ -157,12 +157,20 @@ impl Netns {
 
     /// `serve` with extra environment variables (log filters, test-only settings).
     pub fn serve_env(&mut self, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = self.cmd(env!("CARGO_BIN_EXE_synack"));
-        cmd.arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        self.spawn_server(Path::new(env!("CARGO_BIN_EXE_synack")), &all, env, "serving as")
+    }
+
+    /// Start `program` inside the namespace (a server: it is killed with the namespace);
+    /// returns once a line of its stderr contains `ready`.
+    pub fn spawn_server(&mut self, program: &Path, args: &[&str], env: &[(&str, &str)], ready: &str) -> Server {
+        let mut cmd = self.cmd(&program.to_string_lossy());
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("start synack serve");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let stderr = child.stderr.take().expect("stderr");
         let sink = lines.clone();
@@ -173,13 +181,13 @@ impl Netns {
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if lines.lock().unwrap().iter().any(|l| l.contains("serving as")) {
+            if lines.lock().unwrap().iter().any(|l| l.contains(ready)) {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("synack serve exited with {status}: {:?}", lines.lock().unwrap());
+                panic!("{} exited with {status}: {:?}", program.display(), lines.lock().unwrap());
             }
-            assert!(Instant::now() < deadline, "synack serve did not start: {:?}", lines.lock().unwrap());
+            assert!(Instant::now() < deadline, "{} did not start: {:?}", program.display(), lines.lock().unwrap());
             std::thread::sleep(Duration::from_millis(20));
         }
         let pid = child.id();

@@ -5,11 +5,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::engine::new_sid;
+use super::conn::SioConn;
 use super::packet::{SioPacket, SioType};
 use super::*;
+use crate::app::engineio::{new_sid, EngineIo};
 
 impl Default for SocketIo {
     fn default() -> Self {
@@ -18,21 +19,41 @@ impl Default for SocketIo {
 }
 
 impl SocketIo {
-    /// A server with the namespace `/` (as the JavaScript server always has).
+    /// A server at `/socket.io/` with the namespace `/` (as the JavaScript server always has).
     pub fn new(config: Config) -> Self {
-        let io = SocketIo {
-            inner: Arc::new(IoInner {
-                config,
-                namespaces: RwLock::new(HashMap::new()),
-                sessions: Mutex::new(HashMap::new()),
-            }),
-        };
+        let engine = EngineIo::with_describe(PATH, config, super::packet::describe);
+        let io = SocketIo { inner: Arc::new(IoInner { config, namespaces: RwLock::new(HashMap::new()), engine }) };
+        let weak = Arc::downgrade(&io.inner);
+        io.inner.engine.on_connection(move |eio| match weak.upgrade() {
+            Some(inner) => SocketIo { inner }.attach(eio),
+            None => eio.close(),
+        });
         io.of("/");
         io
     }
 
     pub fn config(&self) -> Config {
         self.inner.config
+    }
+
+    /// The Engine.IO server underneath.
+    pub fn engine(&self) -> &EngineIo {
+        &self.inner.engine
+    }
+
+    /// The HTTP hook: takes over `/socket.io/` WebSocket requests, answers the polling ones
+    /// and bad requests, declines every other path.
+    pub fn hook<S: crate::app::ws::Conn>(
+        &self,
+        req: &mut crate::app::http::Request,
+        stream: &mut S,
+    ) -> std::io::Result<crate::app::http::Hook> {
+        self.inner.engine.hook(req, stream)
+    }
+
+    /// Runs one client on an upgraded WebSocket until it leaves.
+    pub fn serve_ws<S: crate::app::ws::Conn>(&self, stream: S, leftover: Vec<u8>) -> std::io::Result<()> {
+        self.inner.engine.serve_ws(stream, leftover)
     }
 
     /// The namespace `name`, created on first use. Clients may connect only to namespaces
@@ -63,8 +84,8 @@ impl SocketIo {
     }
 
     /// To every socket on `/`.
-    pub fn emit(&self, event: &str, data: Value) {
-        self.of("/").emit(event, data);
+    pub fn emit(&self, event: &str, args: impl Into<Args>) {
+        self.of("/").emit(event, args);
     }
 
     /// To the sockets on `/` in `room`.
@@ -74,7 +95,7 @@ impl SocketIo {
 }
 
 impl Socket {
-    pub(super) fn new(conn: Arc<ConnShared>, ns: &Namespace, auth: Value, max_pending_acks: usize) -> Socket {
+    pub(super) fn new(conn: Arc<SioConn>, ns: &Namespace, auth: Value, max_pending_acks: usize) -> Socket {
         let id = new_sid();
         let s = Socket {
             inner: Arc::new(SocketInner {
@@ -105,7 +126,8 @@ impl Socket {
         &self.inner.ns.inner.name
     }
 
-    /// The CONNECT packet's payload (`auth` in the JavaScript client), `Null` if none.
+    /// The CONNECT packet's payload (`auth` in the JavaScript client, `socket.handshake.auth`
+    /// in the JavaScript server): `{}` if the client sent none.
     pub fn auth(&self) -> &Value {
         &self.inner.auth
     }
@@ -114,8 +136,8 @@ impl Socket {
         self.inner.connected.load(Ordering::Acquire)
     }
 
-    /// Handles `event`; replaces an earlier handler for it.
-    pub fn on(&self, event: &str, f: impl Fn(Value, Option<Ack>) + Send + Sync + 'static) {
+    /// Handles `event` with all its arguments; replaces an earlier handler for it.
+    pub fn on(&self, event: &str, f: impl Fn(Args, Option<Ack>) + Send + Sync + 'static) {
         if let Ok(mut h) = self.inner.handlers.lock() {
             h.insert(event.to_owned(), Arc::new(f));
         }
@@ -127,14 +149,19 @@ impl Socket {
         }
     }
 
-    /// Sends `event` with one argument.
-    pub fn emit(&self, event: &str, data: Value) {
-        self.emit_packet(event, data, None);
+    /// Sends `event` with `args`: one JSON value, or [`Args`] for several, binary included.
+    pub fn emit(&self, event: &str, args: impl Into<Args>) {
+        self.emit_packet(event, args.into(), None);
     }
 
-    /// Sends `event` and calls `callback` with the client's first ack argument. Returns
-    /// false (and drops the callback) if the socket is disconnected or too many acks are pending.
-    pub fn emit_with_ack(&self, event: &str, data: Value, callback: impl FnOnce(Value) + Send + 'static) -> bool {
+    /// Sends `event` and calls `callback` with the client's ack arguments. Returns false
+    /// (and drops the callback) if the socket is disconnected or too many acks are pending.
+    pub fn emit_with_ack(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+        callback: impl FnOnce(Args) + Send + 'static,
+    ) -> bool {
         let id = self.inner.next_ack.fetch_add(1, Ordering::Relaxed);
         let Ok(mut acks) = self.inner.acks.lock() else { return false };
         // Checked under the lock `leave_all` clears the acks with, so none is left behind.
@@ -143,16 +170,15 @@ impl Socket {
         }
         acks.insert(id, Box::new(callback));
         drop(acks);
-        self.emit_packet(event, data, Some(id));
+        self.emit_packet(event, args.into(), Some(id));
         true
     }
 
-    fn emit_packet(&self, event: &str, data: Value, id: Option<u64>) {
+    fn emit_packet(&self, event: &str, args: Args, id: Option<u64>) {
         if !self.connected() {
             return;
         }
-        let p = SioPacket::new(SioType::Event, self.namespace(), id, Some(json!([event, data])));
-        self.inner.conn.send_sio(&p);
+        self.inner.conn.send_args(SioType::Event, self.namespace(), id, Some(event), args);
     }
 
     pub fn join(&self, room: &str) {
@@ -180,7 +206,7 @@ impl Socket {
     /// Disconnects this socket from its namespace (the connection stays open for others).
     pub fn disconnect(&self) {
         if self.connected() {
-            self.inner.conn.send_sio(&SioPacket::new(SioType::Disconnect, self.namespace(), None, None));
+            self.inner.conn.send(&SioPacket::new(SioType::Disconnect, self.namespace(), None, None), Vec::new());
             if let Ok(mut m) = self.inner.conn.sockets.lock() {
                 m.remove(self.namespace());
             }
@@ -230,16 +256,16 @@ fn remove_from_room(st: &mut NsState, room: &str, id: &str) {
 }
 
 impl Ack {
-    /// Acknowledges with one argument.
-    pub fn send(self, data: Value) {
-        self.send_args(vec![data]);
+    /// Acknowledges with `args`: one JSON value, or [`Args`] for several, binary included.
+    pub fn send(mut self, args: impl Into<Args>) {
+        self.sent = true;
+        let conn = &self.socket.inner.conn;
+        conn.send_args(SioType::Ack, self.socket.namespace(), Some(self.id), None, args.into());
     }
 
-    /// Acknowledges with any number of arguments.
-    pub fn send_args(mut self, args: Vec<Value>) {
-        self.sent = true;
-        let p = SioPacket::new(SioType::Ack, self.socket.namespace(), Some(self.id), Some(Value::Array(args)));
-        self.socket.inner.conn.send_sio(&p);
+    /// Acknowledges with several JSON values.
+    pub fn send_args(self, args: Vec<Value>) {
+        self.send(Args::from_values(args));
     }
 
     pub fn id(&self) -> u64 {
@@ -267,9 +293,10 @@ impl Namespace {
     }
 
     /// To every socket in this namespace.
-    pub fn emit(&self, event: &str, data: Value) {
+    pub fn emit(&self, event: &str, args: impl Into<Args>) {
+        let args = args.into();
         for s in self.sockets() {
-            s.emit(event, data.clone());
+            s.emit(event, args.clone());
         }
     }
 
@@ -288,7 +315,8 @@ impl Broadcast {
         self
     }
 
-    pub fn emit(&self, event: &str, data: Value) {
+    pub fn emit(&self, event: &str, args: impl Into<Args>) {
+        let args = args.into();
         // Collected first, so no namespace lock is held while queueing.
         let targets: Vec<Socket> = match self.ns.inner.state.lock() {
             Ok(st) => {
@@ -298,7 +326,7 @@ impl Broadcast {
             Err(_) => Vec::new(),
         };
         for s in targets {
-            s.emit(event, data.clone());
+            s.emit(event, args.clone());
         }
     }
 }

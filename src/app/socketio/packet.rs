@@ -14,71 +14,9 @@
 //! have the shape its type needs (an EVENT's array starting with a name), is an error the
 //! caller turns into a close.
 
-use std::fmt;
-
 use serde_json::Value;
 
-/// Engine.IO packet types (protocol v4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EioType {
-    Open,
-    Close,
-    Ping,
-    Pong,
-    Message,
-    Upgrade,
-    Noop,
-}
-
-impl EioType {
-    pub fn digit(self) -> char {
-        match self {
-            EioType::Open => '0',
-            EioType::Close => '1',
-            EioType::Ping => '2',
-            EioType::Pong => '3',
-            EioType::Message => '4',
-            EioType::Upgrade => '5',
-            EioType::Noop => '6',
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            EioType::Open => "OPEN",
-            EioType::Close => "CLOSE",
-            EioType::Ping => "PING",
-            EioType::Pong => "PONG",
-            EioType::Message => "MESSAGE",
-            EioType::Upgrade => "UPGRADE",
-            EioType::Noop => "NOOP",
-        }
-    }
-}
-
-/// Splits one text Engine.IO packet into its type and data.
-pub fn decode_eio(s: &str) -> Result<(EioType, &str), DecodeError> {
-    let mut chars = s.chars();
-    let t = match chars.next() {
-        Some('0') => EioType::Open,
-        Some('1') => EioType::Close,
-        Some('2') => EioType::Ping,
-        Some('3') => EioType::Pong,
-        Some('4') => EioType::Message,
-        Some('5') => EioType::Upgrade,
-        Some('6') => EioType::Noop,
-        Some(c) => return Err(DecodeError(format!("unknown Engine.IO packet type {c:?}"))),
-        None => return Err(DecodeError("empty Engine.IO packet".into())),
-    };
-    Ok((t, chars.as_str()))
-}
-
-pub fn encode_eio(t: EioType, data: &str) -> String {
-    let mut s = String::with_capacity(1 + data.len());
-    s.push(t.digit());
-    s.push_str(data);
-    s
-}
+pub use crate::app::engineio::packet::{decode_eio, encode_eio, DecodeError, EioType};
 
 /// Socket.IO packet types (protocol v5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +26,8 @@ pub enum SioType {
     Event,
     Ack,
     ConnectError,
-    /// Binary attachments follow as separate Engine.IO packets; not supported here.
+    /// An EVENT with binary arguments: placeholders in the JSON, the bytes in the next
+    /// `N` Engine.IO binary messages (`N-` after the type digit).
     BinaryEvent,
     BinaryAck,
 }
@@ -148,17 +87,6 @@ pub struct SioPacket {
 const MAX_ID_DIGITS: usize = 15;
 /// Namespaces are short names; this bounds what one packet can make us allocate for it.
 const MAX_NSP_LEN: usize = 256;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
 
 impl SioPacket {
     pub fn new(kind: SioType, nsp: &str, id: Option<u64>, data: Option<Value>) -> Self {
@@ -378,18 +306,6 @@ mod tests {
         }
         let long_nsp = format!("0/{},", "n".repeat(300));
         assert!(SioPacket::decode(&long_nsp).is_err());
-    }
-
-    #[test]
-    fn engine_io_packets() {
-        assert_eq!(decode_eio("2"), Ok((EioType::Ping, "")));
-        assert_eq!(decode_eio("3probe"), Ok((EioType::Pong, "probe")));
-        assert_eq!(decode_eio(r#"42["a"]"#), Ok((EioType::Message, r#"2["a"]"#)));
-        assert_eq!(decode_eio("6"), Ok((EioType::Noop, "")));
-        assert!(decode_eio("").is_err());
-        assert!(decode_eio("7").is_err());
-        assert!(decode_eio("é").is_err());
-        assert_eq!(encode_eio(EioType::Message, "0"), "40");
     }
 
     #[test]
