@@ -145,7 +145,7 @@ fn a_client_that_never_pongs_is_dropped_one_that_does_stays() {
     assert!(next(&mut alive).starts_with("40"));
 }
 
-/// The README's example, kept compiling.
+/// The example in docs/websocket-and-socketio.md, kept compiling.
 #[test]
 fn the_readme_example_builds_a_server() {
     let io = SocketIo::new(Config::default());
