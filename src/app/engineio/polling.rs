@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,9 @@ impl EngineIo {
         if session.expired(Instant::now()) {
             tracing::info!(target: TRACE_TARGET, "sio {}: no pong within {:?}; closing", session.label, cfg.ping_timeout);
             session.end(DisconnectReason::PingTimeout);
+            return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
+        }
+        if req.method == "GET" && session.probed.load(Ordering::Acquire) && upgraded_soon(&session) {
             return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
         }
         match req.method.as_str() {
@@ -92,29 +96,45 @@ fn poll(session: &Arc<Session>) -> Response {
         session.end(DisconnectReason::TransportClose);
         return eio_error(3, "Bad request");
     }
+    let ping = Wire::Text(encode_eio(EioType::Ping, ""));
     let mut packets: Vec<Wire> = Vec::new();
     if let Ok(guard) = session.queue.lock() {
         if let Some(queue) = guard.as_ref() {
             let mut size = 0;
-            let mut wait = if session.probed.load(Ordering::Acquire) {
+            let wait = if session.probed.load(Ordering::Acquire) {
                 Duration::ZERO
             } else {
                 cfg.ping_interval + cfg.ping_timeout
             };
+            let end = Instant::now() + wait;
             while size < cfg.max_payload && packets.len() < 1024 {
-                let next = if packets.is_empty() && !wait.is_zero() {
-                    queue.recv_timeout(wait).map_err(|_| ())
+                // A ping falling due while this GET waits goes out with it, on time.
+                if session.hb.lock().is_ok_and(|mut hb| hb.take_due(Instant::now())) {
+                    size += 2;
+                    packets.push(ping.clone());
+                }
+                let next = if packets.is_empty() {
+                    let now = Instant::now();
+                    if now >= end {
+                        break;
+                    }
+                    let ping_due = session.hb.lock().ok().filter(|hb| !hb.sent).map(|hb| hb.next_ping);
+                    let until = ping_due.map_or(end, |d| d.min(end));
+                    match queue.recv_timeout(until.saturating_duration_since(now)) {
+                        Ok(o) => Some(o),
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    }
                 } else {
-                    queue.try_recv().map_err(|_| ())
+                    queue.try_recv().ok()
                 };
-                wait = Duration::ZERO;
                 match next {
-                    Ok(Outgoing::Packets(p)) => {
+                    Some(Outgoing::Packets(p)) => {
                         size += p.iter().map(|w| w.polling_len() + 1).sum::<usize>();
                         packets.extend(p);
                     }
-                    Ok(Outgoing::Flush) => break,
-                    Ok(Outgoing::Stop) => {
+                    Some(Outgoing::Flush) => break,
+                    Some(Outgoing::Stop) => {
                         let close = Wire::Text(encode_eio(EioType::Close, ""));
                         // The client's own CLOSE is answered with a NOOP (it is leaving).
                         if !session.client_closed.load(Ordering::Acquire) && !packets.contains(&close) {
@@ -122,9 +142,14 @@ fn poll(session: &Arc<Session>) -> Response {
                         }
                         break;
                     }
-                    Err(()) => break,
+                    None => break,
                 }
             }
+        }
+    }
+    if packets.contains(&ping) {
+        if let Ok(mut hb) = session.hb.lock() {
+            hb.delivered(Instant::now());
         }
     }
     session.get_busy.store(false, Ordering::Release);
@@ -137,6 +162,25 @@ fn poll(session: &Arc<Session>) -> Response {
         }
     }
     Response::text(Status::OK, encode_payload(&packets))
+}
+
+/// A GET during an upgrade: the client's UPGRADE may have arrived on the WebSocket before
+/// this GET did, yet not be handled yet (another connection, another thread). Waits a
+/// moment for it: true if the session moved to the WebSocket (the GET is then refused, as
+/// it would have been had it been handled second).
+fn upgraded_soon(session: &Session) -> bool {
+    const GRACE: Duration = Duration::from_millis(100);
+    let end = Instant::now() + GRACE;
+    while Instant::now() < end {
+        if !session.polling.load(Ordering::Acquire) {
+            return true;
+        }
+        if !session.probed.load(Ordering::Acquire) || session.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    !session.polling.load(Ordering::Acquire)
 }
 
 /// A polling session's heartbeat: queue each ping when it is due (the next GET carries it)
@@ -161,9 +205,8 @@ fn heartbeat(session: &Arc<Session>) {
         }
         let (due, ping_now) = match session.hb.lock() {
             Ok(mut hb) => {
-                let ping_now = !hb.sent && now >= hb.next_ping;
-                hb.sent |= ping_now;
-                (if hb.sent { hb.next_ping + cfg.ping_timeout } else { hb.next_ping }, ping_now)
+                let ping_now = hb.take_due(now);
+                (if hb.sent { hb.deadline(cfg.ping_timeout) } else { hb.next_ping }, ping_now)
             }
             Err(_) => return,
         };

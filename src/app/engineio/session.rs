@@ -22,12 +22,35 @@ pub(super) enum Outgoing {
     Stop,
 }
 
-/// When the next ping is due, and whether it went out. The session is over once a ping has
-/// been due for `ping_timeout` with no pong since: a pure function of the clock, so every
-/// thread that looks decides the same.
+/// When the next ping is due, whether it was queued, and when it reached the client (a
+/// waiting GET or the WebSocket took it). The session is over once a ping has been due for
+/// `ping_timeout` with no pong since, or, if it reached the client later than due, that long
+/// after it did: a pure function of the clock, so every thread that looks decides the same,
+/// and a client that is not polling is not given more time than the protocol says.
 pub(super) struct Heartbeat {
     pub next_ping: Instant,
     pub sent: bool,
+    pub delivered: Option<Instant>,
+}
+
+impl Heartbeat {
+    /// The ping is due and not queued yet: it is now.
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        let due = !self.sent && now >= self.next_ping;
+        self.sent |= due;
+        due
+    }
+
+    /// The ping went to the client at `now`.
+    pub fn delivered(&mut self, now: Instant) {
+        if self.sent && self.delivered.is_none() {
+            self.delivered = Some(now.max(self.next_ping));
+        }
+    }
+
+    pub fn deadline(&self, timeout: std::time::Duration) -> Instant {
+        self.delivered.unwrap_or(self.next_ping) + timeout
+    }
 }
 
 pub(crate) struct Session {
@@ -79,7 +102,11 @@ impl Session {
             get_busy: AtomicBool::new(false),
             slow: AtomicBool::new(false),
             client_closed: AtomicBool::new(false),
-            hb: Mutex::new(Heartbeat { next_ping: Instant::now() + config.ping_interval, sent: false }),
+            hb: Mutex::new(Heartbeat {
+                next_ping: Instant::now() + config.ping_interval,
+                sent: false,
+                delivered: None,
+            }),
             reason: Mutex::new(None),
             on_message: RwLock::new(None),
             on_close: Mutex::new(Vec::new()),
@@ -118,7 +145,7 @@ impl Session {
 
     /// Whether a ping has been due for `ping_timeout` with no pong since.
     pub fn expired(&self, now: Instant) -> bool {
-        self.hb.lock().is_ok_and(|hb| now >= hb.next_ping + self.config.ping_timeout)
+        self.hb.lock().is_ok_and(|hb| now >= hb.deadline(self.config.ping_timeout))
     }
 
     /// One packet from the client. `Err` after a protocol error (the session is closed).
@@ -131,8 +158,13 @@ impl Session {
             Wire::Text(text) => match decode_eio(&text) {
                 Ok((EioType::Pong, _)) => {
                     if let Ok(mut hb) = self.hb.lock() {
-                        hb.next_ping = Instant::now() + self.config.ping_interval;
-                        hb.sent = false;
+                        // A ping every interval, on a fixed beat: the round trip does not
+                        // push the next one later (a late pong gets the next ping at once).
+                        if hb.sent {
+                            hb.next_ping = (hb.next_ping + self.config.ping_interval).max(Instant::now());
+                            hb.sent = false;
+                            hb.delivered = None;
+                        }
                     }
                     Ok(())
                 }

@@ -137,7 +137,7 @@ fn writer_loop<S: Conn>(session: &Arc<Session>, ws: &WsSender<S>, queue: &Receiv
     };
     while !stop {
         let deadline = match session.hb.lock() {
-            Ok(hb) if hb.sent => hb.next_ping + cfg.ping_timeout,
+            Ok(hb) if hb.sent => hb.deadline(cfg.ping_timeout),
             Ok(hb) => hb.next_ping,
             Err(_) => Instant::now(),
         };
@@ -162,13 +162,14 @@ fn writer_loop<S: Conn>(session: &Arc<Session>, ws: &WsSender<S>, queue: &Receiv
             stop = true;
         }
         if !stop {
-            let ping = session.hb.lock().is_ok_and(|mut hb| {
-                let due = !hb.sent && now >= hb.next_ping;
-                hb.sent |= due;
-                due
-            });
-            if ping {
-                batch.push(Wire::Text(encode_eio(EioType::Ping, "")));
+            let ping = Wire::Text(encode_eio(EioType::Ping, ""));
+            if session.hb.lock().is_ok_and(|mut hb| hb.take_due(now)) {
+                batch.push(ping.clone());
+            }
+            if batch.contains(&ping) {
+                if let Ok(mut hb) = session.hb.lock() {
+                    hb.delivered(now);
+                }
             }
         }
         if session.trace {
