@@ -5,8 +5,10 @@
 //! the problem is named; nothing here panics on file content.
 
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use super::capture::{Capture, Frame};
+use super::dissection::Dissection;
 use super::conversation::{Analysis, Conversation, Finding, Segment};
 use super::headers::{
     flags, icmp_type_name, ip_protocol_name, parse_icmp, parse_ipv4, parse_tcp, ChecksumStatus, Icmp, Ipv4, Tcp,
@@ -17,13 +19,19 @@ use super::timefmt;
 
 const IND: &str = "    ";
 
-fn field(out: &mut String, name: &str, value: impl std::fmt::Display) {
+fn field(out: &mut Dissection, name: &str, value: impl std::fmt::Display) {
     let label = format!("{name}:");
     let width = 24.max(label.chars().count() + 1);
-    let _ = writeln!(out, "{IND}{label:<width$}{value}");
+    let _ = writeln!(out.named(name), "{IND}{label:<width$}{value}");
 }
 
-fn problem(out: &mut String, text: &str) {
+/// A field whose value is in these bytes of the frame.
+fn field_at(out: &mut Dissection, bytes: Range<usize>, name: &str, value: impl std::fmt::Display) {
+    out.at(bytes);
+    field(out, name, value);
+}
+
+fn problem(out: &mut Dissection, text: &str) {
     let _ = writeln!(out, "{IND}! {text}");
 }
 
@@ -41,6 +49,13 @@ fn checksum_text(value: u16, status: ChecksumStatus, covers: &str) -> String {
 
 /// Explains one frame into `out`.
 pub fn explain_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out: &mut String) {
+    let mut d = Dissection::new();
+    dissect_frame(capture, analysis, frame, &mut d);
+    out.push_str(&d.text());
+}
+
+/// Dissects one frame into `out`, each field with the frame bytes it came from.
+pub fn dissect_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out: &mut Dissection) {
     let rel = frame.timestamp.saturating_sub(capture.start());
     let _ = writeln!(
         out,
@@ -58,6 +73,7 @@ pub fn explain_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out:
         );
     }
     let link = frame.link();
+    out.at(0..link.header_len);
     let _ = writeln!(out, "Link layer: {}", link.name);
     if link.fields.is_empty() && link.header_len == 0 && link.ipv4.is_ok() {
         let _ = writeln!(
@@ -87,7 +103,7 @@ pub fn explain_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out:
             return;
         }
     };
-    explain_ipv4(&ip, out);
+    explain_ipv4(&ip, off, out);
     if ip.ihl < 5 {
         let _ = writeln!(
             out,
@@ -107,9 +123,12 @@ pub fn explain_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out:
         6 => match parse_tcp(&ip) {
             Ok(tcp) => {
                 let seg = analysis.segment(frame.number);
-                explain_tcp(&tcp, seg, out);
+                let at = off + ip.header_len;
+                explain_tcp(&tcp, seg, at, out);
                 let websocket = seg.is_some_and(|(_, s)| s.websocket);
+                let data = at + tcp.header_len;
                 for sec in payload::describe(&tcp.payload, websocket) {
+                    out.at(data..data + tcp.payload.len());
                     let _ = writeln!(out, "{}", sec.title);
                     for l in sec.lines {
                         let _ = writeln!(out, "{IND}{l}");
@@ -165,11 +184,14 @@ fn ecn_name(e: u8) -> &'static str {
     }
 }
 
-fn explain_ipv4(ip: &Ipv4, out: &mut String) {
+fn explain_ipv4(ip: &Ipv4, at: usize, out: &mut Dissection) {
+    out.at(at..at + ip.header_len);
     let _ = writeln!(out, "Internet Protocol Version 4 (IPv4)");
-    field(out, "Version", format!("{} (IPv4)", ip.version));
-    field(
+    let b = |r: Range<usize>| at + r.start..at + r.end;
+    field_at(out, b(0..1), "Version", format!("{} (IPv4)", ip.version));
+    field_at(
         out,
+        b(0..1),
         "Header length",
         format!(
             "{} bytes (IHL {} × 4 bytes{})",
@@ -178,15 +200,17 @@ fn explain_ipv4(ip: &Ipv4, out: &mut String) {
             if ip.ihl == 5 { ", no options" } else { "" }
         ),
     );
-    field(out, "DSCP", dscp_name(ip.dscp));
-    field(out, "ECN", ecn_name(ip.ecn));
-    field(
+    field_at(out, b(1..2), "DSCP", dscp_name(ip.dscp));
+    field_at(out, b(1..2), "ECN", ecn_name(ip.ecn));
+    field_at(
         out,
+        b(2..4),
         "Total length",
         format!("{} bytes (this {}-byte header + {} bytes of payload)", ip.total_len, ip.header_len, ip.payload_len),
     );
-    field(
+    field_at(
         out,
+        b(4..6),
         "Identification",
         format!("0x{:04x} ({}) (groups the fragments of one datagram)", ip.identification, ip.identification),
     );
@@ -204,9 +228,10 @@ fn explain_ipv4(ip: &Ipv4, out: &mut String) {
     if names.is_empty() {
         names.push("none set (may be fragmented; this is the last or only fragment)");
     }
-    field(out, "Flags", format!("0x{fl:x} ({})", names.join("; ")));
-    field(
+    field_at(out, b(6..7), "Flags", format!("0x{fl:x} ({})", names.join("; ")));
+    field_at(
         out,
+        b(6..8),
         "Fragment offset",
         format!(
             "{} (× 8 = byte {} of the original datagram{})",
@@ -215,18 +240,18 @@ fn explain_ipv4(ip: &Ipv4, out: &mut String) {
             if ip.is_fragment() { "" } else { "; not a fragment" }
         ),
     );
-    field(out, "Time to live", format!("{} (each router subtracts 1; at 0 the packet is dropped)", ip.ttl));
-    field(out, "Protocol", format!("{} ({})", ip.protocol, ip_protocol_name(ip.protocol)));
+    field_at(out, b(8..9), "Time to live", format!("{} (each router subtracts 1; at 0 the packet is dropped)", ip.ttl));
+    field_at(out, b(9..10), "Protocol", format!("{} ({})", ip.protocol, ip_protocol_name(ip.protocol)));
     if ip.ihl < 5 {
-        field(out, "Header checksum", format!("0x{:04x} [not verified: the header length is invalid]", ip.checksum));
+        field_at(out, b(10..12), "Header checksum", format!("0x{:04x} [not verified: the header length is invalid]", ip.checksum));
     } else {
-        field(out, "Header checksum", checksum_text(ip.checksum, ip.checksum_status, "the IPv4 header"));
+        field_at(out, b(10..12), "Header checksum", checksum_text(ip.checksum, ip.checksum_status, "the IPv4 header"));
     }
-    field(out, "Source address", ip.source);
-    field(out, "Destination address", ip.destination);
+    field_at(out, b(12..16), "Source address", ip.source);
+    field_at(out, b(16..20), "Destination address", ip.destination);
     if !ip.options.is_empty() {
         let hex: Vec<String> = ip.options.iter().map(|b| format!("{b:02x}")).collect();
-        field(out, "Options", format!("{} bytes: {}", ip.options.len(), hex.join(" ")));
+        field_at(out, b(20..20 + ip.options.len()), "Options", format!("{} bytes: {}", ip.options.len(), hex.join(" ")));
     }
     if ip.trailer_len > 0 {
         field(
@@ -257,10 +282,12 @@ fn flag_meaning(bit: u16) -> &'static str {
     }
 }
 
-fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut String) {
+fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, at: usize, out: &mut Dissection) {
+    out.at(at..at + tcp.header_len);
     let _ = writeln!(out, "Transmission Control Protocol (TCP)");
-    field(out, "Source port", tcp.source_port);
-    field(out, "Destination port", tcp.destination_port);
+    let b = |r: Range<usize>| at + r.start..at + r.end;
+    field_at(out, b(0..2), "Source port", tcp.source_port);
+    field_at(out, b(2..4), "Destination port", tcp.destination_port);
     if let Some((conv, s)) = seg {
         let who = |i: usize| match conv.client {
             Some(c) if c == i => "client",
@@ -274,8 +301,9 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
             format!("{} → {}", from, who(1 - s.from))
         };
         field(out, "Connection", format!("#{} (tshark tcp.stream {}), {dir}", conv.number, conv.number - 1));
-        field(
+        field_at(
             out,
+            b(4..8),
             "Sequence number",
             format!("{} (relative; raw {}) (number of this segment's first byte)", s.rel_seq, tcp.seq),
         );
@@ -288,8 +316,9 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
             field(out, "Next sequence number", format!("{} (relative){why}", s.rel_seq.wrapping_add(tcp.seq_space())));
         }
         if tcp.has(flags::ACK) {
-            field(
+            field_at(
                 out,
+                b(8..12),
                 "Acknowledgment number",
                 format!(
                     "{} (relative; raw {}) (every byte before this one has arrived; send this one next)",
@@ -297,19 +326,19 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
                 ),
             );
         } else {
-            field(out, "Acknowledgment number", format!("raw {} (ignored: the ACK flag is not set)", tcp.ack));
+            field_at(out, b(8..12), "Acknowledgment number", format!("raw {} (ignored: the ACK flag is not set)", tcp.ack));
         }
     } else {
-        field(out, "Sequence number", format!("{} (raw)", tcp.seq));
-        field(out, "Acknowledgment number", format!("{} (raw)", tcp.ack));
+        field_at(out, b(4..8), "Sequence number", format!("{} (raw)", tcp.seq));
+        field_at(out, b(8..12), "Acknowledgment number", format!("{} (raw)", tcp.ack));
     }
-    field(out, "Header length", format!("{} bytes (data offset {} × 4)", tcp.header_len, tcp.data_offset));
-    field(out, "Flags", format!("0x{:03x} {}", tcp.flags, tcp.flags_str()));
+    field_at(out, b(12..13), "Header length", format!("{} bytes (data offset {} × 4)", tcp.header_len, tcp.data_offset));
+    field_at(out, b(12..14), "Flags", format!("0x{:03x} {}", tcp.flags, tcp.flags_str()));
     for bit in
         [flags::CWR, flags::ECE, flags::URG, flags::ACK, flags::PSH, flags::RST, flags::SYN, flags::FIN, flags::NS]
     {
         if tcp.flags & bit != 0 {
-            let _ = writeln!(out, "{IND}  {}", flag_meaning(bit));
+            let _ = writeln!(out.at(b(12..14)), "{IND}  {}", flag_meaning(bit));
         }
     }
     if tcp.flags & 0x0e00 != 0 {
@@ -334,9 +363,10 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
         },
         None => format!("{}", tcp.window),
     };
-    field(out, "Window", win);
-    field(
+    field_at(out, b(14..16), "Window", win);
+    field_at(
         out,
+        b(16..18),
         "Checksum",
         checksum_text(tcp.checksum, tcp.checksum_status, "the pseudo-header (addresses, protocol, length) and segment"),
     );
@@ -346,8 +376,9 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
             "{IND}  (a capture taken on the sending host often shows this: the network card fills the checksum in later)"
         );
     }
-    field(
+    field_at(
         out,
+        b(18..20),
         "Urgent pointer",
         if tcp.has(flags::URG) {
             format!("{} (urgent data ends this many bytes into the payload)", tcp.urgent)
@@ -358,11 +389,14 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, out: &mut Stri
     if tcp.options.is_empty() {
         field(out, "Options", "none");
     } else {
-        field(out, "Options", format!("{} bytes", tcp.header_len.saturating_sub(20)));
+        field_at(out, b(20..tcp.header_len), "Options", format!("{} bytes", tcp.header_len.saturating_sub(20)));
         // SACK edges are in the peer's sequence space; shift them as the ACK was shifted.
         let peer_offset = seg.filter(|_| tcp.has(flags::ACK)).map(|(_, s)| s.rel_ack.wrapping_sub(tcp.ack));
-        for o in &tcp.options {
+        for (i, o) in tcp.options.iter().enumerate() {
             let ack = tcp.has(flags::ACK).then_some(tcp.ack);
+            if let Some(span) = tcp.option_spans.get(i) {
+                out.at(b(20 + span.start..20 + span.end));
+            }
             let _ = writeln!(out, "{IND}  {}", option_text(o, peer_offset, ack));
         }
     }
@@ -450,7 +484,7 @@ fn option_text(o: &TcpOption, peer_offset: Option<u32>, ack: Option<u32>) -> Str
     }
 }
 
-fn explain_icmp(icmp: &Icmp, out: &mut String) {
+fn explain_icmp(icmp: &Icmp, out: &mut Dissection) {
     let _ = writeln!(out, "Internet Control Message Protocol (ICMP)");
     field(out, "Type", format!("{} ({})", icmp.kind, icmp_type_name(icmp.kind)));
     field(out, "Code", icmp.code);

@@ -251,6 +251,8 @@ pub struct Tcp {
     pub urgent: u16,
     /// Options in order.
     pub options: Vec<TcpOption>,
+    /// Where each option lies, counted from the first option byte.
+    pub option_spans: Vec<std::ops::Range<usize>>,
     /// Payload bytes actually captured.
     pub payload: Vec<u8>,
     /// Payload length from the IP header (Wireshark's `tcp.len`), even if not all was captured.
@@ -335,16 +337,23 @@ pub fn flags_str(f: u16) -> String {
     }
 }
 
-fn parse_tcp_options(mut o: &[u8]) -> Vec<TcpOption> {
+/// The options, and where each lies in the option bytes.
+fn parse_tcp_options(all: &[u8]) -> (Vec<TcpOption>, Vec<std::ops::Range<usize>>) {
     let mut out = Vec::new();
-    while let Some(&kind) = o.first() {
+    let mut spans = Vec::new();
+    let mut o = all;
+    loop {
+        let start = all.len() - o.len();
+        let Some(&kind) = o.first() else { break };
         match kind {
             0 => {
                 out.push(TcpOption::Eol);
+                spans.push(start..all.len());
                 break;
             }
             1 => {
                 out.push(TcpOption::Nop);
+                spans.push(start..start + 1);
                 o = &o[1..];
                 continue;
             }
@@ -390,9 +399,14 @@ fn parse_tcp_options(mut o: &[u8]) -> Vec<TcpOption> {
             _ => TcpOption::Unknown { kind, data: body.to_vec() },
         };
         out.push(opt);
+        spans.push(start..start + len);
         o = &o[len..];
     }
-    out
+    // A malformed option runs to the end of the options.
+    while spans.len() < out.len() {
+        spans.push(spans.last().map_or(0, |r: &std::ops::Range<usize>| r.end)..all.len());
+    }
+    (out, spans)
 }
 
 /// Parses a TCP segment carried by `ip` (whose payload it is).
@@ -416,7 +430,7 @@ pub fn parse_tcp(ip: &Ipv4) -> Result<Tcp, String> {
     if header_len > b.len() {
         problems.push(format!("header length {header_len} but only {} bytes captured; options cut off", b.len()));
     }
-    let options = parse_tcp_options(b.get(20..header_len.min(b.len())).unwrap_or_default());
+    let (options, option_spans) = parse_tcp_options(b.get(20..header_len.min(b.len())).unwrap_or_default());
     let checksum = u16::from_be_bytes([b[16], b[17]]);
     let checksum_status = if b.len() < ip.payload_len || ip.is_fragment() {
         ChecksumStatus::Unverifiable
@@ -445,6 +459,7 @@ pub fn parse_tcp(ip: &Ipv4) -> Result<Tcp, String> {
         checksum_status,
         urgent: u16::from_be_bytes([b[18], b[19]]),
         options,
+        option_spans,
         payload: b.get(header_len..).unwrap_or_default().to_vec(),
         len: u32::try_from(len).unwrap_or(u32::MAX),
         problems,
@@ -552,8 +567,12 @@ mod tests {
         }
         assert_eq!(
             parse_tcp_options(&[2, 4, 5, 0xb4, 1, 3, 3, 7]),
-            vec![TcpOption::Mss(1460), TcpOption::Nop, TcpOption::WindowScale(7)]
+            (vec![TcpOption::Mss(1460), TcpOption::Nop, TcpOption::WindowScale(7)], vec![0..4, 4..5, 5..8])
         );
+        // A malformed option's span runs to the end of the options.
+        let (opts, spans) = parse_tcp_options(&[1, 2, 9, 0]);
+        assert_eq!(opts.len(), spans.len());
+        assert_eq!(spans.last(), Some(&(1..4)));
     }
 
     #[test]

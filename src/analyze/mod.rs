@@ -15,6 +15,7 @@
 
 pub mod capture;
 pub mod conversation;
+pub mod dissection;
 pub mod explain;
 pub mod headers;
 pub mod ladder;
