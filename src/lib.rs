@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod app;
 pub mod device;
+pub mod live;
 pub mod runtime;
 pub mod stack;
 pub mod tcp;

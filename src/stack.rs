@@ -5,6 +5,7 @@
 
 mod batch;
 mod cookie;
+mod conn_fault;
 mod cookie_host;
 mod counters;
 mod isn;
@@ -95,6 +96,8 @@ struct Entry {
     deferred: bool,
     /// Its readiness when the application was last told; a change wakes its threads.
     ready: Option<Readiness>,
+    /// Drops a share of its outgoing segments, when asked to (a demonstration of loss).
+    fault: Option<conn_fault::DropFault>,
 }
 
 struct Listener {
@@ -195,6 +198,7 @@ impl Host {
                 self.wire.out.push_back((pkt, PacketMeta::default()));
             }
             Ok(Packet::Tcp(seg)) => {
+                self.tracer.packet_in(bytes);
                 if seg.payload.len() > usize::from(self.cfg.tcp.mss) {
                     self.counters.super_segs_in += 1;
                 }
@@ -307,7 +311,7 @@ impl Host {
         }
         let iss = self.isn.generate(now, seg.dst, seg.src);
         let mut conn = Connection::accept(now, self.cfg.tcp, seg, iss);
-        conn.set_trace(self.tracer.enabled());
+        conn.set_trace(self.tracer.wants_conn_events());
         let id = self.insert(conn, Some(port));
         if let Some(l) = self.listeners.get_mut(&port) {
             l.pending += 1;
@@ -359,17 +363,22 @@ impl Host {
         let (local, remote) = (entry.conn.local, entry.conn.remote);
         let tso = self.cfg.tcp.tso_max > 0;
         while let Some((hdr, range)) = entry.conn.poll_segment(now) {
-            let ctx = tracer.enabled().then(|| entry.conn.trace_context());
+            let ctx = tracer.active().then(|| entry.conn.trace_context());
+            if entry.fault.as_mut().is_some_and(|f| f.drops()) {
+                counters.fault_drops += 1;
+                tracer.segment_out(now, local, remote, &hdr, range.len, ctx, None);
+                continue;
+            }
             let tso_mss = tso.then(|| entry.conn.snd_mss());
             let conn = &entry.conn;
             let fill = |out: &mut Vec<u8>| conn.write_payload(range, out);
             wire.emit(tracer, counters, now, local, remote, &hdr, range.len, fill, ctx, tso_mss);
         }
-        if tracer.enabled() {
-            let quad = Quad { local, remote };
-            for e in entry.conn.take_events() {
-                tracer.conn_event(now, &quad, &e);
-            }
+        // Taken even when nobody looks, so they do not pile up.
+        let events = entry.conn.take_events();
+        let quad = Quad { local, remote };
+        for e in events {
+            tracer.conn_event(now, &quad, &e);
         }
         // Wake the application's threads only when what they may wait for has changed, not
         // for every segment: a reader that has data to read, or a writer with a third of its
@@ -528,6 +537,7 @@ impl Host {
                 timer: None,
                 deferred: false,
                 ready: None,
+                fault: None,
             },
         );
         id
@@ -656,7 +666,7 @@ impl Host {
         let local = local.ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port"))?;
         let iss = self.isn.generate(now, local, remote);
         let mut conn = Connection::connect(now, self.cfg.tcp, local, remote, iss);
-        conn.set_trace(self.tracer.enabled());
+        conn.set_trace(self.tracer.wants_conn_events());
         let id = self.insert(conn, None);
         self.tracer.state(now, &Quad { local, remote }, "CLOSED", State::SynSent.name());
         self.dispatch(now, id);

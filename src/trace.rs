@@ -4,13 +4,18 @@
 //! why a segment was dropped. `--trace=json` gives the same events as JSON lines for tools.
 //!
 //! The stack is sans-I/O, so the tracer only collects lines; the runtime prints them.
+//!
+//! With a [`LiveHub`] attached and a viewer connected, the same JSON events (with each
+//! segment's bytes) also go to the hub, for the demo page's live ladder.
 
 use std::fmt::{self, Write as _};
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 
+use crate::live::LiveHub;
 use crate::stack::Quad;
 use crate::tcp::ConnEvent;
 use crate::wire::{DropReason, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
@@ -53,6 +58,9 @@ pub struct Tracer {
     colour: bool,
     epoch: Instant,
     lines: Vec<String>,
+    live: Option<Arc<LiveHub>>,
+    /// The bytes of the packet being handled, kept for the hub when it is recording.
+    packet_in: Option<Vec<u8>>,
 }
 
 const RESET: &str = "\x1b[0m";
@@ -64,7 +72,55 @@ const MAGENTA: &str = "\x1b[35m";
 
 impl Tracer {
     pub fn new(epoch: Instant) -> Self {
-        Tracer { enabled: false, format: TraceFormat::Text, colour: false, epoch, lines: Vec::new() }
+        Tracer {
+            enabled: false,
+            format: TraceFormat::Text,
+            colour: false,
+            epoch,
+            lines: Vec::new(),
+            live: None,
+            packet_in: None,
+        }
+    }
+
+    /// Also hand events to `hub` whenever it has viewers.
+    pub fn set_live(&mut self, hub: Arc<LiveHub>) {
+        self.live = Some(hub);
+    }
+
+    /// Whether connections should keep their events (state changes, losses) for the tracer:
+    /// with a hub attached they may be watched at any moment.
+    pub fn wants_conn_events(&self) -> bool {
+        self.enabled || self.live.is_some()
+    }
+
+    /// Whether any event made now goes anywhere.
+    pub fn active(&self) -> bool {
+        self.enabled || self.live_recording()
+    }
+
+    fn live_recording(&self) -> bool {
+        self.live.as_ref().is_some_and(|h| h.recording())
+    }
+
+    /// The bytes of the packet about to be handled, for the hub's dissections.
+    pub fn packet_in(&mut self, bytes: &[u8]) {
+        if self.live_recording() {
+            let mut buf = self.packet_in.take().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(bytes);
+            self.packet_in = Some(buf);
+        }
+    }
+
+    /// Hands a JSON event of `quad` to the hub, with the packet it describes.
+    fn publish(&mut self, now: Instant, quad: Quad, mut v: serde_json::Value, bytes: Option<&[u8]>) {
+        let Some(hub) = self.live.as_ref().filter(|h| h.recording()) else { return };
+        let t = now.saturating_duration_since(self.epoch);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("t".into(), json!((t.as_secs_f64() * 1e6).round() / 1e6));
+        }
+        hub.publish(quad, &v.to_string(), t, bytes);
     }
 
     /// Count the trace's seconds from `epoch` (e.g. the program's start).
@@ -115,7 +171,7 @@ impl Tracer {
     }
 
     pub fn segment_in(&mut self, now: Instant, seg: &TcpSegment<'_>, ctx: Option<SeqContext>) {
-        if !self.enabled {
+        if !self.active() {
             return;
         }
         // The peer's SACK blocks are in our sequence space.
@@ -125,8 +181,17 @@ impl Tracer {
         };
         let f = Fields { flags: seg.flags, seq, ack, win, len: seg.payload.len(), options: &seg.options, sack_base };
         self.segment(now, Dir::In, seg.src, seg.dst, &f);
+        if self.live_recording() {
+            let bytes = self.packet_in.take();
+            let quad = Quad { local: seg.dst, remote: seg.src };
+            self.publish(now, quad, segment_json(Dir::In, seg.src, seg.dst, &f), bytes.as_deref());
+            self.packet_in = bytes;
+        }
     }
 
+    /// A segment leaving, `packet` its bytes as they go to the device (`None`: it does not go,
+    /// because a per-connection fault drops it).
+    #[allow(clippy::too_many_arguments)]
     pub fn segment_out(
         &mut self,
         now: Instant,
@@ -135,8 +200,9 @@ impl Tracer {
         hdr: &TcpHeaderOut,
         len: usize,
         ctx: Option<SeqContext>,
+        packet: Option<&[u8]>,
     ) {
-        if !self.enabled {
+        if !self.active() {
             return;
         }
         let (seq, ack, win, sack_base) = match ctx {
@@ -144,10 +210,24 @@ impl Tracer {
             None => (hdr.seq.0, hdr.ack.0, u32::from(hdr.window), 0),
         };
         let f = Fields { flags: hdr.flags, seq, ack, win, len, options: &hdr.options, sack_base };
-        self.segment(now, Dir::Out, local, remote, &f);
+        if packet.is_none() {
+            self.note(now, format_args!("{local} → {remote} {f}: dropped on purpose (a fault asked for on this connection)"));
+        } else {
+            self.segment(now, Dir::Out, local, remote, &f);
+        }
+        if self.live_recording() {
+            let mut v = segment_json(Dir::Out, local, remote, &f);
+            if packet.is_none() {
+                v["fault_drop"] = json!(true);
+            }
+            self.publish(now, Quad { local, remote }, v, packet);
+        }
     }
 
     fn segment(&mut self, now: Instant, dir: Dir, src: SocketAddrV4, dst: SocketAddrV4, f: &Fields<'_>) {
+        if !self.enabled {
+            return;
+        }
         match self.format {
             TraceFormat::Text => {
                 let (word, colour) = if dir == Dir::In { ("in ", CYAN) } else { ("out", GREEN) };
@@ -155,29 +235,20 @@ impl Tracer {
                 self.push_text(now, colour, format_args!("{word} {src} → {dst} {f}"));
             }
             TraceFormat::Json => {
-                let o = f.options;
-                let v = json!({
-                    "event": "segment",
-                    "dir": if dir == Dir::In { "in" } else { "out" },
-                    "src": src.to_string(),
-                    "dst": dst.to_string(),
-                    "flags": f.flags.to_string(),
-                    "seq": f.seq,
-                    "ack": f.flags.contains(TcpFlags::ACK).then_some(f.ack),
-                    "win": f.win,
-                    "len": f.len,
-                    "mss": o.mss,
-                    "ws": o.window_scale,
-                    "sack_perm": o.sack_permitted,
-                    "ts": o.timestamps.map(|(v, e)| [v, e]),
-                    "sack": o.sack_blocks().iter().map(|(l, r)| [l.0.wrapping_sub(f.sack_base), r.0.wrapping_sub(f.sack_base)]).collect::<Vec<_>>(),
-                });
+                let v = segment_json(dir, src, dst, f);
                 self.push_json(now, v);
             }
         }
     }
 
     pub fn state(&mut self, now: Instant, quad: &Quad, from: &str, to: &str) {
+        let v = || {
+            json!({"event": "state", "remote": quad.remote.to_string(), "local": quad.local.to_string(),
+                   "from": from, "to": to})
+        };
+        if self.live_recording() {
+            self.publish(now, *quad, v(), None);
+        }
         if !self.enabled {
             return;
         }
@@ -185,16 +256,12 @@ impl Tracer {
             TraceFormat::Text => {
                 self.push_text(now, YELLOW, format_args!("    {} ↔ {}  {from} → {to}", quad.remote, quad.local))
             }
-            TraceFormat::Json => self.push_json(
-                now,
-                json!({"event": "state", "remote": quad.remote.to_string(), "local": quad.local.to_string(),
-                       "from": from, "to": to}),
-            ),
+            TraceFormat::Json => self.push_json(now, v()),
         }
     }
 
     pub fn conn_event(&mut self, now: Instant, quad: &Quad, event: &ConnEvent) {
-        if !self.enabled {
+        if !self.active() {
             return;
         }
         let (kind, what, colour) = match event {
@@ -223,12 +290,16 @@ impl Tracer {
             ConnEvent::Dropped { why } => ("drop", format!("dropped: {why}"), RED),
             ConnEvent::GaveUp => ("timer", "too many retransmissions: giving up with a RST".to_string(), RED),
         };
+        let v = json!({"event": kind, "remote": quad.remote.to_string(), "local": quad.local.to_string(), "what": what});
+        if self.live_recording() {
+            self.publish(now, *quad, v.clone(), None);
+        }
+        if !self.enabled {
+            return;
+        }
         match self.format {
             TraceFormat::Text => self.push_text(now, colour, format_args!("    {} ↔ {}  {what}", quad.remote, quad.local)),
-            TraceFormat::Json => self.push_json(
-                now,
-                json!({"event": kind, "remote": quad.remote.to_string(), "local": quad.local.to_string(), "what": what}),
-            ),
+            TraceFormat::Json => self.push_json(now, v),
         }
     }
 
@@ -251,6 +322,27 @@ impl Tracer {
             TraceFormat::Json => self.push_json(now, json!({"event": "note", "what": args.to_string()})),
         }
     }
+}
+
+/// One segment as a JSON event: what `--trace=json` prints and the live ladder draws.
+fn segment_json(dir: Dir, src: SocketAddrV4, dst: SocketAddrV4, f: &Fields<'_>) -> serde_json::Value {
+    let o = f.options;
+    json!({
+        "event": "segment",
+        "dir": if dir == Dir::In { "in" } else { "out" },
+        "src": src.to_string(),
+        "dst": dst.to_string(),
+        "flags": f.flags.to_string(),
+        "seq": f.seq,
+        "ack": f.flags.contains(TcpFlags::ACK).then_some(f.ack),
+        "win": f.win,
+        "len": f.len,
+        "mss": o.mss,
+        "ws": o.window_scale,
+        "sack_perm": o.sack_permitted,
+        "ts": o.timestamps.map(|(v, e)| [v, e]),
+        "sack": o.sack_blocks().iter().map(|(l, r)| [l.0.wrapping_sub(f.sack_base), r.0.wrapping_sub(f.sack_base)]).collect::<Vec<_>>(),
+    })
 }
 
 /// Wireshark's "calculated window size": the field shifted, except in SYNs.
@@ -328,7 +420,7 @@ mod tests {
             ..Default::default()
         };
         let ctx = SeqContext { iss: SeqNum(1000), irs: SeqNum(5000), peer_shift: 7, our_shift: 3 };
-        t.segment_out(t0, q.local, q.remote, &hdr, 0, Some(ctx));
+        t.segment_out(t0, q.local, q.remote, &hdr, 0, Some(ctx), Some(&[]));
         let lines = t.take_lines();
         assert_eq!(lines, ["  0.000000 out 10.7.0.2:80 → 10.7.0.1:5000 [ACK] seq=1 ack=1 win=800 len=0"]);
     }

@@ -7,7 +7,36 @@
 use std::fmt;
 use std::ops::Range;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
+
+use super::capture::{Capture, FileFormat, Frame, LINKTYPE_RAW};
+use super::conversation;
+use super::explain::dissect_frame;
+
+/// Dissects packet `index` of `packets` (raw IP packets, with their times), read as a
+/// capture of just these: relative numbers and findings (retransmission, duplicate ACK)
+/// come from the packets around it, as `synack explain` finds them in a file.
+pub fn dissect_packets(packets: &[(Duration, &[u8])], index: usize) -> Option<Value> {
+    let frames = packets
+        .iter()
+        .enumerate()
+        .map(|(i, (t, b))| Frame {
+            number: i + 1,
+            timestamp: *t,
+            linktype: LINKTYPE_RAW,
+            orig_len: u32::try_from(b.len()).unwrap_or(u32::MAX),
+            data: b.to_vec(),
+        })
+        .collect();
+    let cap = Capture { format: FileFormat::Pcap { nanos: true }, frames, warnings: Vec::new() };
+    let analysis = conversation::analyze(&cap);
+    let frame = cap.frames.get(index)?;
+    let mut d = Dissection::new();
+    dissect_frame(&cap, &analysis, frame, &mut d);
+    Some(d.to_json(&frame.data))
+}
 
 /// One printed line, with the frame bytes it describes when it describes some.
 #[derive(Debug, Clone)]

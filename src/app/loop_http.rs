@@ -12,6 +12,7 @@ use std::io;
 use std::time::Duration;
 
 use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status, Version};
+use super::live::lab::Lab;
 use crate::runtime::{LoopConn, LoopService};
 use crate::stack::ConnId;
 
@@ -108,8 +109,17 @@ impl LoopHttp {
             return Ok(Err(0));
         }
         conn.skip(n - req.leftover.len())?;
-        let keep_alive = req.keep_alive();
+        let mut keep_alive = req.keep_alive();
         let mut resp = http::route(&req, &self.cfg);
+        if let Some(lab) = Lab::of(&req).filter(|_| resp.status == Status::OK) {
+            if let Some(share) = lab.drop {
+                conn.set_drop_fault(share, lab.seed);
+            }
+            keep_alive &= !lab.close;
+            if let Some(peer) = conn.remote() {
+                resp.headers.push(("X-Synack-Peer", peer.to_string()));
+            }
+        }
         if !keep_alive {
             resp.headers.push(("Connection", "close".into()));
         } else if req.version == Version::Http10 {

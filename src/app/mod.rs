@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod engineio;
 pub mod http;
+pub mod live;
 pub mod loop_http;
 pub mod pool;
 pub mod services;

@@ -14,6 +14,7 @@ use super::pool::{Pool, PoolConfig};
 use super::socketio::{self, SocketIo};
 use super::stats;
 use super::ws::Endpoints;
+use crate::live::LiveHub;
 use crate::runtime::{HandOff, LoopConn, LoopService, Stack, TcpListener, TcpStream};
 
 pub const ECHO_PORT: u16 = 7;
@@ -180,7 +181,7 @@ where
 /// The paths whose requests the blocking handlers own: the WebSocket endpoints, Socket.IO
 /// and Engine.IO (their polling transport and their upgrades).
 pub fn needs_thread(path: &str) -> bool {
-    matches!(path, "/ws" | "/chat" | "/stats" | "/socket.io" | "/engine.io")
+    matches!(path, "/ws" | "/chat" | "/stats" | "/events" | "/socket.io" | "/engine.io")
         || path.starts_with("/socket.io/")
         || path.starts_with("/engine.io/")
 }
@@ -211,10 +212,14 @@ pub fn spawn_all(stack: &Stack, http_cfg: HttpConfig) -> io::Result<Vec<Service>
 /// [`spawn_all`] with another Socket.IO server and Engine.IO server (the reference test
 /// servers, in `examples/sio_reference_server.rs`).
 pub fn spawn_with(stack: &Stack, http_cfg: HttpConfig, io: SocketIo, eio: EngineIo) -> io::Result<Vec<Service>> {
+    // Before any connection: each decides at birth whether to keep its events.
+    let hub = LiveHub::new();
+    stack.attach_live(hub.clone());
     stack.serve_on_loop(ECHO_PORT, LoopEcho::default())?;
     stack.serve_on_loop(DISCARD_PORT, LoopDiscard)?;
     let hand_off = stack.serve_on_loop_with_hand_off(HTTP_PORT, LoopHttp::new(http_cfg.clone(), needs_thread))?;
-    let ws = Endpoints::new(Some(stats::source(stack.clone())));
+    let mut ws = Endpoints::new(Some(stats::source(stack.clone())));
+    ws.live = Some(hub);
     let serve = move |s| serve_http_ws_sio(s, &http_cfg, &ws, &io, &eio);
     Ok(vec![spawn_hand_off_service(stack, hand_off, "http", serve)?])
 }

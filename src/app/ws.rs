@@ -5,6 +5,8 @@
 //! - `/chat`: broadcast (see [`crate::app::chat`]).
 //! - `/stats`: the stack's connections and counters as JSON, at once and then every second
 //!   (see [`crate::app::stats`]).
+//! - `/events`: the live ladder, one connection's events as they happen (see
+//!   [`crate::app::live`]).
 //!
 //! The HTTP server reads and routes the request, then offers it to [`Endpoints::hook`],
 //! which checks the handshake ([`handshake`]), writes the `101` and runs the connection on
@@ -29,12 +31,13 @@ use tungstenite::Message;
 pub use self::conn::{open, Conn, Limits, WsReceiver, WsSender};
 use crate::app::chat::{self, Hub};
 use crate::app::http::{Hook, Request, Response, Status, Version};
+use crate::live::LiveHub;
 
 /// The tracing target of every WebSocket log line.
 pub const TRACE_TARGET: &str = "synack::ws";
 
 /// The paths served here; any other path is left to the HTTP routes.
-pub const PATHS: [&str; 3] = ["/ws", "/chat", "/stats"];
+pub const PATHS: [&str; 4] = ["/ws", "/chat", "/stats", "/events"];
 
 /// Makes one `/stats` message from the viewer's own address (so it can be marked) and the
 /// message's sequence number on its connection.
@@ -46,6 +49,8 @@ pub struct Endpoints {
     pub hub: Arc<Hub>,
     /// `None`: no `/stats` (404 as any unknown path).
     pub stats: Option<StatsSource>,
+    /// `None`: no `/events` (the live ladder).
+    pub live: Option<Arc<LiveHub>>,
     pub echo_limits: Limits,
     pub chat_limits: Limits,
     pub stats_limits: Limits,
@@ -57,6 +62,7 @@ impl Endpoints {
         Endpoints {
             hub: Arc::new(Hub::new(chat::QUEUE)),
             stats,
+            live: None,
             echo_limits: Limits::default(),
             chat_limits: small,
             stats_limits: Limits { max_message: 4096, ..small },
@@ -72,6 +78,7 @@ impl Endpoints {
             "/ws" => Endpoint::Echo,
             "/chat" => Endpoint::Chat,
             "/stats" if self.stats.is_some() => Endpoint::Stats,
+            "/events" if self.live.is_some() => Endpoint::Events,
             _ => return Ok(Hook::Declined),
         };
         if !handshake::is_attempt(req) {
@@ -111,6 +118,12 @@ impl Endpoints {
                 }
                 None => Ok(()),
             },
+            Endpoint::Events => match &self.live {
+                Some(hub) => {
+                    crate::app::live::run(hub.clone(), stream, &accepted, leftover, self.stats_limits, trace)
+                }
+                None => Ok(()),
+            },
         };
         match result {
             Ok(()) => tracing::info!(target: TRACE_TARGET, "ws {peer} {path} closed"),
@@ -125,6 +138,7 @@ enum Endpoint {
     Echo,
     Chat,
     Stats,
+    Events,
 }
 
 /// `/ws`: every data message straight back. Runs on the connection's thread; a client that

@@ -247,7 +247,7 @@ impl fmt::Display for FaultCounts {
 
 /// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and good enough to decide faults.
 #[derive(Clone, Debug)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
     fn next_u64(&mut self) -> u64 {
@@ -264,7 +264,7 @@ impl SplitMix64 {
     }
 
     /// True with probability `p`. Always draws, so the stream does not depend on `p`.
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.next_f64() < p
     }
 

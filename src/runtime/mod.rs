@@ -444,6 +444,14 @@ impl Stack {
         self.lock().map(|g| g.host.addr()).unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
+    /// Hand the tracer's events to `hub` whenever it has viewers (the live ladder). Attach
+    /// before connections exist: they decide at birth whether to keep their events.
+    pub fn attach_live(&self, hub: Arc<crate::live::LiveHub>) {
+        if let Ok(mut g) = self.lock() {
+            g.host.tracer.set_live(hub);
+        }
+    }
+
     pub fn counters(&self) -> Counters {
         self.lock().map(|g| g.host.counters.clone()).unwrap_or_default()
     }

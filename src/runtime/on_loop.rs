@@ -78,6 +78,17 @@ impl LoopConn<'_> {
         self.conn_call(|c| c.send(data))
     }
 
+    /// The peer's address.
+    pub fn remote(&self) -> Option<std::net::SocketAddrV4> {
+        self.host.conn(self.id).map(|c| c.remote)
+    }
+
+    /// Drop `share` of this connection's outgoing segments from now on (seeded, traced as
+    /// deliberate drops): loss on one connection, for a learner to watch.
+    pub fn set_drop_fault(&mut self, share: f64, seed: u64) {
+        self.host.set_drop_fault(self.id, share, seed);
+    }
+
     /// Bytes `send` would take now.
     pub fn send_room(&self) -> usize {
         self.host.conn(self.id).map_or(0, |c| c.send_room())

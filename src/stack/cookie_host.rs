@@ -59,7 +59,7 @@ impl Host {
             None => (None, false),
         };
         let mut conn = Connection::from_cookie(now, self.cfg.tcp, seg, iss, mss, client_shift, sack);
-        conn.set_trace(self.tracer.enabled());
+        conn.set_trace(self.tracer.wants_conn_events());
         let id = self.insert(conn, Some(port));
         if let Some(l) = self.listeners.get_mut(&port) {
             l.pending += 1;

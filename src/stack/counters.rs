@@ -27,6 +27,8 @@ pub struct Counters {
     pub super_segs_in: u64,
     /// Super-segments handed to a device with segmentation offload (TSO).
     pub super_segs_out: u64,
+    /// Segments a connection's own fault (`/bytes/N?drop=P`) kept from the device.
+    pub fault_drops: u64,
     pub drops: BTreeMap<DropReason, u64>,
 }
 

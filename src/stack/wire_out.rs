@@ -34,7 +34,6 @@ impl Wire {
         ctx: Option<SeqContext>,
         tso_mss: Option<u32>,
     ) {
-        tracer.segment_out(now, local, remote, hdr, payload_len, ctx);
         let mut pkt = self.spare.pop().unwrap_or_default();
         self.ip_id = self.ip_id.wrapping_add(1);
         // A segment carrying more than the MSS allows (RFC 6691: payload plus options) goes
@@ -46,6 +45,7 @@ impl Wire {
         };
         let meta = PacketMeta { gso_size, csum_partial: gso_size > 0, csum_trusted: false };
         ipv4::build_tcp_filled(local, remote, hdr, payload_len, self.ip_id, gso_size > 0, &mut pkt, fill);
+        tracer.segment_out(now, local, remote, hdr, payload_len, ctx, Some(&pkt));
         counters.super_segs_out += u64::from(gso_size > 0);
         counters.segs_out += 1;
         // Every segment leaves through here, so a RST from a connection (abort, a bad ACK in

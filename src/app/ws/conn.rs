@@ -34,6 +34,10 @@ pub trait Conn: Read + Write + Send + Sized + 'static {
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     /// For logs and for `/stats` to point out the viewer's own connection.
     fn peer_addr(&self) -> Option<SocketAddr>;
+    /// Our own address, where known (the live ladder must not watch its own connection).
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 impl Conn for crate::runtime::TcpStream {
@@ -51,6 +55,9 @@ impl Conn for crate::runtime::TcpStream {
     }
     fn peer_addr(&self) -> Option<SocketAddr> {
         crate::runtime::TcpStream::peer_addr(self).ok()
+    }
+    fn local_addr(&self) -> Option<SocketAddr> {
+        crate::runtime::TcpStream::local_addr(self).ok()
     }
 }
 
