@@ -25,7 +25,7 @@ impl Host {
     pub fn set_drop_fault(&mut self, id: ConnId, share: f64, seed: u64) -> bool {
         let Some(entry) = self.conns.get_mut(&id) else { return false };
         let share = if share.is_finite() { share.clamp(0.0, 1.0) } else { 0.0 };
-        entry.fault = (share > 0.0).then(|| DropFault { share, rng: SplitMix64(seed) });
+        entry.fault = (share > 0.0).then_some(DropFault { share, rng: SplitMix64(seed) });
         true
     }
 }

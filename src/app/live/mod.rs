@@ -33,6 +33,7 @@ use crate::stack::Quad;
 /// How long the pusher sleeps when nothing happens (and how late a request may be seen).
 const TICK: Duration = Duration::from_millis(100);
 
+#[derive(Debug)]
 enum Request {
     Watch(Option<Quad>),
     Decode(u64),
