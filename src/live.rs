@@ -48,6 +48,8 @@ struct Viewer {
     /// would make another one.
     own: Option<Quad>,
     watch: Option<Quad>,
+    /// Watch the next connection this address opens (a SYN arriving from it).
+    next_from: Option<std::net::Ipv4Addr>,
     queue: VecDeque<Arc<str>>,
     dropped: u64,
 }
@@ -115,7 +117,17 @@ impl LiveHub {
             Some(id) => Arc::from(format!("{},\"pkt\":{id}}}", event.strip_suffix('}').unwrap_or(event))),
             None => Arc::from(event),
         };
-        if !inner.conns.contains_key(&quad) {
+        let fresh = !inner.conns.contains_key(&quad);
+        if fresh && event.contains(r#""flags":"[SYN]""#) {
+            for v in inner.viewers.values_mut() {
+                if v.next_from == Some(*quad.remote.ip()) {
+                    v.next_from = None;
+                    v.watch = Some(quad);
+                    v.queue.clear();
+                }
+            }
+        }
+        if fresh {
             while inner.conns.len() >= MAX_CONNS {
                 let Some(old) = inner.order.pop_front() else { break };
                 inner.conns.remove(&old);
@@ -162,7 +174,7 @@ impl LiveHub {
         let mut inner = self.lock();
         inner.next_viewer += 1;
         let id = inner.next_viewer;
-        inner.viewers.insert(id, Viewer { own, watch: None, queue: VecDeque::new(), dropped: 0 });
+        inner.viewers.insert(id, Viewer { own, watch: None, next_from: None, queue: VecDeque::new(), dropped: 0 });
         self.recording.store(true, Ordering::Relaxed);
         id
     }
@@ -195,9 +207,26 @@ impl LiveHub {
             .unwrap_or_default();
         if let Some(v) = inner.viewers.get_mut(&viewer) {
             v.watch = quad;
+            v.next_from = None;
             v.queue.clear();
         }
         Ok(history)
+    }
+
+    /// Watch the next connection `from` opens, from its SYN on (until then, nothing).
+    pub fn watch_next(&self, viewer: u64, from: std::net::Ipv4Addr) {
+        if let Some(v) = self.lock().viewers.get_mut(&viewer) {
+            v.watch = None;
+            v.next_from = Some(from);
+            v.queue.clear();
+        }
+    }
+
+    /// The kept packets of the connection packet `id` belongs to, oldest first.
+    pub fn packets_around(&self, id: u64) -> Vec<Packet> {
+        let inner = self.lock();
+        let log = inner.conns.values().find(|log| log.packets.iter().any(|p| p.id == id));
+        log.map(|log| log.packets.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// The kept packets of `quad`, oldest first.
@@ -250,6 +279,20 @@ mod tests {
         hub.leave(v);
         assert!(!hub.recording());
         assert!(hub.packets(&quad(2)).is_empty());
+    }
+
+    #[test]
+    fn watch_next_follows_the_next_syn_from_that_address() {
+        let hub = LiveHub::new();
+        let v = hub.join(Some(quad(1)));
+        hub.publish(quad(2), r#"{"event":"segment","flags":"[ACK]"}"#, Duration::ZERO, None);
+        hub.watch_next(v, *quad(3).remote.ip());
+        hub.publish(quad(2), r#"{"event":"segment","flags":"[ACK]"}"#, Duration::ZERO, None);
+        hub.publish(quad(3), r#"{"event":"segment","flags":"[SYN]"}"#, Duration::ZERO, None);
+        hub.publish(quad(3), r#"{"event":"state"}"#, Duration::ZERO, None);
+        let batch = hub.wait(v, Duration::ZERO).expect("viewer");
+        assert_eq!(batch.events.len(), 2, "{:?}", batch.events);
+        assert!(batch.events[0].contains("[SYN]"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!
 //! From the page (text messages, JSON):
 //! - `{"watch":{"remote":"10.7.0.1:41234","local":"10.7.0.2:80"}}` (or `"watch":null`);
+//! - `{"watch":"next"}`: the next connection opened from the page's address, from its SYN;
 //! - `{"decode":17}`: dissect packet 17 of the watched connection.
 //!
 //! To the page:
@@ -36,6 +37,8 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 enum Request {
     Watch(Option<Quad>),
+    /// The next connection this viewer's address opens.
+    WatchNext,
     Decode(u64),
     Bad(String),
 }
@@ -52,6 +55,9 @@ fn parse_request(text: &str) -> Result<Request, String> {
     if let Some(w) = v.get("watch") {
         if w.is_null() {
             return Ok(Request::Watch(None));
+        }
+        if w == "next" {
+            return Ok(Request::WatchNext);
         }
         let addr = |k: &str| w.get(k).and_then(Value::as_str).and_then(v4);
         let remote = addr("remote").ok_or("watch needs \"remote\":\"ADDR:PORT\"")?;
@@ -121,14 +127,12 @@ fn send<S: Conn>(tx: &WsSender<S>, v: &Value) -> io::Result<()> {
 fn push<S: Conn>(hub: &LiveHub, viewer: u64, own: Option<Quad>, tx: &WsSender<S>, incoming: &mpsc::Receiver<Request>) {
     let result = (|| -> io::Result<()> {
         send(tx, &json!({"type": "hello", "you": own.map(|q| q.remote.to_string())}))?;
-        let mut watched: Option<Quad> = None;
         let mut dropped = 0;
         loop {
             loop {
                 match incoming.try_recv() {
                     Ok(Request::Watch(q)) => match hub.watch(viewer, q) {
                         Ok((events, forgotten)) => {
-                            watched = q;
                             let (remote, local) = q.map(|q| (q.remote.to_string(), q.local.to_string())).unzip();
                             let head = json!({"type": "history", "remote": remote, "local": local,
                                               "forgotten": forgotten})
@@ -137,7 +141,15 @@ fn push<S: Conn>(hub: &LiveHub, viewer: u64, own: Option<Quad>, tx: &WsSender<S>
                         }
                         Err(what) => send(tx, &json!({"type": "error", "what": what}))?,
                     },
-                    Ok(Request::Decode(id)) => send(tx, &decode(hub, watched, id))?,
+                    Ok(Request::WatchNext) => match own {
+                        Some(q) => {
+                            hub.watch_next(viewer, *q.remote.ip());
+                            send(tx, &json!({"type": "history", "remote": null, "local": null, "next": true,
+                                             "forgotten": 0, "events": []}))?;
+                        }
+                        None => send(tx, &json!({"type": "error", "what": "this viewer's address is unknown"}))?,
+                    },
+                    Ok(Request::Decode(id)) => send(tx, &decode(hub, id))?,
                     Ok(Request::Bad(what)) => send(tx, &json!({"type": "error", "what": what}))?,
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
@@ -171,9 +183,8 @@ fn with_events(head: &str, events: &[Arc<str>]) -> String {
     s
 }
 
-fn decode(hub: &LiveHub, watched: Option<Quad>, id: u64) -> Value {
-    let Some(quad) = watched else { return json!({"type": "error", "what": "watch a connection first"}) };
-    let packets = hub.packets(&quad);
+fn decode(hub: &LiveHub, id: u64) -> Value {
+    let packets = hub.packets_around(id);
     let Some(index) = packets.iter().position(|p| p.id == id) else {
         return json!({"type": "error", "pkt": id,
                       "what": format!("packet {id} is no longer kept (the last {} are)", crate::live::MAX_PACKETS)});
