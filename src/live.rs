@@ -26,8 +26,8 @@ pub const MAX_CONNS: usize = 64;
 /// Events waiting for one viewer before further ones are dropped (and counted).
 pub const VIEWER_QUEUE: usize = 8192;
 
-/// A packet kept for dissection: its number (unique in the hub), time since the tracer's
-/// epoch, and the IP packet as it crossed the device.
+/// A packet kept for dissection: its number (unique in the hub), when it was seen (since the
+/// Unix epoch), and the IP packet as it crossed the device.
 #[derive(Clone, Debug)]
 pub struct Packet {
     pub id: u64,
@@ -148,7 +148,9 @@ impl LiveHub {
                 if log.packets.len() >= MAX_PACKETS {
                     log.packets.pop_front();
                 }
-                log.packets.push_back(Packet { id, time, bytes: b.to_vec() });
+                // Stamped with the wall clock, as a capture file would be.
+                let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or(time);
+                log.packets.push_back(Packet { id, time: wall, bytes: b.to_vec() });
             }
         }
         let mut woke = false;
@@ -255,10 +257,7 @@ mod tests {
     use super::*;
 
     fn quad(port: u16) -> Quad {
-        Quad {
-            local: "10.7.0.2:80".parse().expect("addr"),
-            remote: format!("10.7.0.1:{port}").parse().expect("addr"),
-        }
+        Quad { local: "10.7.0.2:80".parse().expect("addr"), remote: format!("10.7.0.1:{port}").parse().expect("addr") }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! packets out, `now` passed in.
 
 mod batch;
-mod cookie;
 mod conn_fault;
+mod cookie;
 mod cookie_host;
 mod counters;
 mod isn;

@@ -211,7 +211,10 @@ impl Tracer {
         };
         let f = Fields { flags: hdr.flags, seq, ack, win, len, options: &hdr.options, sack_base };
         if packet.is_none() {
-            self.note(now, format_args!("{local} → {remote} {f}: dropped on purpose (a fault asked for on this connection)"));
+            self.note(
+                now,
+                format_args!("{local} → {remote} {f}: dropped on purpose (a fault asked for on this connection)"),
+            );
         } else {
             self.segment(now, Dir::Out, local, remote, &f);
         }
@@ -290,7 +293,8 @@ impl Tracer {
             ConnEvent::Dropped { why } => ("drop", format!("dropped: {why}"), RED),
             ConnEvent::GaveUp => ("timer", "too many retransmissions: giving up with a RST".to_string(), RED),
         };
-        let v = json!({"event": kind, "remote": quad.remote.to_string(), "local": quad.local.to_string(), "what": what});
+        let v =
+            json!({"event": kind, "remote": quad.remote.to_string(), "local": quad.local.to_string(), "what": what});
         if self.live_recording() {
             self.publish(now, *quad, v.clone(), None);
         }
@@ -298,7 +302,9 @@ impl Tracer {
             return;
         }
         match self.format {
-            TraceFormat::Text => self.push_text(now, colour, format_args!("    {} ↔ {}  {what}", quad.remote, quad.local)),
+            TraceFormat::Text => {
+                self.push_text(now, colour, format_args!("    {} ↔ {}  {what}", quad.remote, quad.local))
+            }
             TraceFormat::Json => self.push_json(now, v),
         }
     }

@@ -220,8 +220,11 @@ fn ws_demo_page_in_headless_chromium_chats_and_shows_live_connections() {
     // The page says how many WebSockets it opens; the browser counts them.
     let opened = browser.websockets();
     let paths: Vec<&str> = opened.iter().map(|u| u.trim_start_matches("ws://10.7.0.2")).collect();
-    assert_eq!(paths, ["/stats", "/chat", "/socket.io/?EIO=4&transport=websocket"], "{opened:?}");
+    // Three for the table and the chats, then the live ladder's two (its events, and the
+    // echo connection it watches first).
+    assert_eq!(paths, ["/stats", "/chat", "/socket.io/?EIO=4&transport=websocket", "/events", "/ws"], "{opened:?}");
     assert!(dom.contains("The page then opened three WebSockets"), "the text miscounts them:\n{dom}");
+    assert!(dom.contains("The ladder opens two more WebSockets"), "the ladder's text miscounts its own:\n{dom}");
 
     // A screenshot for people, 1280 px wide: target/tmp/demo-page.png (docs/images/ has a copy).
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-page.png");

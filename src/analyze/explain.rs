@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use super::capture::{Capture, Frame};
-use super::dissection::Dissection;
 use super::conversation::{Analysis, Conversation, Finding, Segment};
+use super::dissection::Dissection;
 use super::headers::{
     flags, icmp_type_name, ip_protocol_name, parse_icmp, parse_ipv4, parse_tcp, ChecksumStatus, Icmp, Ipv4, Tcp,
     TcpOption,
@@ -243,7 +243,12 @@ fn explain_ipv4(ip: &Ipv4, at: usize, out: &mut Dissection) {
     field_at(out, b(8..9), "Time to live", format!("{} (each router subtracts 1; at 0 the packet is dropped)", ip.ttl));
     field_at(out, b(9..10), "Protocol", format!("{} ({})", ip.protocol, ip_protocol_name(ip.protocol)));
     if ip.ihl < 5 {
-        field_at(out, b(10..12), "Header checksum", format!("0x{:04x} [not verified: the header length is invalid]", ip.checksum));
+        field_at(
+            out,
+            b(10..12),
+            "Header checksum",
+            format!("0x{:04x} [not verified: the header length is invalid]", ip.checksum),
+        );
     } else {
         field_at(out, b(10..12), "Header checksum", checksum_text(ip.checksum, ip.checksum_status, "the IPv4 header"));
     }
@@ -251,7 +256,12 @@ fn explain_ipv4(ip: &Ipv4, at: usize, out: &mut Dissection) {
     field_at(out, b(16..20), "Destination address", ip.destination);
     if !ip.options.is_empty() {
         let hex: Vec<String> = ip.options.iter().map(|b| format!("{b:02x}")).collect();
-        field_at(out, b(20..20 + ip.options.len()), "Options", format!("{} bytes: {}", ip.options.len(), hex.join(" ")));
+        field_at(
+            out,
+            b(20..20 + ip.options.len()),
+            "Options",
+            format!("{} bytes: {}", ip.options.len(), hex.join(" ")),
+        );
     }
     if ip.trailer_len > 0 {
         field(
@@ -326,13 +336,23 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, at: usize, out
                 ),
             );
         } else {
-            field_at(out, b(8..12), "Acknowledgment number", format!("raw {} (ignored: the ACK flag is not set)", tcp.ack));
+            field_at(
+                out,
+                b(8..12),
+                "Acknowledgment number",
+                format!("raw {} (ignored: the ACK flag is not set)", tcp.ack),
+            );
         }
     } else {
         field_at(out, b(4..8), "Sequence number", format!("{} (raw)", tcp.seq));
         field_at(out, b(8..12), "Acknowledgment number", format!("{} (raw)", tcp.ack));
     }
-    field_at(out, b(12..13), "Header length", format!("{} bytes (data offset {} × 4)", tcp.header_len, tcp.data_offset));
+    field_at(
+        out,
+        b(12..13),
+        "Header length",
+        format!("{} bytes (data offset {} × 4)", tcp.header_len, tcp.data_offset),
+    );
     field_at(out, b(12..14), "Flags", format!("0x{:03x} {}", tcp.flags, tcp.flags_str()));
     for bit in
         [flags::CWR, flags::ECE, flags::URG, flags::ACK, flags::PSH, flags::RST, flags::SYN, flags::FIN, flags::NS]
@@ -417,7 +437,7 @@ fn explain_tcp(tcp: &Tcp, seg: Option<(&Conversation, &Segment)>, at: usize, out
     }
 }
 
-fn finding_meaning(f: Finding) -> &'static str {
+pub(crate) fn finding_meaning(f: Finding) -> &'static str {
     match f {
         Finding::Retransmission => {
             "— this data was sent before; the sender's retransmission timer (RTO) or a loss signal made it send again"

@@ -10,6 +10,8 @@
 //! - [`conversation`]: group segments into connections, relative seq/ack, expert findings;
 //! - [`payload`]: HTTP, WebSocket and Engine.IO/Socket.IO decoding;
 //! - [`ladder`]: the sequence diagram as text, SVG and HTML;
+//! - [`dissection`]: a frame's dissection as lines that know their bytes;
+//! - [`interactive`]: the browser ladder for `--html` (the demo page's own script);
 //! - [`explain`]: the field-by-field dissection;
 //! - [`timefmt`]: time formatting shared by both outputs.
 
@@ -18,6 +20,7 @@ pub mod conversation;
 pub mod dissection;
 pub mod explain;
 pub mod headers;
+pub mod interactive;
 pub mod ladder;
 pub mod payload;
 pub mod timefmt;
@@ -35,7 +38,9 @@ pub struct LadderArgs {
     /// Also write the diagram as an SVG image to this file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Also write an HTML page embedding the SVG (and the text) to this file.
+    /// Also write an interactive HTML page to this file: the ladder of each connection,
+    /// each packet layer by layer with its bytes, and the SVG and the text (one file, no
+    /// network needed).
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Draw only connection N (numbered from 1 as listed; Wireshark's tcp.stream is N-1).
@@ -98,7 +103,7 @@ pub fn ladder(args: &LadderArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             std::fs::write(p, &svg).with_context(|| format!("cannot write SVG file {}", p.display()))?;
         }
         if let Some(p) = &args.html {
-            let html = ladder::render_html(&svg, &text, &title);
+            let html = interactive::render(&cap, &analysis, &convs, &title, &svg, &text);
             std::fs::write(p, html).with_context(|| format!("cannot write HTML file {}", p.display()))?;
         }
     }

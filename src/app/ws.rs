@@ -119,9 +119,7 @@ impl Endpoints {
                 None => Ok(()),
             },
             Endpoint::Events => match &self.live {
-                Some(hub) => {
-                    crate::app::live::run(hub.clone(), stream, &accepted, leftover, self.stats_limits, trace)
-                }
+                Some(hub) => crate::app::live::run(hub.clone(), stream, &accepted, leftover, self.stats_limits, trace),
                 None => Ok(()),
             },
         };

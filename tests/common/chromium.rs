@@ -174,6 +174,13 @@ impl Chromium {
         self.websockets.clone()
     }
 
+    /// The page's console lines and uncaught exceptions so far (`exception: …` for those).
+    pub fn console(&mut self) -> Vec<String> {
+        // Events that arrived since the last command are read with the next one.
+        let _ = self.eval("0");
+        self.console.clone()
+    }
+
     /// The page's body as HTML now, without its scripts: what the page shows, and nothing
     /// that only looks like it in the source.
     pub fn dom(&mut self) -> String {

@@ -138,10 +138,15 @@ pub fn route(req: &Request, cfg: &HttpConfig) -> Response {
 /// WebSockets served by this same stack (`/stats`, `/chat`). One self-contained file, so it
 /// works offline and needs no build step.
 const INDEX_PAGE: &str = include_str!("../page/index.html");
+use crate::analyze::interactive::{LADDER_CSS, LADDER_JS};
 
 fn index_page(cfg: &HttpConfig) -> String {
     let extra = cfg.index_extra.as_ref().map(|f| f()).unwrap_or_default();
-    INDEX_PAGE.replace("{{MAX_BYTES}}", &cfg.max_bytes.to_string()).replace("{{EXTRA}}", &extra)
+    INDEX_PAGE
+        .replace("{{LADDER_CSS}}", LADDER_CSS)
+        .replace("{{LADDER_JS}}", LADDER_JS)
+        .replace("{{MAX_BYTES}}", &cfg.max_bytes.to_string())
+        .replace("{{EXTRA}}", &extra)
 }
 
 /// Writes `resp` (head, then body unless `head_only`) and flushes. Returns the body bytes

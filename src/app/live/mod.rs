@@ -10,6 +10,8 @@
 //!
 //! To the page:
 //! - `{"type":"hello","you":"10.7.0.1:…"}` (this socket's own address: it cannot be watched);
+//! - `{"type":"armed"}` once a `"watch":"next"` is in force (the page opens the connection
+//!   then, so that its SYN cannot come first);
 //! - `{"type":"history","remote":…,"local":…,"forgotten":N,"events":[…]}` after a watch;
 //! - `{"type":"events","dropped":N,"events":[…]}`: new events of the watched connection,
 //!   `dropped` the events this viewer lost so far to a full queue;
@@ -39,6 +41,8 @@ enum Request {
     Watch(Option<Quad>),
     /// The next connection this viewer's address opens.
     WatchNext,
+    /// That watch is set: the page may open the connection.
+    Armed,
     Decode(u64),
     Bad(String),
 }
@@ -102,7 +106,18 @@ pub fn run<S: Conn>(
     let result = loop {
         match rx.recv() {
             Ok(Some(Message::Text(t))) => {
-                let req = parse_request(t.as_str()).unwrap_or_else(Request::Bad);
+                let mut req = parse_request(t.as_str()).unwrap_or_else(Request::Bad);
+                if let Request::WatchNext = req {
+                    // At once, not on the pusher's next turn: the page starts the connection
+                    // when told this is done, and its SYN must not come first.
+                    req = match own {
+                        Some(q) => {
+                            hub.watch_next(viewer, *q.remote.ip());
+                            Request::Armed
+                        }
+                        None => Request::Bad("this viewer's address is unknown".into()),
+                    };
+                }
                 if requests.send(req).is_err() {
                     break Ok(());
                 }
@@ -141,14 +156,8 @@ fn push<S: Conn>(hub: &LiveHub, viewer: u64, own: Option<Quad>, tx: &WsSender<S>
                         }
                         Err(what) => send(tx, &json!({"type": "error", "what": what}))?,
                     },
-                    Ok(Request::WatchNext) => match own {
-                        Some(q) => {
-                            hub.watch_next(viewer, *q.remote.ip());
-                            send(tx, &json!({"type": "history", "remote": null, "local": null, "next": true,
-                                             "forgotten": 0, "events": []}))?;
-                        }
-                        None => send(tx, &json!({"type": "error", "what": "this viewer's address is unknown"}))?,
-                    },
+                    Ok(Request::Armed) => send(tx, &json!({"type": "armed"}))?,
+                    Ok(Request::WatchNext) => {}
                     Ok(Request::Decode(id)) => send(tx, &decode(hub, id))?,
                     Ok(Request::Bad(what)) => send(tx, &json!({"type": "error", "what": what}))?,
                     Err(mpsc::TryRecvError::Empty) => break,
