@@ -225,3 +225,31 @@ fn ladder_html_of_each_capture_opens_and_lists_every_segment() {
         eprintln!("{}: {count} segments, as tshark counts", file.display());
     }
 }
+
+#[test]
+fn bytes_with_drop_loses_only_that_connections_segments_and_still_delivers() {
+    let test = "bytes_with_drop_loses_only_that_connections_segments_and_still_delivers";
+    let Some(()) = require_root(test) else { return };
+    let Some(()) = require_tool(test, "curl") else { return };
+    let mut ns = Netns::new("ladloss");
+    let srv = ns.serve(&["--trace"]);
+    let out = ns
+        .cmd("curl")
+        .args(["-s", "-D", "/dev/stderr", "--max-time", "30", "http://10.7.0.2/bytes/200000?drop=0.05&seed=3&close=1"])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256(&out.stdout), sha256(&pattern(200_000)), "the body survives the loss");
+    let head = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(head.contains("x-synack-peer: 10.7.0.1:"), "no peer header: {head}");
+    assert!(head.contains("connection: close"), "close=1 closes: {head}");
+    // A plain fetch after it is not disturbed.
+    let plain = ns.cmd("curl").args(["-s", "http://10.7.0.2/bytes/100000"]).output().expect("curl");
+    assert_eq!(plain.stdout.len(), 100_000);
+    let (_, _, lines) = srv.interrupt(&mut ns);
+    let lines = lines.join("\n");
+    let dropped = lines.matches("dropped on purpose").count();
+    assert!(dropped > 0, "no deliberate drops traced");
+    assert!(lines.contains("retransmission") || lines.contains("fast retransmit"), "no recovery traced");
+    eprintln!("{dropped} segments dropped on purpose, all recovered");
+}

@@ -10,6 +10,7 @@ mod data;
 mod fuzz_found;
 mod handshake;
 mod hostile;
+mod live;
 mod model;
 mod offload;
 mod options;
