@@ -1,4 +1,5 @@
-//! Ladder (sequence) diagrams of TCP connections, as text for the terminal and as SVG/HTML.
+//! Ladder (sequence) diagrams of TCP connections, as text for the terminal and as SVG (the
+//! interactive HTML is in `interactive`).
 //!
 //! The client (the SYN sender) is always the left column, so a handshake always reads
 //! left→right, right→left, left→right. When the capture has no SYN the first sender is left.
@@ -296,16 +297,4 @@ pub fn render_svg(convs: &[&Conversation], title: &str) -> String {
     s.push_str(&body);
     s.push_str("</svg>\n");
     s
-}
-
-/// An HTML page embedding the SVG and the text diagram.
-pub fn render_html(svg: &str, text: &str, title: &str) -> String {
-    let svg_body = svg.split_once("?>\n").map(|(_, rest)| rest).unwrap_or(svg);
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n\
-<style>body{{font-family:sans-serif;margin:2em}} pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}</style>\n\
-</head>\n<body>\n<h1>{t}</h1>\n{svg_body}<h2>As text</h2>\n<pre>{text}</pre>\n</body>\n</html>\n",
-        t = escape(title),
-        text = escape(text)
-    )
 }
