@@ -1,7 +1,7 @@
 //! `synack ladder FILE --html`: the demo page's interactive ladder for any capture, in one
 //! self-contained file. The segments become the events the live ladder draws (the tracer's
-//! JSON form: flags, relative numbers, window), the analysis findings the notes between
-//! them, and each frame's dissection by `synack explain`'s decoder is embedded for the
+//! JSON form: flags, relative numbers, window), the analysis findings notes under their
+//! arrows, and each frame's dissection by `synack explain`'s decoder is embedded for the
 //! layer view. The script and styles are the page's own (`src/app/page/ladder.*`).
 
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ pub const LADDER_JS: &str = include_str!("../app/page/ladder.js");
 /// Frames dissected into the file at most (each is a few kilobytes of JSON).
 pub const MAX_EMBEDDED: usize = 3000;
 
-/// One conversation as ladder events, findings after the segment they are about.
+/// One conversation as ladder events.
 pub fn events(conv: &Conversation, start: std::time::Duration) -> Vec<Value> {
     let mut out = Vec::new();
     for s in &conv.segments {
@@ -39,10 +39,9 @@ pub fn events(conv: &Conversation, start: std::time::Duration) -> Vec<Value> {
             "t": (s.time.saturating_sub(start).as_secs_f64() * 1e6).round() / 1e6,
             "pkt": s.frame,
             "app": s.app,
+            // Drawn under the arrow they are about.
+            "notes": s.findings.iter().map(|f| format!("{f} {}", finding_meaning(*f))).collect::<Vec<_>>(),
         }));
-        for f in &s.findings {
-            out.push(json!({"event": "finding", "what": format!("{f} {}", finding_meaning(*f))}));
-        }
     }
     out
 }

@@ -30,6 +30,7 @@ const SynackLadder = (() => {
 
   // Plain segments fold: data or a bare ACK, nothing the learner should not miss.
   const plain = (ev) => ev.event === "segment" && (ev.flags === "[ACK]" || ev.flags === "[PSH, ACK]")
+    && !(ev.notes && ev.notes.length)
     && !ev.fault_drop && !ev.retrans && !(ev.sack && ev.sack.length);
 
   function create(root, opts) {
@@ -109,6 +110,7 @@ const SynackLadder = (() => {
       if (ev.fault_drop) text = "✗ lost on purpose: " + text;
       row.title = (ev.t !== undefined ? ev.t.toFixed(6) + " s  " : "") + text;
       row.append(el("div", "", text), el("div", "lad-line"));
+      for (const n of ev.notes || []) row.appendChild(el("div", "lad-finding", n));
       if (selected === i) row.classList.add("sel");
       return row;
     }
