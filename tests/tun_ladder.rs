@@ -16,6 +16,11 @@ use serde_json::Value;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn shot(browser: &mut Chromium, name: &str) -> PathBuf {
+    browser.wait_until(
+        "the ladder drawn up to its last event",
+        r##"(typeof liveLadder === "object" ? liveLadder : offlineLadder).drawn()"##,
+        LIMIT,
+    );
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ladder-{name}.png"));
     browser.screenshot(&path);
     eprintln!("screenshot: {}", path.display());

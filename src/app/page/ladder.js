@@ -67,6 +67,7 @@ const SynackLadder = (() => {
       rightName.textContent = rightAddr || "synack";
       selected = null;
       note = text || "";
+      showText("Click an arrow to see that packet layer by layer.");
       schedule();
     }
 
@@ -222,6 +223,8 @@ const SynackLadder = (() => {
       segments: () => events.filter((e) => e.event === "segment"),
       events: () => events,
       left: () => left,
+      // Whether the drawing shows every event (it is redrawn at most every RENDER_EVERY ms).
+      drawn: () => timer === null && root.dataset.events === String(events.length),
     };
   }
 
