@@ -3,7 +3,8 @@
 //! Layers, as data flows (see docs/architecture.md): `device` (TUN, pcap tee, in-memory pipe) →
 //! `wire` (IPv4/TCP parsing and building) → `stack` (demultiplexing, listeners, RST, ICMP) →
 //! `tcp` (the sans-I/O protocol machine) → `runtime` (the event loop and the blocking
-//! `TcpListener`/`TcpStream`) → `app` (echo, discard, HTTP).
+//! `TcpListener`/`TcpStream`, and `runtime::task` for async tasks) → `app` (echo, discard,
+//! HTTP). With the `tokio` feature, `synack::tokio` puts tokio's traits on the async side.
 
 pub mod analyze;
 pub mod app;
@@ -12,6 +13,8 @@ pub mod live;
 pub mod runtime;
 pub mod stack;
 pub mod tcp;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod trace;
 pub mod wire;
 

@@ -4,7 +4,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Stack, TcpStream, Waiter};
+use super::{Sleepers, Stack, TcpStream, Waiter};
 
 pub struct TcpListener {
     stack: Stack,
@@ -24,7 +24,7 @@ impl TcpListener {
         {
             let mut g = stack.lock()?;
             g.host.listen(port, backlog)?;
-            g.port_waiters.insert(port, waiter.clone());
+            g.port_waiters.insert(port, Sleepers::Threads(waiter.clone()));
         }
         Ok(TcpListener { stack: stack.clone(), port, waiter })
     }

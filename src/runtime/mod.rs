@@ -15,10 +15,13 @@
 mod listener;
 mod on_loop;
 mod stream;
+pub mod task;
+mod wakers;
 
 pub use listener::TcpListener;
 pub use on_loop::{HandOff, LoopConn, LoopService};
 pub use stream::TcpStream;
+use wakers::{notify, ConnTasks, Sleepers, Wake};
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -87,8 +90,8 @@ struct Shared {
 struct Inner {
     host: Host,
     device_flushed: Instant,
-    conn_waiters: HashMap<ConnId, Arc<Waiter>>,
-    port_waiters: HashMap<u16, Arc<Waiter>>,
+    conn_waiters: HashMap<ConnId, Sleepers<ConnTasks>>,
+    port_waiters: HashMap<u16, Sleepers<Vec<std::task::Waker>>>,
     /// Wakes the loop for the next timer. Any thread that makes an earlier deadline arms it
     /// itself (one system call), instead of waking the loop just to shorten its sleep.
     timer: TimerFd,
@@ -96,9 +99,10 @@ struct Inner {
     armed: Option<Instant>,
     trace_sink: TraceSink,
     rx_buf: Vec<u8>,
-    /// Threads to wake once the lock is released (see [`Shared::flush`]): woken while it is
-    /// held, they would only block again on the mutex, a second sleep and wake-up each.
-    wakes: Vec<(Arc<Waiter>, bool)>,
+    /// Threads and tasks to wake once the lock is released (see [`Shared::flush`]): woken
+    /// while it is held, they would only block again on the mutex, a second sleep and
+    /// wake-up each.
+    wakes: Vec<Wake>,
     /// Services run on the loop thread (discard, echo).
     on_loop: on_loop::LoopServices,
 }
@@ -178,11 +182,7 @@ impl Inner {
                 wake_loop = true;
                 continue;
             }
-            if let Some(w) = self.conn_waiters.get(&id) {
-                if w.waiting.load(Ordering::Relaxed) > 0 {
-                    self.wakes.push((w.clone(), true));
-                }
-            }
+            self.wake_conn(id);
         }
         // One entry per connection that became acceptable: wake one acceptor for each, not
         // every thread of a service pool (each would lock the stack only to find nothing).
@@ -192,14 +192,11 @@ impl Inner {
                 wake_loop = true;
                 continue;
             }
-            let Some(w) = self.port_waiters.get(&port) else { continue };
             let n = match woken {
                 Some((p, n)) if p == port => n,
                 _ => 0,
             };
-            if n < w.waiting.load(Ordering::Relaxed) {
-                self.wakes.push((w.clone(), false));
-            }
+            self.wake_port(port, n);
             woken = Some((port, n + 1));
         }
         let armed = match self.next_deadline(tx) {
@@ -280,16 +277,6 @@ impl Shared {
         drop(tx);
         if wake_loop || sooner {
             let _ = self.wake.write(1);
-        }
-    }
-}
-
-fn notify(wakes: Vec<(Arc<Waiter>, bool)>) {
-    for (w, all) in wakes {
-        if all {
-            w.cv.notify_all();
-        } else {
-            w.cv.notify_one();
         }
     }
 }
@@ -513,10 +500,10 @@ impl Stack {
         if let Ok(mut tx) = self.shared.lock_tx() {
             tx.flush_device();
         }
-        if let Ok(g) = self.lock() {
-            for w in g.conn_waiters.values().chain(g.port_waiters.values()) {
-                w.cv.notify_all();
-            }
+        if let Ok(mut g) = self.lock() {
+            let wakes = g.wake_everyone();
+            drop(g);
+            notify(wakes);
         }
         self.summary()
     }

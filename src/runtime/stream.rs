@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Stack, Waiter};
+use super::{Sleepers, Stack, Waiter};
 use crate::stack::ConnId;
 
 /// Handles made by `try_clone` share this; the connection is released when the last goes.
@@ -34,7 +34,7 @@ impl TcpStream {
         let waiter = Arc::new(Waiter::default());
         let (local, remote) = {
             let mut g = stack.lock()?;
-            g.conn_waiters.insert(id, waiter.clone());
+            g.conn_waiters.insert(id, Sleepers::Threads(waiter.clone()));
             let c = g.host.conn(id).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
             (c.local, c.remote)
         };

@@ -440,6 +440,10 @@ impl Connection {
         self.nodelay = on;
     }
 
+    pub fn nodelay(&self) -> bool {
+        self.nodelay
+    }
+
     pub fn state(&self) -> State {
         self.state
     }
