@@ -10,6 +10,9 @@
 //! `synack::tokio::TcpListener`. Routes: `GET /` (a page), `GET /api/stack` (JSON about the
 //! connection and the stack), `GET /stream` (a body sent in chunks as they are made).
 //! Ctrl-C stops it and closes the connections cleanly.
+//!
+//! `axum_on_synack --kernel ADDR:PORT` serves the same app on the kernel's TCP (tokio's own
+//! listener), for comparing the two stacks under the same load.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -65,7 +68,41 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Syna
     }
 }
 
-pub fn app(stack: Stack) -> Router {
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, KernelListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, KernelListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// The kernel's listener, set up as `SynackListener` is (no Nagle), for a fair comparison.
+pub struct KernelListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for KernelListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (stream, peer);
+                }
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// The app; `stack` is `None` when it runs on the kernel's TCP.
+pub fn app(stack: Option<Stack>) -> Router {
     Router::new()
         .route(
             "/",
@@ -78,14 +115,16 @@ pub fn app(stack: Stack) -> Router {
         .with_state(stack)
 }
 
-async fn stack_info(State(stack): State<Stack>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>) -> Json<Value> {
-    let conns = stack.connections();
-    Json(json!({
-        "stack": "synack",
-        "you": peer.to_string(),
-        "connections": conns.len(),
-        "segments_in": stack.counters().segs_in,
-    }))
+async fn stack_info(State(stack): State<Option<Stack>>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>) -> Json<Value> {
+    match stack {
+        Some(stack) => Json(json!({
+            "stack": "synack",
+            "you": peer.to_string(),
+            "connections": stack.connections().len(),
+            "segments_in": stack.counters().segs_in,
+        })),
+        None => Json(json!({ "stack": "kernel", "you": peer.to_string() })),
+    }
 }
 
 /// Five chunks, 50 ms apart: each leaves as soon as it is made (chunked encoding).
@@ -109,12 +148,35 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = SynackListener(synack::tokio::TcpListener::bind(stack, port)?);
-    let app = app(stack.clone()).into_make_service_with_connect_info::<Peer>();
+    let app = app(Some(stack.clone())).into_make_service_with_connect_info::<Peer>();
+    axum::serve(listener, app).with_graceful_shutdown(stop).await
+}
+
+/// The same app on the kernel's TCP.
+async fn serve_kernel(addr: SocketAddr) -> std::io::Result<()> {
+    let listener = KernelListener(tokio::net::TcpListener::bind(addr).await?);
+    println!("axum on the kernel's TCP: http://{addr}/ (Ctrl-C stops)");
+    let app = app(None).into_make_service_with_connect_info::<Peer>();
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
     axum::serve(listener, app).with_graceful_shutdown(stop).await
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--kernel") {
+        let Some(Ok(addr)) = args.get(1).map(|a| a.parse::<SocketAddr>()) else {
+            eprintln!("usage: axum_on_synack --kernel ADDR:PORT  (e.g. 10.7.0.1:8080)");
+            std::process::exit(2);
+        };
+        let served = tokio::runtime::Runtime::new().and_then(|rt| rt.block_on(serve_kernel(addr)));
+        if let Err(e) = served {
+            eprintln!("serving on the kernel's TCP: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let dev = args.first().map_or("synack0", String::as_str);
     let port: u16 = match args.get(1).map(|p| p.parse()) {
         None => 80,
