@@ -17,9 +17,9 @@ Usage: sudo $PROG [--no-install] [-- CARGO_TEST_ARGS...]
 Run every check and test of synack, from the repository root:
   1. install missing test tools (root only):    scripts/install-deps.sh
   2. formatting:                                cargo fmt --all --check
-  3. lints:                                     cargo clippy --all-targets -- -D warnings
+  3. lints:                                     cargo clippy --all-targets [--all-features] -- -D warnings
   4. release build (what the demo runs):        cargo build --release
-  5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --no-fail-fast [ARGS]
+  5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --all-features --no-fail-fast [ARGS]
      (its output is kept in target/test-output.log; the summary names each failed test)
   6. doc tests (when there is a library):       cargo test --doc
   7. the benchmark's quick run (as root):       scripts/bench.sh --quick
@@ -151,8 +151,9 @@ NETNS_BEFORE=$(netns_names)
 
 step "format" cargo fmt --all --check
 step "clippy" cargo clippy --all-targets -- -D warnings
+step "clippy (every feature: the async API)" cargo clippy --all-targets --all-features -- -D warnings
 step "release build" cargo build --release
-step "tests" run_tests --all-targets --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
+step "tests" run_tests --all-targets --all-features --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
 if [[ ${RESULTS[-1]} == FAIL* ]]; then
     failures=$(failed_tests "$TEST_LOG" | sed 's/^/        /')
     RESULTS[-1]+=", output in ${TEST_LOG#"$REPO/"}${failures:+; failed:
@@ -160,7 +161,7 @@ $failures}"
 fi
 step "fuzz (30 s per target)" bash scripts/fuzz.sh 30
 if [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml; then
-    step "doc tests" cargo test --doc
+    step "doc tests" cargo test --doc --all-features
 fi
 # The benchmark is not a test of speed here (its numbers are not judged): the quick run keeps
 # it building and working, and fails when synack itself fails a transfer.
@@ -173,7 +174,7 @@ else
     echo "benchmark: SKIPPED, it needs root (TUN devices and namespaces): sudo $0"
 fi
 
-# Every real-TUN test must remove its namespace, even when it fails (DESIGN.md).
+# Every real-TUN test must remove its namespace, even when it fails (a namespace left behind changes the machine's network).
 if ((IS_ROOT)); then
     leaked=$(comm -13 <(echo "$NETNS_BEFORE") <(netns_names) | paste -sd ' ' || true)
     if [[ -n $leaked ]]; then
