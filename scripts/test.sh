@@ -22,7 +22,8 @@ Run every check and test of synack, from the repository root:
   5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --all-features --no-fail-fast [ARGS]
      (its output is kept in target/test-output.log; the summary names each failed test)
   6. doc tests (when there is a library):       cargo test --doc
-  7. the benchmark's quick run (as root):       scripts/bench.sh --quick
+  7. packetdrill (ours + FreeBSD's suite):      scripts/packetdrill.sh
+  8. the benchmark's quick run (as root):       scripts/bench.sh --quick
 Every step runs even when an earlier one fails; the exit status is nonzero if any failed.
 
   --no-install   do not install missing tools
@@ -163,6 +164,9 @@ step "fuzz (30 s per target)" bash scripts/fuzz.sh 30
 if [[ -f src/lib.rs ]] || grep -q '^\[lib\]' Cargo.toml; then
     step "doc tests" cargo test --doc --all-features
 fi
+# Conformance from outside: packetdrill scripts against the sans-I/O host (no root, no TUN).
+# Without ../shared it says why it skipped, and fails under CI=true.
+step "packetdrill" bash scripts/packetdrill.sh
 # The benchmark is not a test of speed here (its numbers are not judged): the quick run keeps
 # it building and working, and fails when synack itself fails a transfer.
 if ((IS_ROOT)); then

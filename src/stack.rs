@@ -101,6 +101,8 @@ struct Entry {
 }
 
 struct Listener {
+    /// The configuration its connections start with (the listening socket's options).
+    tcp: TcpConfig,
     backlog: usize,
     accept_limit: usize,
     pending: usize,
@@ -309,8 +311,9 @@ impl Host {
             }
             return self.count_drop(now, DropReason::BacklogFull, None);
         }
+        let tcp = l.tcp;
         let iss = self.isn.generate(now, seg.dst, seg.src);
-        let mut conn = Connection::accept(now, self.cfg.tcp, seg, iss);
+        let mut conn = Connection::accept(now, tcp, seg, iss);
         conn.set_trace(self.tracer.wants_conn_events());
         let id = self.insert(conn, Some(port));
         if let Some(l) = self.listeners.get_mut(&port) {
@@ -614,12 +617,19 @@ impl Host {
     // ----- The application's calls -----
 
     pub fn listen(&mut self, port: u16, backlog: Option<usize>) -> io::Result<()> {
+        self.listen_with(port, backlog, self.cfg.tcp)
+    }
+
+    /// `listen` whose connections start with `tcp` instead of the host's configuration (a
+    /// socket's own buffer sizes or Nagle setting).
+    pub fn listen_with(&mut self, port: u16, backlog: Option<usize>, tcp: TcpConfig) -> io::Result<()> {
         if self.listeners.contains_key(&port) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {port} already has a listener")));
         }
         // As with listen(2), the argument bounds the accept queue.
         let accept_limit = backlog.unwrap_or(self.cfg.accept_queue).max(1);
-        let listener = Listener { backlog: self.cfg.backlog.max(1), accept_limit, pending: 0, queue: VecDeque::new() };
+        let listener =
+            Listener { tcp, backlog: self.cfg.backlog.max(1), accept_limit, pending: 0, queue: VecDeque::new() };
         self.listeners.insert(port, listener);
         Ok(())
     }
@@ -653,6 +663,11 @@ impl Host {
 
     /// Active open to `remote` from an ephemeral port.
     pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> io::Result<ConnId> {
+        self.connect_with(now, remote, self.cfg.tcp)
+    }
+
+    /// `connect` with a configuration of its own instead of the host's.
+    pub fn connect_with(&mut self, now: Instant, remote: SocketAddrV4, tcp: TcpConfig) -> io::Result<ConnId> {
         let mut local = None;
         for _ in 0..16384 {
             let port = self.next_port;
@@ -665,7 +680,7 @@ impl Host {
         }
         let local = local.ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port"))?;
         let iss = self.isn.generate(now, local, remote);
-        let mut conn = Connection::connect(now, self.cfg.tcp, local, remote, iss);
+        let mut conn = Connection::connect(now, tcp, local, remote, iss);
         conn.set_trace(self.tracer.wants_conn_events());
         let id = self.insert(conn, None);
         self.tracer.state(now, &Quad { local, remote }, "CLOSED", State::SynSent.name());

@@ -44,6 +44,13 @@ pub struct TcpConfig {
     pub tso_max: u32,
     /// Congestion control: NewReno (the default) or BBR-style.
     pub congestion: super::congestion::Algorithm,
+    /// RFC 793's original RST and SYN handling instead of RFC 5961's (off by default, as in
+    /// FreeBSD's `insecure_rst`/`insecure_syn`): a RST anywhere in the window resets the
+    /// connection, and a SYN in the window of a synchronized connection is answered with a
+    /// RST and resets it, where RFC 5961 §3 and §4 send a challenge ACK. Blind attackers
+    /// then need to guess only a window, not an exact sequence number; this exists so both
+    /// behaviours can be seen side by side.
+    pub rfc793_rst_syn: bool,
 }
 
 impl Default for TcpConfig {
@@ -67,6 +74,7 @@ impl Default for TcpConfig {
             early_retransmit: true,
             tso_max: 0,
             congestion: super::congestion::Algorithm::NewReno,
+            rfc793_rst_syn: false,
         }
     }
 }

@@ -1,0 +1,58 @@
+//! synack as a packetdrill target. packetdrill loads this shared object with
+//! `--so_filename=…/libsynack_packetdrill.so` and calls `packetdrill_interface_init`, which
+//! fills in its `struct packetdrill_interface` (packetdrill's `packetdrill.h`): the socket
+//! calls of a script become calls on synack's sans-I/O host, the script's packets go into the
+//! host and the host's packets come back, and packetdrill's clock is virtual (see `world.rs`).
+//!
+//! `--so_flags` takes space- or comma-separated words:
+//! - `insecure`: RFC 793's RST and SYN handling instead of RFC 5961's (the FreeBSD suite's
+//!   `-insecure-` scripts);
+//! - `trace`: print synack's trace (segments, states, drops and why) on stderr;
+//! - `local_ip=A.B.C.D`: the stack's address (packetdrill's `--local_ip`, default
+//!   192.168.0.1).
+//!
+//! Every entry point catches panics: a bug here fails the call (EIO), never packetdrill.
+
+mod ffi;
+mod preload;
+pub mod sockets;
+pub mod sockopt;
+pub mod world;
+
+use std::net::Ipv4Addr;
+
+use synack::stack::HostConfig;
+
+pub use ffi::packetdrill_interface_init;
+
+/// The host packetdrill tests, configured from `--so_flags`.
+pub fn host_config(flags: &str) -> Result<(HostConfig, bool), String> {
+    let mut cfg = HostConfig { addr: Ipv4Addr::new(192, 168, 0, 1), ..Default::default() };
+    let mut trace = false;
+    for word in flags.split([' ', ',']).filter(|w| !w.is_empty()) {
+        match word.split_once('=') {
+            None if word == "insecure" => cfg.tcp.rfc793_rst_syn = true,
+            None if word == "trace" => trace = true,
+            Some(("local_ip", ip)) => {
+                cfg.addr = ip.parse().map_err(|_| format!("local_ip={ip}: not an IPv4 address"))?;
+            }
+            _ => return Err(format!("unknown --so_flags word '{word}' (known: insecure, trace, local_ip=A.B.C.D)")),
+        }
+    }
+    Ok((cfg, trace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let (cfg, trace) = host_config("insecure, trace local_ip=10.0.0.1").unwrap();
+        assert!(cfg.tcp.rfc793_rst_syn && trace);
+        assert_eq!(cfg.addr, Ipv4Addr::new(10, 0, 0, 1));
+        let (cfg, trace) = host_config("").unwrap();
+        assert!(!cfg.tcp.rfc793_rst_syn && !trace);
+        assert!(host_config("bogus").unwrap_err().contains("bogus"));
+    }
+}
