@@ -123,6 +123,9 @@ pub struct Connection {
     pub(super) rcv_adv: SeqNum,
     /// A FIN seen beyond RCV.NXT, to take once the gap before it fills.
     pub(super) ooo_fin: Option<SeqNum>,
+    /// Text (and FIN) that came on the peer's SYN in a simultaneous open: RFC 9293
+    /// §3.10.7.3 queues it for processing once ESTABLISHED is reached.
+    pub(super) syn_text: Option<Box<(Vec<u8>, bool)>>,
 
     pub(super) send_buf: SendBuf,
     pub(super) recv_buf: RecvBuf,
@@ -259,6 +262,7 @@ impl Connection {
             rcv_wscale: 0,
             rcv_adv: SeqNum(0),
             ooo_fin: None,
+            syn_text: None,
             send_buf: SendBuf::new(cfg.send_buf),
             recv_buf: RecvBuf::new(cfg.recv_buf),
             fin_queued: false,

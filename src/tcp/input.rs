@@ -74,6 +74,10 @@ impl Connection {
         } else {
             // Simultaneous open: answer with SYN,ACK (our SYN again, now acknowledging theirs).
             self.snd_nxt = self.iss;
+            if !seg.payload.is_empty() || flags.contains(TcpFlags::FIN) {
+                let text = seg.payload[..seg.payload.len().min(self.recv_buf.window())].to_vec();
+                self.syn_text = Some(Box::new((text, flags.contains(TcpFlags::FIN))));
+            }
             self.set_state(now, State::SynReceived);
         }
         Ok(())
@@ -106,6 +110,26 @@ impl Connection {
             return Ok(());
         }
         if seg.flags.contains(TcpFlags::SYN) {
+            let syn_in_window = seg.seq.in_range(self.rcv_nxt, self.receive_window(true).max(1));
+            if self.cfg.rfc793_rst_syn && !syn_in_window {
+                // The segment overlaps the window but its SYN lies before it: RFC 793 answers
+                // a SYN outside the window with an ACK.
+                self.ack_now = true;
+                return Err(DropReason::OutsideWindow);
+            }
+            if self.cfg.rfc793_rst_syn {
+                // RFC 793 §3.9 (the option RFC 5961 replaces): a SYN in the window is an
+                // error; reset the connection and tell the peer so.
+                self.rst_out = Some(TcpHeaderOut {
+                    seq: self.snd_max,
+                    ack: self.rcv_nxt,
+                    flags: TcpFlags::RST | TcpFlags::ACK,
+                    ..Default::default()
+                });
+                self.drop_note("SYN inside the window: reset (RFC 793, insecure option)".into());
+                self.reset_by_peer(now);
+                return Ok(());
+            }
             // RFC 5961 §4: a SYN on a synchronized connection gets a challenge ACK; a genuine
             // peer that restarted answers it with a RST we can then believe.
             self.challenge = true;
@@ -150,7 +174,7 @@ impl Connection {
     /// RFC 9293's acceptability test: does any part of the segment fall in the window?
     /// If not, answer with an ACK (unless it is a RST) and drop it.
     fn check_sequence(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<Flow, DropReason> {
-        let wnd = self.receive_window();
+        let wnd = self.receive_window(seg.flags.contains(TcpFlags::SYN));
         let len = seg.seg_len();
         let acceptable = match (len, wnd) {
             (0, 0) => seg.seq == self.rcv_nxt,
@@ -188,26 +212,50 @@ impl Connection {
         Err(DropReason::OutsideWindow)
     }
 
-    /// The window we accept into: what we advertised, or more if the buffer has room.
-    fn receive_window(&self) -> u32 {
+    /// The window we accept into: what we advertised, or more if the buffer has room, but
+    /// never more than the window field can say (65,535 bytes unscaled). Beyond it lies what
+    /// RFC 9293 §3.10.7.4 calls outside the window: a RST there must be ignored, not
+    /// challenged, and a peer cannot have been told it may send there.
+    fn receive_window(&self, syn: bool) -> u32 {
+        if self.state == State::TimeWait && !syn {
+            // Both FINs are in: no sequence number past RCV.NXT can be valid any more, so
+            // anything but a segment exactly at RCV.NXT is answered with an ACK. (A SYN is
+            // judged against the window, as a possible new incarnation, as BSD does.)
+            return 0;
+        }
         let advertised = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
-        advertised.max(self.recv_buf.window() as u32)
+        let most = 65_535u32 << self.rcv_wscale;
+        advertised.max((self.recv_buf.window() as u32).min(most))
     }
 
     /// RST handling with RFC 5961 §3's defence against blind resets: only an exact match
     /// resets; one merely inside the window gets a challenge ACK.
+    /// With the `rfc793_rst_syn` option, any RST in the window resets (RFC 793 §3.9).
     fn on_rst(&mut self, now: Instant, seg: &TcpSegment<'_>) {
-        if seg.seq != self.rcv_nxt {
+        if seg.seq != self.rcv_nxt && !self.cfg.rfc793_rst_syn {
             self.challenge = true;
             self.drop_note("RST inside the window but not at RCV.NXT: challenge ACK (RFC 5961)".into());
             return;
         }
+        self.reset_by_peer(now);
+    }
+
+    /// The peer reset the connection: CLOSED, and the application told why.
+    fn reset_by_peer(&mut self, now: Instant) {
         match self.state {
             State::SynReceived if self.passive => {
                 // Back to LISTEN: the application never saw this connection.
             }
             State::SynReceived => self.error = Some(io::ErrorKind::ConnectionRefused),
-            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+            // RFC 9293 §3.10.7.4 asks only CLOSING and LAST-ACK to "enter the CLOSED state";
+            // an application still holding the socket hears of the reset too, as on Linux
+            // and FreeBSD (its FIN was not known to be received).
+            State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait
+            | State::Closing
+            | State::LastAck => {
                 self.error = Some(io::ErrorKind::ConnectionReset);
             }
             _ => {}
@@ -229,6 +277,10 @@ impl Connection {
             self.snd_wl2 = seg.ack;
             self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
             self.max_snd_wnd = self.snd_wnd;
+            if let Some(text) = self.syn_text.take() {
+                let (payload, fin) = *text;
+                self.receive_text(now, self.irs + 1, &payload, fin);
+            }
         }
         if seg.ack > self.snd_max {
             // RFC 5961 §5.2: answer (rate-limited) and drop.
