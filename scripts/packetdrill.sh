@@ -137,8 +137,9 @@ for entry in "${LIST[@]}"; do
         run=$WORK/$name.pkt
         python3 "$PORT" "$script" >"$run"
     fi
-    flags=""
-    [[ $name == *-insecure-* ]] && flags="insecure"
+    # packetdrill's command line overrides a script's own --so_flags line: pass both.
+    flags=$(sed -n 's/^--so_flags="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$run" | head -1)
+    [[ $name == *-insecure-* ]] && flags="insecure $flags"
     rel=${script#"$REPO/"}
     rc=0
     LD_PRELOAD=$SO timeout "$PER_SCRIPT_TIMEOUT" "$PD" --local_ip=192.168.0.1 --so_filename="$SO" --so_flags="$flags" \

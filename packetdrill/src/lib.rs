@@ -9,7 +9,9 @@
 //!   `-insecure-` scripts);
 //! - `trace`: print synack's trace (segments, states, drops and why) on stderr;
 //! - `local_ip=A.B.C.D`: the stack's address (packetdrill's `--local_ip`, default
-//!   192.168.0.1).
+//!   192.168.0.1);
+//! - `syn_backlog=N`: half-open connections a listener holds before SYN cookies (the host's
+//!   `backlog`; a script sets it with `--so_flags=syn_backlog=N` on its first lines).
 //!
 //! Every entry point catches panics: a bug here fails the call (EIO), never packetdrill.
 
@@ -36,7 +38,14 @@ pub fn host_config(flags: &str) -> Result<(HostConfig, bool), String> {
             Some(("local_ip", ip)) => {
                 cfg.addr = ip.parse().map_err(|_| format!("local_ip={ip}: not an IPv4 address"))?;
             }
-            _ => return Err(format!("unknown --so_flags word '{word}' (known: insecure, trace, local_ip=A.B.C.D)")),
+            Some(("syn_backlog", n)) => {
+                cfg.backlog = n.parse().map_err(|_| format!("syn_backlog={n}: not a count"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "unknown --so_flags word '{word}' (known: insecure, trace, local_ip=A.B.C.D, syn_backlog=N)"
+                ))
+            }
         }
     }
     Ok((cfg, trace))
@@ -51,6 +60,8 @@ mod tests {
         let (cfg, trace) = host_config("insecure, trace local_ip=10.0.0.1").unwrap();
         assert!(cfg.tcp.rfc793_rst_syn && trace);
         assert_eq!(cfg.addr, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(host_config("syn_backlog=1").unwrap().0.backlog, 1);
+        assert!(host_config("syn_backlog=x").unwrap_err().contains("syn_backlog"));
         let (cfg, trace) = host_config("").unwrap();
         assert!(!cfg.tcp.rfc793_rst_syn && !trace);
         assert!(host_config("bogus").unwrap_err().contains("bogus"));

@@ -522,6 +522,11 @@ impl Connection {
                     self.drop_note("out-of-order data not held: the stack is over its memory budget".into());
                 } else {
                     let blocks = self.recv_buf.out_of_order_count();
+                    // Out-of-order data already held: reported as a D-SACK too (RFC 2883 §4).
+                    let end = seq + payload.len() as u32;
+                    if self.sack_enabled && self.recv_buf.out_of_order_blocks().any(|(l, r)| l <= seq && end <= r) {
+                        self.dsack = Some((seq, end));
+                    }
                     if !self.recv_buf.insert_out_of_order(seq, payload) {
                         self.drop_note("out-of-order data not held: too many separate pieces".into());
                     }

@@ -242,17 +242,21 @@ impl Connection {
     /// RFC 8985 §7.3: one new segment if there is one (beyond cwnd, within the peer's
     /// window), otherwise the last segment sent again.
     fn tail_loss_probe(&mut self, now: Instant, data_end: SeqNum) -> Option<TcpHeaderOut> {
-        let new_room = (self.snd_una + self.snd_wnd) > self.snd_max && data_end > self.snd_max;
-        let (seq, len) = if new_room {
-            (self.snd_max, (data_end - self.snd_max).min(self.payload_limit()))
+        // RFC 8985 §7.3: new data if there is some and the peer's window takes it (no more
+        // than it takes), else the last segment sent again.
+        let wnd_end = self.snd_una + self.snd_wnd;
+        let room = if wnd_end > self.snd_max { wnd_end - self.snd_max } else { 0 };
+        let (seq, len) = if room > 0 && data_end > self.snd_max {
+            (self.snd_max, (data_end - self.snd_max).min(self.payload_limit()).min(room))
         } else {
-            let len = (data_end - self.snd_una).min(self.payload_limit());
+            let sent_end = if data_end > self.snd_max { self.snd_max } else { data_end };
+            let len = (sent_end - self.snd_una).min(self.payload_limit());
             // Nothing but a FIN outstanding: the probe is the FIN again.
             let fin_outstanding = self.fin_queued && !self.fin_acked;
             if len == 0 && !fin_outstanding {
                 return None;
             }
-            (data_end - len, len)
+            (sent_end - len, len)
         };
         let fin = self.fin_queued && !self.fin_acked && seq + len == data_end;
         let end = seq + len + u32::from(fin);
@@ -356,21 +360,27 @@ impl Connection {
         }
         let room = if self.ts_enabled { 3 } else { 4 };
         let mut n = 0;
-        if let Some(d) = self.dsack.take() {
+        let dsack = self.dsack.take();
+        if let Some(d) = dsack {
             o.sack[0] = d;
             n = 1;
         }
+        // The D-SACK block stands apart: the blocks after it are listed even if one equals it.
+        let first = n;
         if self.recv_buf.has_out_of_order() {
+            // RFC 2883 §4 (4): a duplicate above RCV.NXT is followed by the block holding it.
+            let holding =
+                dsack.and_then(|(l, r)| self.recv_buf.out_of_order_blocks().find(|&(bl, br)| bl <= l && r <= br));
             let recent = self
                 .sack_recent
                 .iter()
                 .flatten()
                 .filter_map(|&s| self.recv_buf.out_of_order_blocks().find(|&(l, r)| l <= s && s < r));
-            for block in recent.chain(self.recv_buf.out_of_order_blocks()) {
+            for block in holding.into_iter().chain(recent).chain(self.recv_buf.out_of_order_blocks()) {
                 if n == room {
                     break;
                 }
-                if !o.sack[..n].contains(&block) {
+                if !o.sack[first..n].contains(&block) {
                     o.sack[n] = block;
                     n += 1;
                 }

@@ -136,6 +136,9 @@ impl Connection {
         } else if !self.tlp_sent {
             self.tlp_sent = true;
             self.tlp_probe = true;
+            // RFC 8985 §7.3: after the probe the retransmission timer is re-armed (a full RTO
+            // from now), so the probe has a round trip to be answered before the RTO fires.
+            self.rto_at = None;
             self.event(ConnEvent::TailLossProbe);
         }
     }
