@@ -286,6 +286,16 @@ impl Tracer {
             ConnEvent::TailLossProbe => {
                 ("timer", "no ACK for two round trips: tail loss probe (RFC 8985)".to_string(), MAGENTA)
             }
+            ConnEvent::Nagle { len, held: true, small_end } => (
+                "nagle",
+                format!("holding a {len}-byte tail: the small segment ending at {small_end} is unacknowledged (Nagle, Minshall's variant)"),
+                MAGENTA,
+            ),
+            ConnEvent::Nagle { len, held: false, .. } => (
+                "nagle",
+                format!("sending a {len}-byte tail at once: only full segments are unacknowledged (Nagle, Minshall's variant)"),
+                MAGENTA,
+            ),
             ConnEvent::Congestion { cwnd, ssthresh, why } => {
                 let ss = if *ssthresh == u32::MAX { "∞".to_string() } else { ssthresh.to_string() };
                 ("cwnd", format!("cwnd {cwnd} ssthresh {ss} ({why})"), MAGENTA)

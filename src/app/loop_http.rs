@@ -193,6 +193,9 @@ impl LoopHttp {
                     if !self.send(conn, &mut a)? {
                         return Ok(Some(Phase::Answer(a)));
                     }
+                    // The response is whole: its last small segment need not wait for the
+                    // ACK of an earlier one (the head, sent alone before a streamed body).
+                    conn.push()?;
                     if a.close {
                         return Ok(None);
                     }

@@ -89,6 +89,14 @@ impl LoopConn<'_> {
         self.host.set_drop_fault(self.id, share, seed);
     }
 
+    /// The message queued so far is complete: send its small tail without a Nagle wait.
+    pub fn push(&mut self) -> io::Result<()> {
+        self.conn_call(|c| {
+            c.push();
+            Ok(())
+        })
+    }
+
     /// Bytes `send` would take now.
     pub fn send_room(&self) -> usize {
         self.host.conn(self.id).map_or(0, |c| c.send_room())

@@ -108,6 +108,14 @@ impl TcpStream {
         store_timeout(&self.handle.write_timeout, t)
     }
 
+    /// What was written is a complete message: its small tail goes without a Nagle wait
+    /// (`flush` does this; std's TCP has no such call, where a flush is a no-op).
+    pub fn push(&self) -> io::Result<()> {
+        let h = &self.handle;
+        h.stack.with_host(|host, now| host.with_conn(now, h.id, |c| c.push()))?.ok_or(io::ErrorKind::NotConnected)?;
+        Ok(())
+    }
+
     /// Turn Nagle's algorithm off (`true`: small writes go out at once) or back on.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         let h = &self.handle;
@@ -172,7 +180,7 @@ impl Write for TcpStream {
         self.write_inner(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.push()
     }
 }
 
@@ -181,7 +189,7 @@ impl Write for &TcpStream {
         self.write_inner(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.push()
     }
 }
 

@@ -44,6 +44,14 @@ pub enum ConnEvent {
     },
     ZeroWindowProbe,
     TailLossProbe,
+    /// Nagle's decision on a small tail while data is in flight: `held` when an earlier small
+    /// segment (ending `small_end` bytes past our ISN) is unacknowledged, otherwise sent at
+    /// once (only full segments are in flight: Minshall's variant).
+    Nagle {
+        len: u32,
+        held: bool,
+        small_end: u32,
+    },
     /// The congestion window or slow-start threshold changed because of a loss signal.
     Congestion {
         cwnd: u32,
@@ -159,6 +167,13 @@ pub struct Connection {
     pub(super) delack_at: Option<Instant>,
     pub(super) unacked_bytes: u32,
     pub(super) nodelay: bool,
+    /// The end of the last small (less than a full segment) segment sent: Nagle, in
+    /// Minshall's variant as Linux has it, holds a small tail only while this is unacknowledged.
+    pub(super) snd_sml: SeqNum,
+    /// The application pushed the data up to here (a message ended): no Nagle wait for it.
+    pub(super) push_end: Option<SeqNum>,
+    /// The tail Nagle holds was already explained in the trace (one line per wait).
+    pub(super) nagle_noted: bool,
 
     // RFC 7323 timestamps and RFC 2018 SACK, when both sides offered them.
     pub(super) ts_enabled: bool,
@@ -285,6 +300,9 @@ impl Connection {
             delack_at: None,
             unacked_bytes: 0,
             nodelay: !cfg.nagle,
+            snd_sml: iss,
+            push_end: None,
+            nagle_noted: false,
             ts_enabled: false,
             ts_recent: 0,
             ts_epoch: now,
@@ -446,6 +464,12 @@ impl Connection {
 
     pub fn nodelay(&self) -> bool {
         self.nodelay
+    }
+
+    /// The application ended a message (a response, say): what is queued goes without
+    /// waiting on Nagle, as Linux does when a cork is pulled. Later writes wait as usual.
+    pub fn push(&mut self) {
+        self.push_end = Some(self.snd_una + self.send_buf.len() as u32);
     }
 
     pub fn state(&self) -> State {

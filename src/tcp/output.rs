@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::connection::{Connection, RateProbe};
+use super::connection::{ConnEvent, Connection, RateProbe};
 use super::sack::Around;
 use super::state::State;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
@@ -128,6 +128,7 @@ impl Connection {
             return None;
         }
         let data_end = self.snd_una + self.send_buf.len() as u32;
+        let zero_window_probe = self.force_probe && self.snd_wnd == 0;
         if std::mem::take(&mut self.tlp_probe) {
             if let Some(probe) = self.tail_loss_probe(now, data_end) {
                 return Some(probe);
@@ -178,7 +179,9 @@ impl Connection {
             // With segmentation offload one segment may carry many MSS (within the windows).
             let chunk = if self.send_chunk() > self.seg_size() { self.send_chunk() } else { full };
             let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(chunk);
-            if self.force_probe && self.snd_wnd == 0 {
+            if zero_window_probe {
+                // One byte at SND.NXT (RFC 9293 §3.8.6.1): the peer takes it if its window
+                // has opened, and answers with its window either way.
                 len = unsent.min(1);
             }
             // Sender silly window avoidance (RFC 1122 §4.2.3.4): no small segment while
@@ -186,15 +189,15 @@ impl Connection {
             if len < unsent && len < full && in_flight > 0 && len < self.max_snd_wnd / 2 {
                 len = 0;
             }
-            // Nagle (RFC 896): the small tail of what we have waits while anything is
-            // unacknowledged, so many small writes become few full segments.
-            if len == unsent && len < full && in_flight > 0 && !self.nodelay && !self.force_probe {
-                len = 0;
+            let new_data = seq >= self.snd_max;
+            if len > 0 && len == unsent && len < full && in_flight > 0 && new_data && !zero_window_probe {
+                len = self.nagle(seq, len);
             }
             (seq, len)
         };
         self.force_probe = false;
-        let fin = self.fin_queued && !self.fin_acked && seq + len == data_end && seq <= data_end;
+        // A window probe carries no FIN: the FIN would lie beyond the window as well.
+        let fin = self.fin_queued && !self.fin_acked && seq + len == data_end && seq <= data_end && !zero_window_probe;
         if len == 0 && !fin {
             return None;
         }
@@ -222,6 +225,7 @@ impl Connection {
             // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
             self.early_at = None;
         }
+        self.note_small(seq, len);
         self.snd_max = self.snd_max.max(end);
         if seq == self.snd_nxt {
             self.snd_nxt = end;
@@ -239,31 +243,37 @@ impl Connection {
         Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
     }
 
-    /// RFC 8985 §7.3: one new segment if there is one (beyond cwnd, within the peer's
-    /// window), otherwise the last segment sent again.
+    /// RFC 8985 §7.3: one new segment if the peer's window has room beyond what is in flight
+    /// (cwnd does not limit a probe), otherwise the last segment sent, again. Either way
+    /// within the window the peer offered: a probe never sends past its right edge, nor moves
+    /// SND.MAX over data never sent (a zero window is the persist timer's, with its one-byte
+    /// probes).
     fn tail_loss_probe(&mut self, now: Instant, data_end: SeqNum) -> Option<TcpHeaderOut> {
-        // RFC 8985 §7.3: new data if there is some and the peer's window takes it (no more
-        // than it takes), else the last segment sent again.
         let wnd_end = self.snd_una + self.snd_wnd;
-        let room = if wnd_end > self.snd_max { wnd_end - self.snd_max } else { 0 };
-        let (seq, len) = if room > 0 && data_end > self.snd_max {
-            (self.snd_max, (data_end - self.snd_max).min(self.payload_limit()).min(room))
+        let fin_pending = self.fin_queued && !self.fin_acked;
+        let (seq, len, fin) = if wnd_end > self.snd_max && data_end > self.snd_max {
+            let seq = self.snd_max;
+            let len = (data_end - seq).min(wnd_end - seq).min(self.payload_limit());
+            // The FIN takes a sequence number too: only inside the window.
+            (seq, len, fin_pending && seq + len == data_end && data_end < wnd_end)
         } else {
-            let sent_end = if data_end > self.snd_max { self.snd_max } else { data_end };
-            let len = (sent_end - self.snd_una).min(self.payload_limit());
-            // Nothing but a FIN outstanding: the probe is the FIN again.
-            let fin_outstanding = self.fin_queued && !self.fin_acked;
-            if len == 0 && !fin_outstanding {
+            let fin_sent = fin_pending && self.snd_max > data_end;
+            // The end of the data sent, cut at the window's right edge.
+            let end = self.snd_max.min(data_end).min(wnd_end.max(self.snd_una));
+            let len = (end - self.snd_una).min(self.payload_limit());
+            let fin = fin_sent && end == data_end;
+            if len == 0 && !fin {
                 return None;
             }
-            (sent_end - len, len)
+            (end - len, len, fin)
         };
-        let fin = self.fin_queued && !self.fin_acked && seq + len == data_end;
         let end = seq + len + u32::from(fin);
         if seq < self.snd_max {
             self.stats.retransmits += 1;
             self.resent(end);
             self.forget_rate_probe_within(seq, end);
+        } else {
+            self.note_small(seq, len);
         }
         self.snd_max = self.snd_max.max(end);
         if self.snd_nxt < end && seq <= self.snd_nxt {
@@ -287,6 +297,43 @@ impl Connection {
     fn resent(&mut self, end: SeqNum) {
         self.rtt_probe = None;
         self.resent_up_to = Some(self.resent_up_to.map_or(end, |up_to| up_to.max(end)));
+    }
+
+    /// Nagle's algorithm (RFC 896) in Minshall's variant, as Linux has it: the small tail of
+    /// what we have waits only while an earlier *small* segment is unacknowledged, so many
+    /// small writes still become few segments. The RFC's rule (wait while anything is
+    /// unacknowledged) makes a response whose last segment is small wait for the peer's
+    /// delayed ACK, 40 ms, on every request of a keep-alive connection. No wait with Nagle
+    /// off, for data the application pushed, or with the FIN queued (nothing more will come
+    /// to fill the segment). Returns the length to send: `len`, or 0 to wait.
+    fn nagle(&mut self, seq: SeqNum, len: u32) -> u32 {
+        let pushed = self.push_end.is_some_and(|p| seq + len <= p);
+        if self.nodelay || pushed || self.fin_queued {
+            return len;
+        }
+        // As Linux's tcp_minshall_check: sent (not rewound by a timeout) and not acknowledged.
+        let held = self.snd_sml > self.snd_una && self.snd_sml <= self.snd_nxt;
+        if !(held && self.nagle_noted) {
+            self.nagle_noted = held;
+            self.event(ConnEvent::Nagle { len, held, small_end: self.snd_sml - self.iss });
+        }
+        if held {
+            0
+        } else {
+            len
+        }
+    }
+
+    /// Remember where the last segment of new data that was not full ended (Minshall's
+    /// SND.SML). With segmentation offload, a chunk whose last piece is short counts.
+    fn note_small(&mut self, seq: SeqNum, len: u32) {
+        if seq >= self.snd_max && len > 0 && !len.is_multiple_of(self.payload_limit()) {
+            self.snd_sml = seq + len;
+        }
+        self.nagle_noted = false;
+        if self.push_end.is_some_and(|p| p <= self.snd_una) {
+            self.push_end = None;
+        }
     }
 
     /// A retransmission of the timed segment: its ACK may answer the second copy, and the

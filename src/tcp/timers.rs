@@ -121,7 +121,7 @@ impl Connection {
     }
 
     fn on_early_timer(&mut self) {
-        if self.snd_max <= self.snd_una || !self.state.is_synchronized() {
+        if self.snd_max <= self.snd_una || !self.state.is_synchronized() || self.snd_wnd == 0 {
             return;
         }
         if self.recover.is_some() {
@@ -169,6 +169,10 @@ impl Connection {
             }
             self.event(ConnEvent::ZeroWindowProbe);
             self.persist_backoff = (self.persist_backoff + 1).min(16);
+            // One byte at SND.NXT after going back to SND.UNA, as a timeout does: the first
+            // unacknowledged byte, inside the window the peer offered before it closed (a
+            // byte past what is in flight would lie beyond even that), or with nothing in
+            // flight the next new byte.
             self.snd_nxt = self.snd_una;
             self.force_probe = true;
         }
@@ -185,8 +189,10 @@ impl Connection {
         let syn_acked = self.snd_una != self.iss;
         if syn_acked && self.snd_wnd == 0 && !self.send_buf.is_empty() {
             // A zero window: probe it on the persist timer (RFC 9293 §3.8.6.1), which never
-            // gives up while the peer keeps answering.
+            // gives up while the peer keeps answering. No loss probe either: it would send
+            // into the closed window.
             self.rto_at = None;
+            self.early_at = None;
             if self.persist_at.is_none() {
                 let factor = 1u32 << self.persist_backoff.min(16);
                 let interval = self.rtt.rto().saturating_mul(factor).min(self.cfg.max_rto);
