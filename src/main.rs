@@ -50,6 +50,10 @@ struct ServeArgs {
     /// The address synack answers as (the kernel side of the device is 10.7.0.1).
     #[arg(long, default_value = "10.7.0.2")]
     ip: Ipv4Addr,
+    /// The prefix length of the device's subnet: packets from its directed broadcast address
+    /// (10.7.0.255 for 10.7.0.2/24) are dropped.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32), value_name = "BITS")]
+    prefix_len: u8,
     /// Write every packet both ways to this pcap file (LINKTYPE_RAW, nanosecond stamps).
     #[arg(long)]
     pcap: Option<PathBuf>,
@@ -181,7 +185,7 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
 
     let device = if args.offload { Tun::open_offload(&args.tun) } else { Tun::open(&args.tun) }
         .with_context(|| format!("attaching to TUN device {}", args.tun))?;
-    let mut host = HostConfig { addr: args.ip, ..Default::default() };
+    let mut host = HostConfig { addr: args.ip, prefix_len: args.prefix_len, ..Default::default() };
     host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
     host.tcp.min_rto = Duration::from_millis(args.min_rto_ms.max(1));
     host.tcp.congestion = match args.cc {

@@ -8,6 +8,8 @@ mod conn_fault;
 mod cookie;
 mod cookie_host;
 mod counters;
+mod icmp_out;
+mod ip_id;
 mod isn;
 mod quad_table;
 mod wire_out;
@@ -23,7 +25,7 @@ use std::time::Instant;
 use crate::device::PacketMeta;
 use crate::tcp::{Connection, Readiness, State, TcpConfig};
 use crate::trace::{SeqContext, Tracer};
-use crate::wire::{icmp, ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+use crate::wire::{ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 use cookie::CookieJar;
 use isn::IsnGenerator;
 use wire_out::Wire;
@@ -36,6 +38,9 @@ pub type ConnId = u64;
 #[derive(Clone, Debug)]
 pub struct HostConfig {
     pub addr: Ipv4Addr,
+    /// The prefix length of the link `addr` is on: packets from its directed broadcast
+    /// address are dropped (RFC 1122 §3.2.1.3).
+    pub prefix_len: u8,
     pub tcp: TcpConfig,
     /// Half-open connections (SYN-RECEIVED) a listener may hold; beyond it SYNs get a SYN
     /// cookie instead of state (or are dropped with `syn_cookies` off).
@@ -54,12 +59,17 @@ pub struct HostConfig {
     pub memory_budget: usize,
     /// RFC 5961 §7: challenge ACKs sent per second, across all connections.
     pub challenge_acks_per_sec: u32,
+    /// ICMP errors (destination unreachables) sent per second, and how many may go at once
+    /// after a quiet spell: a token bucket, as Linux's icmp_msgs_per_sec and icmp_msgs_burst.
+    pub icmp_errors_per_sec: u32,
+    pub icmp_error_burst: u32,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             addr: Ipv4Addr::new(10, 7, 0, 2),
+            prefix_len: 24,
             tcp: TcpConfig::default(),
             backlog: 256,
             accept_queue: 128,
@@ -68,6 +78,8 @@ impl Default for HostConfig {
             max_time_wait: 4096,
             memory_budget: 1 << 30,
             challenge_acks_per_sec: 1000,
+            icmp_errors_per_sec: 1000,
+            icmp_error_burst: 50,
         }
     }
 }
@@ -129,6 +141,7 @@ pub struct Host {
     /// RFC 5961 §7 rate limit: the current one-second window and what it has sent.
     challenge_window: Option<Instant>,
     challenges_sent: u32,
+    icmp_errors: icmp_out::TokenBucket,
     pub counters: Counters,
     /// Connections and listeners whose readiness may have changed since the last
     /// `take_touched`: their waiting application threads should look again.
@@ -145,6 +158,7 @@ impl Host {
         let mut seed = [0u8; 2];
         // A random first ephemeral port; a fixed one is also fine if the OS has no entropy.
         let _ = getrandom::fill(&mut seed);
+        let icmp_errors = icmp_out::TokenBucket::new(cfg.icmp_errors_per_sec, cfg.icmp_error_burst);
         Host {
             cfg,
             conns: HashMap::new(),
@@ -154,13 +168,14 @@ impl Host {
             next_port: 49152 + u16::from_le_bytes(seed) % 16384,
             isn: IsnGenerator::new(now),
             cookies: CookieJar::new(now),
-            wire: Wire { out: VecDeque::new(), spare: Vec::new(), ip_id: 0 },
+            wire: Wire { out: VecDeque::new(), spare: Vec::new(), ids: ip_id::IpIds::new() },
             timers: BinaryHeap::new(),
             time_wait: VecDeque::new(),
             time_wait_count: 0,
             buffered: 0,
             challenge_window: None,
             challenges_sent: 0,
+            icmp_errors,
             counters: Counters::default(),
             touched_conns: Vec::new(),
             touched_ports: Vec::new(),
@@ -189,16 +204,21 @@ impl Host {
     /// kernel vouches for (`csum_trusted`) is not verified again; everything else is.
     pub fn handle_packet_meta(&mut self, now: Instant, bytes: &[u8], meta: PacketMeta) {
         self.counters.packets_in += 1;
-        match ipv4::parse_packet_with(self.cfg.addr, bytes, !meta.csum_trusted) {
-            Err(reason) => self.count_drop(now, reason, None),
-            Ok(Packet::IcmpEcho(req)) => {
-                self.counters.icmp_echo += 1;
-                let mut pkt = self.wire.spare.pop().unwrap_or_default();
-                self.wire.ip_id = self.wire.ip_id.wrapping_add(1);
-                icmp::build_echo_reply(self.cfg.addr, &req, self.wire.ip_id, &mut pkt);
-                self.tracer.note(now, format_args!("ICMP echo request from {}: replying", req.src));
-                self.wire.out.push_back((pkt, PacketMeta::default()));
+        let packet = ipv4::parse_packet_with(self.cfg.addr, bytes, !meta.csum_trusted).and_then(|p| {
+            let src = match &p {
+                Packet::Tcp(seg) => *seg.src.ip(),
+                Packet::IcmpEcho(req) => req.src,
+                Packet::Unserved(u) => u.src,
+            };
+            if self.source_is_broadcast(src) {
+                return Err(DropReason::SourceBroadcast);
             }
+            Ok(p)
+        });
+        match packet {
+            Err(reason) => self.count_drop(now, reason, None),
+            Ok(Packet::IcmpEcho(req)) => self.answer_echo(now, &req),
+            Ok(Packet::Unserved(u)) => self.answer_unserved(now, &u),
             Ok(Packet::Tcp(seg)) => {
                 self.tracer.packet_in(bytes);
                 if seg.payload.len() > usize::from(self.cfg.tcp.mss) {
@@ -211,6 +231,11 @@ impl Host {
 
     fn handle_tcp(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         self.counters.segs_in += 1;
+        if seg.flags.contains(TcpFlags::SYN | TcpFlags::FIN) {
+            // A scanner's or a fuzzer's: dropped as Linux and FreeBSD do, never answered.
+            self.tracer.segment_in(now, seg, None);
+            return self.count_drop(now, DropReason::SynFin, None);
+        }
         let quad = Quad { local: seg.dst, remote: seg.src };
         if let Some(id) = self.by_quad.get(&quad) {
             let reuse = self.conns.get(&id).is_some_and(|e| e.conn.syn_may_reuse(seg));

@@ -493,10 +493,12 @@ fn malformed(rng: &mut impl Rng, kind: Kind) -> Vec<u8> {
             ip_packet(KERNEL_IP, 6, &opts, &body, id)
         }
         Kind::MartianSource => {
-            let src = match rng.random_range(0..4) {
+            let src = match rng.random_range(0..6) {
                 0 => Ipv4Addr::UNSPECIFIED,
                 1 => Ipv4Addr::BROADCAST,
                 2 => Ipv4Addr::new(rng.random_range(224..=239), rng.random(), rng.random(), rng.random()),
+                3 => Ipv4Addr::new(0, rng.random(), rng.random(), rng.random()),
+                4 => Ipv4Addr::new(rng.random_range(240..=255), rng.random(), rng.random(), rng.random()),
                 _ => Ipv4Addr::new(127, rng.random(), rng.random(), rng.random()),
             };
             let payload = random_payload(rng, 100);
@@ -504,10 +506,11 @@ fn malformed(rng: &mut impl Rng, kind: Kind) -> Vec<u8> {
             ip_packet(src, 6, &[], &body, id)
         }
         Kind::UnsupportedProtocol => {
+            // Not ICMP, TCP or UDP (a UDP datagram is answered with a port unreachable).
             let proto = loop {
                 let p: u8 = rng.random();
-                if p != 1 && p != 6 {
-                    break if rng.random_bool(0.5) { 17 } else { p };
+                if p != 1 && p != 6 && p != 17 {
+                    break p;
                 }
             };
             let body = random_payload(rng, 200);

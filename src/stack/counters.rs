@@ -15,6 +15,10 @@ pub struct Counters {
     pub rst_sent: u64,
     pub no_listener: u64,
     pub icmp_echo: u64,
+    /// ICMP destination unreachables sent (UDP to any port, other protocols).
+    pub icmp_unreachable_sent: u64,
+    /// Destination unreachables not sent: over the ICMP error rate limit.
+    pub icmp_errors_limited: u64,
     /// Retransmissions of connections already gone (live ones count their own).
     pub retransmits_closed: u64,
     pub device_drops: u64,
@@ -66,6 +70,13 @@ impl fmt::Display for Summary<'_> {
         }
         if c.challenge_acks_suppressed > 0 {
             write!(f, "{} challenge ACKs suppressed, ", c.challenge_acks_suppressed)?;
+        }
+        if c.icmp_unreachable_sent > 0 || c.icmp_errors_limited > 0 {
+            write!(
+                f,
+                "{} ICMP unreachables sent, {} over the rate limit, ",
+                c.icmp_unreachable_sent, c.icmp_errors_limited
+            )?;
         }
         if c.time_wait_dropped > 0 {
             write!(f, "{} TIME-WAITs dropped early, ", c.time_wait_dropped)?;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::Counters;
 use crate::device::PacketMeta;
 use crate::trace::{SeqContext, Tracer};
+use crate::wire::tcp::PROTO_TCP;
 use crate::wire::{ipv4, TcpFlags, TcpHeaderOut};
 
 /// Packets on their way out, with buffers kept for reuse (no allocation per packet once
@@ -16,7 +17,7 @@ use crate::wire::{ipv4, TcpFlags, TcpHeaderOut};
 pub(super) struct Wire {
     pub(super) out: VecDeque<(Vec<u8>, PacketMeta)>,
     pub(super) spare: Vec<Vec<u8>>,
-    pub(super) ip_id: u16,
+    pub(super) ids: super::ip_id::IpIds,
 }
 
 impl Wire {
@@ -35,7 +36,7 @@ impl Wire {
         tso_mss: Option<u32>,
     ) {
         let mut pkt = self.spare.pop().unwrap_or_default();
-        self.ip_id = self.ip_id.wrapping_add(1);
+        let id = self.ids.next(*local.ip(), *remote.ip(), PROTO_TCP);
         // A segment carrying more than the MSS allows (RFC 6691: payload plus options) goes
         // to the device as a super-packet it cuts into segments of MSS less these options.
         let opt_len = hdr.options.encoded_len();
@@ -44,7 +45,7 @@ impl Wire {
             _ => 0,
         };
         let meta = PacketMeta { gso_size, csum_partial: gso_size > 0, csum_trusted: false };
-        ipv4::build_tcp_filled(local, remote, hdr, payload_len, self.ip_id, gso_size > 0, &mut pkt, fill);
+        ipv4::build_tcp_filled(local, remote, hdr, payload_len, id, gso_size > 0, &mut pkt, fill);
         tracer.segment_out(now, local, remote, hdr, payload_len, ctx, Some(&pkt));
         counters.super_segs_out += u64::from(gso_size > 0);
         counters.segs_out += 1;

@@ -3,8 +3,9 @@
 use std::net::Ipv4Addr;
 
 use super::checksum;
-use super::icmp::{self, EchoRequest};
+use super::icmp::{self, EchoRequest, Unreachable};
 use super::tcp::{self, TcpHeaderOut, TcpSegment, PROTO_TCP};
+use super::udp::{self, PROTO_UDP};
 use super::DropReason;
 
 pub const IPV4_HEADER_LEN: usize = 20;
@@ -16,6 +17,26 @@ const DEFAULT_TTL: u8 = 64;
 pub enum Packet<'a> {
     Tcp(TcpSegment<'a>),
     IcmpEcho(EchoRequest<'a>),
+    /// A well-formed datagram nothing here serves: UDP (to any port) or another protocol.
+    Unserved(Unserved<'a>),
+}
+
+/// A datagram for a protocol or UDP port this host does not serve, to answer with an ICMP
+/// destination unreachable (RFC 1122 §3.2.2.1, §4.1.3.1).
+#[derive(Debug)]
+pub struct Unserved<'a> {
+    pub src: Ipv4Addr,
+    pub code: Unreachable,
+    /// The whole packet as received (to the total length), header first, to quote.
+    pub datagram: &'a [u8],
+}
+
+/// A source address no host may send from (RFC 1122 §3.2.1.3, RFC 6890): 0/8 ("this
+/// network"), 127/8 (loopback), 224/4 (multicast) and 240/4 (reserved, and the limited
+/// broadcast 255.255.255.255).
+pub fn is_martian_source(src: Ipv4Addr) -> bool {
+    let first = src.octets()[0];
+    first == 0 || first == 127 || first >= 224
 }
 
 /// Verify an IPv4 packet addressed to `local` and return its transport part.
@@ -59,14 +80,22 @@ pub fn parse_packet_with(local: Ipv4Addr, bytes: &[u8], verify_tcp: bool) -> Res
     if dst != local {
         return Err(DropReason::NotForUs);
     }
-    if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+    if is_martian_source(src) {
         return Err(DropReason::Martian);
     }
+    if src == local {
+        return Err(DropReason::SourceIsUs);
+    }
     let body = &bytes[header_len..total_len];
+    let datagram = &bytes[..total_len];
     match bytes[9] {
         PROTO_TCP => tcp::parse_with(src, dst, body, verify_tcp).map(Packet::Tcp),
         PROTO_ICMP => icmp::parse_echo_request(src, body).map(Packet::IcmpEcho),
-        _ => Err(DropReason::UnsupportedProtocol),
+        PROTO_UDP => {
+            udp::check(src, dst, body)?;
+            Ok(Packet::Unserved(Unserved { src, code: Unreachable::Port, datagram }))
+        }
+        _ => Ok(Packet::Unserved(Unserved { src, code: Unreachable::Protocol, datagram })),
     }
 }
 
@@ -92,14 +121,28 @@ fn check_options(mut opts: &[u8]) -> Result<(), DropReason> {
     Ok(())
 }
 
-/// Write an IPv4 header for a payload of `payload_len` bytes.
+/// Write an IPv4 header with DF set (we do PMTU-sized segments) for a payload of
+/// `payload_len` bytes.
 pub fn write_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload_len: usize, id: u16, out: &mut Vec<u8>) {
+    write_header_id(src, dst, protocol, payload_len, id, true, out)
+}
+
+/// [`write_header`], with DF as `dont_fragment` says.
+pub fn write_header_id(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    payload_len: usize,
+    id: u16,
+    dont_fragment: bool,
+    out: &mut Vec<u8>,
+) {
     let start = out.len();
     let total = (IPV4_HEADER_LEN + payload_len) as u16;
     out.extend_from_slice(&[0x45, 0]);
     out.extend_from_slice(&total.to_be_bytes());
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF: we do PMTU-sized segments.
+    out.extend_from_slice(&(if dont_fragment { 0x4000u16 } else { 0 }).to_be_bytes());
     out.extend_from_slice(&[DEFAULT_TTL, protocol, 0, 0]);
     out.extend_from_slice(&src.octets());
     out.extend_from_slice(&dst.octets());
@@ -238,6 +281,40 @@ mod tests {
         assert_eq!(parse_packet(US, &with_options(&[131, 7, 4, 10, 7, 0, 9, 0])).unwrap_err(), DropReason::SourceRoute);
         // An option whose length runs past the header.
         assert_eq!(parse_packet(US, &with_options(&[7, 40, 0, 0])).unwrap_err(), DropReason::BadIpHeader);
+    }
+
+    fn from(src: Ipv4Addr, protocol: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        write_header(src, US, protocol, body.len(), 9, &mut p);
+        p.extend_from_slice(body);
+        p
+    }
+
+    #[test]
+    fn sources_no_host_may_use_are_dropped() {
+        for src in [[0, 1, 2, 3], [0, 0, 0, 0], [127, 0, 0, 1], [224, 0, 0, 1], [240, 1, 2, 3], [255, 255, 255, 255]] {
+            let p = from(Ipv4Addr::from(src), PROTO_ICMP, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+            assert_eq!(parse_packet(US, &p).unwrap_err(), DropReason::Martian, "{src:?}");
+        }
+        let land = from(US, PROTO_ICMP, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+        assert_eq!(parse_packet(US, &land).unwrap_err(), DropReason::SourceIsUs);
+        let multicast = from(Ipv4Addr::new(239, 255, 255, 255), PROTO_ICMP, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+        assert_eq!(parse_packet(US, &multicast).unwrap_err(), DropReason::Martian, "239/8 is multicast");
+        let ok = from(Ipv4Addr::new(223, 255, 255, 254), PROTO_ICMP, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+        assert!(matches!(parse_packet(US, &ok), Ok(Packet::IcmpEcho(_))));
+    }
+
+    #[test]
+    fn udp_and_other_protocols_are_unserved_with_their_code() {
+        // UDP from THEM:5000 to port 53, no checksum.
+        let udp = from(THEM, PROTO_UDP, &[0x13, 0x88, 0, 53, 0, 9, 0, 0, b'q']);
+        let Ok(Packet::Unserved(u)) = parse_packet(US, &udp) else { panic!("not unserved") };
+        assert_eq!((u.src, u.code, u.datagram.len()), (THEM, Unreachable::Port, udp.len()));
+        let bad_udp = from(THEM, PROTO_UDP, &[0x13, 0x88, 0, 53, 0, 99, 0, 0, b'q']);
+        assert_eq!(parse_packet(US, &bad_udp).unwrap_err(), DropReason::BadUdp);
+        let sctp = from(THEM, 132, &[0; 12]);
+        let Ok(Packet::Unserved(u)) = parse_packet(US, &sctp) else { panic!("not unserved") };
+        assert_eq!(u.code, Unreachable::Protocol);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Wire formats: parse and build IPv4, TCP and ICMP echo. Pure functions on byte slices;
+//! Wire formats: parse and build IPv4, TCP, UDP's header and ICMP (echo, unreachable). Pure functions on byte slices;
 //! nothing here knows about connections.
 
 pub mod checksum;
@@ -6,6 +6,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod seq;
 pub mod tcp;
+pub mod udp;
 
 pub use ipv4::{parse_packet, Packet};
 pub use seq::SeqNum;
@@ -23,6 +24,8 @@ pub enum DropReason {
     BadIpChecksum,
     Fragment,
     NotForUs,
+    /// A source no host may use (RFC 1122 §3.2.1.3, RFC 6890): 0/8, 127/8, 224/4 (multicast)
+    /// and 240/4 (reserved, with the limited broadcast).
     Martian,
     UnsupportedProtocol,
     BadIcmp,
@@ -60,10 +63,23 @@ pub enum DropReason {
     MemoryLimit,
     /// A SYN for a listener whose accept queue is full.
     AcceptQueueFull,
+    /// The source is our own address: a LAND packet (RFC 1122 §3.2.1.3).
+    SourceIsUs,
+    /// The source is the directed broadcast (or network) address of our prefix.
+    SourceBroadcast,
+    /// SYN and FIN together: no real stack sends it; Linux and FreeBSD drop it.
+    SynFin,
+    /// UDP to a port nothing listens on (every port: synack serves no UDP); answered with
+    /// an ICMP port unreachable within the rate limit.
+    UdpNoListener,
+    /// A UDP datagram with a bad length or checksum.
+    BadUdp,
+    /// ICMP other than an echo request: nothing here acts on it.
+    IcmpIgnored,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 33] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -91,6 +107,12 @@ impl DropReason {
         DropReason::ConnectionLimit,
         DropReason::MemoryLimit,
         DropReason::AcceptQueueFull,
+        DropReason::SourceIsUs,
+        DropReason::SourceBroadcast,
+        DropReason::SynFin,
+        DropReason::UdpNoListener,
+        DropReason::BadUdp,
+        DropReason::IcmpIgnored,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +144,12 @@ impl DropReason {
             DropReason::ConnectionLimit => "connection-limit",
             DropReason::MemoryLimit => "memory-limit",
             DropReason::AcceptQueueFull => "accept-queue-full",
+            DropReason::SourceIsUs => "source-is-us",
+            DropReason::SourceBroadcast => "source-broadcast",
+            DropReason::SynFin => "syn-fin",
+            DropReason::UdpNoListener => "udp-no-listener",
+            DropReason::BadUdp => "bad-udp",
+            DropReason::IcmpIgnored => "icmp-ignored",
         }
     }
 }

@@ -7,6 +7,7 @@ mod close;
 mod congestion;
 mod counted;
 mod data;
+mod filtering;
 mod fuzz_found;
 mod handshake;
 mod hostile;
