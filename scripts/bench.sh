@@ -31,12 +31,14 @@ CONN_PARALLEL=16
 IDLE=10000
 PCAP=1
 OFFLOAD=1
+KEEPALIVE=1
 TAG=sbench$$
 
 usage() {
     cat <<EOF
 Usage: sudo $PROG [--quick] [--rounds N] [--size MB] [--loss LIST] [--timeout S]
-                  [--conns N] [--idle N] [--no-pcap] [--no-offload] [--synack-cc ALG]
+                  [--conns N] [--idle N] [--no-pcap] [--no-offload] [--no-keepalive]
+                  [--synack-cc ALG]
                   [--synack-args ARGS]
                   [--no-build]
 
@@ -61,6 +63,8 @@ to its echo port, per connection.
 --pcap cost: the clean bulk transfers again against a second 'synack serve --pcap FILE'.
 Bulk with --offload (scripts/bench-offload.sh): clean transfers of at least 500 MB, MTU 1500,
 offloads ON: 'synack serve --offload' on a TUN vs the kernel on a veth with TSO/GSO/GRO on.
+Keep-alive HTTP (scripts/bench-keepalive.sh): ab -k (one connection; 100) and wrk -c400 on a
+small body and on the page, synack next to nginx-light on the kernel's TCP serving the same bytes.
 Rounds are interleaved; the tables show medians and ratios.
 
 Where the loss happens (--loss-at):
@@ -91,6 +95,7 @@ Where the loss happens (--loss-at):
                     opening them is bounded by the larger of --timeout and 60 s
   --no-pcap         skip the --pcap on/off comparison
   --no-offload      skip the bulk-with---offload rows
+  --no-keepalive    skip the keep-alive rows (ab, wrk; synack vs nginx)
   --synack-cc ALG   synack's congestion control, bbr (default; the kernel's here too) or
                     newreno
   --synack-args A   extra arguments for 'synack serve' (e.g. "--pcap /tmp/b.pcap")
@@ -137,6 +142,7 @@ while [[ $# -gt 0 ]]; do
         --idle=*) IDLE=${1#*=}; shift ;;
         --no-pcap) PCAP=0; shift ;;
         --no-offload) OFFLOAD=0; shift ;;
+        --no-keepalive) KEEPALIVE=0; shift ;;
         --no-build) BUILD=0; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
@@ -843,6 +849,12 @@ if [[ -n $MEM_LINE ]]; then
     echo "|---|---|---|---|---|"
     echo "$MEM_LINE"
     echo "synack serves echo on its event loop (no thread per connection): the figure is the TCP connection itself, buffers allocated as data arrives."
+fi
+
+if ((KEEPALIVE)); then
+    # Its own namespaces and servers, after everything else here has finished.
+    bash "$REPO/scripts/bench-keepalive.sh" --synack "$SYNACK" ||
+        NOTES+=("the keep-alive rows failed (scripts/bench-keepalive.sh; see its output above)")
 fi
 
 # shellcheck source=scripts/bench-targets.sh

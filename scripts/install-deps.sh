@@ -9,7 +9,8 @@ set -euo pipefail
 PROG=${0##*/}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # gcc make bison flex: scripts/packetdrill.sh builds packetdrill from source.
-PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium nodejs npm gcc make bison flex)
+PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium nodejs npm
+    gcc make bison flex nmap apache2-utils wrk nginx-light ethtool)
 # The test clients' Python: tests/common and scripts/captures.sh look for it here.
 VENV=${CARGO_TARGET_DIR:-$REPO/target}/python
 PY_PACKAGES=(websockets "python-socketio[client]" websocket-client)
@@ -68,6 +69,13 @@ present() {
         # The official Socket.IO client and protocol suites (npm packages go to temp dirs).
         nodejs) command -v node >/dev/null ;;
         npm) command -v npm >/dev/null ;;
+        # The outside tools: nmap scans, ab and wrk load, nginx is the bench's yardstick,
+        # ethtool turns a veth's offloads off for it.
+        nmap) command -v nmap >/dev/null ;;
+        apache2-utils) command -v ab >/dev/null ;;
+        wrk) command -v wrk >/dev/null ;;
+        nginx-light) command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] ;;
+        ethtool) command -v ethtool >/dev/null || [[ -x /usr/sbin/ethtool ]] ;;
         *) return 1 ;;
     esac
 }

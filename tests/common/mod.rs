@@ -3,6 +3,8 @@
 //! clients; the guard removes it even when the test fails.
 #![allow(dead_code)]
 
+pub mod packet_socket;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
