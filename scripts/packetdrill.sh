@@ -140,6 +140,8 @@ for entry in "${LIST[@]}"; do
     # packetdrill's command line overrides a script's own --so_flags line: pass both.
     flags=$(sed -n 's/^--so_flags="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$run" | head -1)
     [[ $name == *-insecure-* ]] && flags="insecure $flags"
+    # FreeBSD's net.inet.tcp.drop_synfin=0 (the scripts set it): SYN+FIN is taken as a SYN.
+    [[ $name == *-dropping-disabled-* ]] && flags+=" keep_syn_fin"
     rel=${script#"$REPO/"}
     rc=0
     LD_PRELOAD=$SO timeout "$PER_SCRIPT_TIMEOUT" "$PD" --local_ip=192.168.0.1 --so_filename="$SO" --so_flags="$flags" \

@@ -41,6 +41,10 @@ pub struct HostConfig {
     /// The prefix length of the link `addr` is on: packets from its directed broadcast
     /// address are dropped (RFC 1122 §3.2.1.3).
     pub prefix_len: u8,
+    /// Drop a SYN+FIN that would open a connection (in LISTEN or SYN-SENT, or with none),
+    /// as Linux does and FreeBSD's `net.inet.tcp.drop_synfin`; off, it is taken as a SYN
+    /// (RFC 9293 leaves the combination legal).
+    pub drop_syn_fin: bool,
     pub tcp: TcpConfig,
     /// Half-open connections (SYN-RECEIVED) a listener may hold; beyond it SYNs get a SYN
     /// cookie instead of state (or are dropped with `syn_cookies` off).
@@ -70,6 +74,7 @@ impl Default for HostConfig {
         HostConfig {
             addr: Ipv4Addr::new(10, 7, 0, 2),
             prefix_len: 24,
+            drop_syn_fin: true,
             tcp: TcpConfig::default(),
             backlog: 256,
             accept_queue: 128,
@@ -231,12 +236,15 @@ impl Host {
 
     fn handle_tcp(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         self.counters.segs_in += 1;
-        if seg.flags.contains(TcpFlags::SYN | TcpFlags::FIN) {
-            // A scanner's or a fuzzer's: dropped as Linux and FreeBSD do, never answered.
+        let quad = Quad { local: seg.dst, remote: seg.src };
+        if self.cfg.drop_syn_fin && seg.flags.contains(TcpFlags::SYN | TcpFlags::FIN) && self.syn_fin_would_open(&quad)
+        {
+            // A scanner's or a fuzzer's: it would open a connection (LISTEN, SYN-SENT, no
+            // connection at all), and is dropped unanswered as Linux and FreeBSD's
+            // drop_synfin do. A synchronized connection judges it as any SYN (RFC 5961).
             self.tracer.segment_in(now, seg, None);
             return self.count_drop(now, DropReason::SynFin, None);
         }
-        let quad = Quad { local: seg.dst, remote: seg.src };
         if let Some(id) = self.by_quad.get(&quad) {
             let reuse = self.conns.get(&id).is_some_and(|e| e.conn.syn_may_reuse(seg));
             if !reuse {
@@ -252,6 +260,13 @@ impl Host {
             self.tracer.segment_in(now, seg, None);
             self.counters.no_listener += 1;
             self.reset_for(now, seg);
+        }
+    }
+
+    fn syn_fin_would_open(&self, quad: &Quad) -> bool {
+        match self.by_quad.get(quad).and_then(|id| self.conns.get(&id)) {
+            Some(e) => e.conn.state() == State::SynSent,
+            None => true,
         }
     }
 

@@ -7,6 +7,8 @@
 //! `--so_flags` takes space- or comma-separated words:
 //! - `insecure`: RFC 793's RST and SYN handling instead of RFC 5961's (the FreeBSD suite's
 //!   `-insecure-` scripts);
+//! - `keep_syn_fin`: take a SYN+FIN as a SYN instead of dropping it (FreeBSD's
+//!   `net.inet.tcp.drop_synfin=0`, the `-dropping-disabled-` scripts);
 //! - `trace`: print synack's trace (segments, states, drops and why) on stderr;
 //! - `local_ip=A.B.C.D`: the stack's address (packetdrill's `--local_ip`, default
 //!   192.168.0.1);
@@ -35,6 +37,7 @@ pub fn host_config(flags: &str) -> Result<(HostConfig, bool), String> {
         match word.split_once('=') {
             None if word == "insecure" => cfg.tcp.rfc793_rst_syn = true,
             None if word == "trace" => trace = true,
+            None if word == "keep_syn_fin" => cfg.drop_syn_fin = false,
             Some(("local_ip", ip)) => {
                 cfg.addr = ip.parse().map_err(|_| format!("local_ip={ip}: not an IPv4 address"))?;
             }
@@ -43,7 +46,7 @@ pub fn host_config(flags: &str) -> Result<(HostConfig, bool), String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown --so_flags word '{word}' (known: insecure, trace, local_ip=A.B.C.D, syn_backlog=N)"
+                    "unknown --so_flags word '{word}' (known: insecure, keep_syn_fin, trace, local_ip=A.B.C.D, syn_backlog=N)"
                 ))
             }
         }

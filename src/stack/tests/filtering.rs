@@ -194,3 +194,22 @@ fn ip_ids_to_one_peer_do_not_count_packets_to_others() {
     let distinct: std::collections::HashSet<u16> = other_ids.iter().copied().collect();
     assert!(distinct.len() > 30, "IDs to different hosts are unrelated: {other_ids:?}");
 }
+
+#[test]
+fn syn_fin_on_a_synchronized_connection_is_judged_as_a_syn() {
+    // Only a SYN+FIN that would open a connection is dropped; on an established one it is an
+    // in-window SYN, answered with a challenge ACK (RFC 5961 §4), as FreeBSD and Linux do.
+    let (mut t, iss) = established();
+    t.send(syn().seq(1200).flags(TcpFlags::SYN | TcpFlags::FIN));
+    let c = t.expect();
+    assert_eq!((c.flags, c.ack, c.seq), (TcpFlags::ACK, 1001, iss + 1));
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(drops(&t, DropReason::SynFin), 0);
+}
+
+#[test]
+fn syn_fin_is_a_syn_when_dropping_is_off() {
+    let mut t = Peer::listening_with(HostConfig { drop_syn_fin: false, ..config() });
+    t.send(syn().seq(PEER_ISS).flags(TcpFlags::SYN | TcpFlags::FIN));
+    assert_eq!(t.expect().flags, TcpFlags::SYN | TcpFlags::ACK);
+}
