@@ -20,7 +20,7 @@ mod wakers;
 
 pub use listener::TcpListener;
 pub use on_loop::{HandOff, LoopConn, LoopService};
-pub use stream::TcpStream;
+pub use stream::{InputCounts, TcpStream};
 use wakers::{notify, ConnTasks, Sleepers, Wake};
 
 use std::collections::{HashMap, VecDeque};

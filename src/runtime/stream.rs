@@ -18,9 +18,20 @@ struct Handle {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     read_shut: AtomicBool,
+    /// Bytes the application has read, counted under the stack lock (see `input_counts`).
+    read_total: AtomicU64,
     /// Timeouts in nanoseconds; 0 means none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
+}
+
+/// A connection's input so far, in bytes: see [`TcpStream::input_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputCounts {
+    /// Read by the application.
+    pub read: u64,
+    /// Arrived in order: read, or waiting in the receive buffer.
+    pub arrived: u64,
 }
 
 pub struct TcpStream {
@@ -46,6 +57,7 @@ impl TcpStream {
                 local,
                 remote,
                 read_shut: AtomicBool::new(false),
+                read_total: AtomicU64::new(0),
                 read_timeout: AtomicU64::new(0),
                 write_timeout: AtomicU64::new(0),
             }),
@@ -124,6 +136,19 @@ impl TcpStream {
             .ok_or(io::ErrorKind::NotConnected.into())
     }
 
+    /// How many bytes have been read from this connection, and how many have arrived in
+    /// order (read or not), taken together: another thread can tell whether everything that
+    /// arrived before some moment has been read since (the two counts never disagree, as
+    /// both move under the stack lock).
+    pub fn input_counts(&self) -> io::Result<InputCounts> {
+        let h = &self.handle;
+        h.stack.with_host(|host, _| {
+            let unread = host.conn(h.id).map_or(0, |c| c.recv_len()) as u64;
+            let read = h.read_total.load(Ordering::Relaxed);
+            InputCounts { read, arrived: read + unread }
+        })
+    }
+
     fn deadline(t: &AtomicU64) -> Option<Instant> {
         match t.load(Ordering::Relaxed) {
             0 => None,
@@ -138,7 +163,12 @@ impl TcpStream {
         }
         let deadline = Self::deadline(&h.read_timeout);
         h.stack.block_on(&h.waiter, deadline, |host, now| {
-            host.with_conn(now, h.id, |c| c.recv(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()))
+            let r =
+                host.with_conn(now, h.id, |c| c.recv(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()));
+            if let Ok(n) = r {
+                h.read_total.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            r
         })
     }
 
@@ -207,5 +237,48 @@ impl Drop for Handle {
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpStream").field("local", &self.handle.local).field("peer", &self.handle.remote).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::time::{Duration, Instant};
+
+    use super::InputCounts;
+    use crate::app::services::LoopEcho;
+    use crate::device::Pipe;
+    use crate::runtime::{Stack, StackOptions, TcpStream};
+    use crate::stack::HostConfig;
+
+    #[test]
+    fn input_counts_tell_arrived_from_read() {
+        let server_ip = Ipv4Addr::new(10, 7, 0, 2);
+        let (a, b) = Pipe::pair().unwrap();
+        let opts = |addr| StackOptions { host: HostConfig { addr, ..Default::default() }, ..Default::default() };
+        let server = Stack::new(a, opts(server_ip)).unwrap();
+        server.serve_on_loop(7, LoopEcho::default()).unwrap();
+        let client = Stack::new(b, opts(Ipv4Addr::new(10, 7, 0, 1))).unwrap();
+        let s = TcpStream::connect_timeout(&client, SocketAddrV4::new(server_ip, 7), Some(Duration::from_secs(10)))
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(s.input_counts().unwrap(), InputCounts { read: 0, arrived: 0 });
+        (&s).write_all(b"hello").unwrap();
+        // The echo arrives unread…
+        let end = Instant::now() + Duration::from_secs(10);
+        while s.input_counts().unwrap().arrived < 5 {
+            assert!(Instant::now() < end, "no echo");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(s.input_counts().unwrap(), InputCounts { read: 0, arrived: 5 });
+        // …and reading moves it from one count to the other.
+        let mut buf = [0u8; 2];
+        (&s).read_exact(&mut buf).unwrap();
+        assert_eq!(s.input_counts().unwrap(), InputCounts { read: 2, arrived: 5 });
+        let mut rest = [0u8; 3];
+        (&s).read_exact(&mut rest).unwrap();
+        assert_eq!(s.input_counts().unwrap(), InputCounts { read: 5, arrived: 5 });
+        assert_eq!(&[buf.as_slice(), rest.as_slice()].concat(), b"hello");
     }
 }

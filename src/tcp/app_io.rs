@@ -49,6 +49,11 @@ impl Connection {
         Some(Err(io::ErrorKind::WouldBlock.into()))
     }
 
+    /// Bytes a read would take now.
+    pub fn recv_len(&self) -> usize {
+        self.recv_buf.len()
+    }
+
     /// The most the receive buffer holds.
     pub fn recv_capacity(&self) -> usize {
         self.recv_buf.capacity()

@@ -24,6 +24,7 @@ use tungstenite::{Bytes, Message};
 
 use super::frame_trace::{FrameHead, FrameTap};
 use super::TRACE_TARGET;
+pub use crate::runtime::InputCounts;
 
 /// A byte stream a WebSocket can run on: synack's `TcpStream`, std's, or a Unix socket pair
 /// in tests.
@@ -36,6 +37,11 @@ pub trait Conn: Read + Write + Send + Sized + 'static {
     fn peer_addr(&self) -> Option<SocketAddr>;
     /// Our own address, where known (the live ladder must not watch its own connection).
     fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    /// Bytes read so far and bytes arrived so far, if the stream can tell both at once
+    /// (synack's can; a kernel socket cannot say what another thread has read).
+    fn input_counts(&self) -> Option<InputCounts> {
         None
     }
 }
@@ -58,6 +64,9 @@ impl Conn for crate::runtime::TcpStream {
     }
     fn local_addr(&self) -> Option<SocketAddr> {
         crate::runtime::TcpStream::local_addr(self).ok()
+    }
+    fn input_counts(&self) -> Option<InputCounts> {
+        crate::runtime::TcpStream::input_counts(self).ok()
     }
 }
 
@@ -267,6 +276,12 @@ impl<S: Conn> WsReceiver<S> {
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.stream.peer_addr()
+    }
+
+    /// Whether [`WsReceiver::recv`] has messages decoded already: it would return without
+    /// reading.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Nothing arrived for `limits.idle`: ping once; if still nothing, give up.
