@@ -20,6 +20,15 @@ use common::*;
 /// Each client or suite run is bounded by this (the `timeout` command).
 const RUN_LIMIT_S: u32 = 300;
 
+/// cargo runs a binary's tests in parallel; on a 2-core machine a suite would then share
+/// the cores with another suite or client run, load of the test's own making. Each test
+/// holds this throughout.
+static ONE_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Where the suites are, relative to the repository: the workspace's shared reference
 /// material, or `SYNACK_SIO_SUITES` if set.
 fn suites_dir() -> PathBuf {
@@ -122,6 +131,7 @@ fn runs() -> usize {
 /// Runs suite `name` against the reference server `runs()` times; checks each run with
 /// `check(run_number, passes, failures)`.
 fn suite_test(test: &str, name: &str, check: impl Fn(usize, &SuiteRun)) {
+    let _alone = alone();
     let Some(()) = require_root(test) else { return };
     let Some(dir) = prepared_suite(test, name) else { return };
     let mut ns = Netns::new("suite");
@@ -196,6 +206,7 @@ fn last_json_line(what: &str, out: &std::process::Output) -> serde_json::Value {
 #[test]
 fn sio_node_client_buffers_come_back_byte_exact() {
     let test = "sio_node_client_buffers_come_back_byte_exact";
+    let _alone = alone();
     let Some(()) = require_root(test) else { return };
     let Some(modules) = node_client(test) else { return };
     let mut ns = Netns::new("siobin");
@@ -218,6 +229,7 @@ fn sio_node_client_buffers_come_back_byte_exact() {
 #[test]
 fn sio_python_client_bytes_come_back_byte_exact() {
     let test = "sio_python_client_bytes_come_back_byte_exact";
+    let _alone = alone();
     let Some(()) = require_root(test) else { return };
     let Some(()) = require_python_clients(test) else { return };
     let py = python();

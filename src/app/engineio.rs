@@ -36,6 +36,7 @@ pub mod packet;
 mod polling;
 mod session;
 pub(crate) mod timer;
+mod watch;
 mod websocket;
 pub(crate) use self::session::new_sid;
 #[cfg(test)]
@@ -165,7 +166,7 @@ pub struct EngineIo {
 pub(crate) struct EngineInner {
     config: Config,
     path: String,
-    /// Polling sessions by sid (the ones a later request can name).
+    /// Sessions by sid (a later request can name any of them).
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Polling sessions the client closed with no GET waiting, and when: see
     /// [`EngineInner::raced_close`].
@@ -240,11 +241,17 @@ impl EngineIo {
         let upgrading = match &sid {
             Some(sid) => match self.session(sid) {
                 None => return Ok(Hook::Respond(eio_error(1, "Session ID unknown"))),
-                // Only one upgrade per session.
-                Some(c) if c.polling.load(Ordering::Acquire) && !c.upgrading.swap(true, Ordering::AcqRel) => Some(c),
-                Some(_) => {
-                    late = true;
-                    None
+                Some(c) => {
+                    // What the client sent on the upgrading WebSocket before this request
+                    // is handled first (its `3probe` goes out before this one is closed).
+                    c.wait_for_upgrade_input();
+                    // Only one upgrade per session.
+                    if c.polling.load(Ordering::Acquire) && !c.upgrading.swap(true, Ordering::AcqRel) {
+                        Some(c)
+                    } else {
+                        late = true;
+                        None
+                    }
                 }
             },
             None => None,
@@ -262,7 +269,18 @@ impl EngineIo {
             }
         };
         let mut stream = stream.try_clone()?;
-        handshake::write_switching(&mut stream, &accepted)?;
+        if let Some(c) = &upgrading {
+            // Before the 101: whatever the client sends on this WebSocket comes after it.
+            let counter = Mutex::new(stream.try_clone()?);
+            c.watch.start(move || counter.lock().ok()?.input_counts());
+        }
+        if let Err(e) = handshake::write_switching(&mut stream, &accepted) {
+            if let Some(c) = &upgrading {
+                c.watch.stop();
+                c.upgrading.store(false, Ordering::Release);
+            }
+            return Err(e);
+        }
         let leftover = std::mem::take(&mut req.leftover);
         let result = match upgrading {
             Some(conn) => self.upgrade(conn, stream, leftover),
@@ -290,10 +308,10 @@ impl EngineIo {
             "maxPayload": cfg.max_payload,
         });
         session.send(vec![Wire::Text(packet::encode_eio(packet::EioType::Open, &open_packet.to_string()))]);
-        if polling {
-            if let Ok(mut m) = self.inner.sessions.lock() {
-                m.insert(session.sid.clone(), session.clone());
-            }
+        // WebSocket-only sessions too: a request naming one is refused knowingly (a second
+        // WebSocket is opened then closed, a polling request is a bad request).
+        if let Ok(mut m) = self.inner.sessions.lock() {
+            m.insert(session.sid.clone(), session.clone());
         }
         let handler = self.inner.on_connection.read().ok().and_then(|h| h.clone());
         if let Some(h) = handler {
@@ -389,9 +407,16 @@ impl EioSocket {
         }
     }
 
-    /// Ends the session from the server's side.
+    /// Ends the session from the server's side: at once over WebSocket or with a GET
+    /// waiting; otherwise at the client's next GET (which gets the CLOSE), as the
+    /// reference server does.
     pub fn close(&self) {
-        self.session.end(DisconnectReason::ForcedClose);
+        self.session.close_by_server();
+    }
+
+    /// When the session's handshake was handled.
+    pub fn opened(&self) -> Instant {
+        self.session.opened
     }
 
     pub fn is_closed(&self) -> bool {

@@ -19,7 +19,9 @@ impl EngineIo {
         let cfg = self.inner.config;
         let sid = match (req.method.as_str(), sid) {
             ("GET", None) => {
-                let full = self.inner.sessions.lock().map_or(true, |m| m.len() >= cfg.max_polling_sessions);
+                let full = self.inner.sessions.lock().map_or(true, |m| {
+                    m.values().filter(|s| s.polling.load(Ordering::Relaxed)).count() >= cfg.max_polling_sessions
+                });
                 if full {
                     return Ok(Hook::Respond(eio_error(3, "Too many sessions")));
                 }
@@ -37,19 +39,24 @@ impl EngineIo {
             (_, Some(sid)) => sid,
             (_, None) => return Ok(Hook::Respond(eio_error(2, "Bad handshake method"))),
         };
-        let Some(session) = self.session(&sid).filter(|c| c.polling.load(Ordering::Acquire)) else {
+        let Some(session) = self.session(&sid) else {
             if req.method == "GET" && self.inner.raced_close(&sid) {
                 return Ok(Hook::Respond(Response::text(Status::OK, encode_eio(EioType::Noop, ""))));
             }
             return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
         };
+        if req.method == "GET" {
+            // Its UPGRADE, if the client sent it before this GET, has moved the session.
+            session.wait_for_upgrade_input();
+        }
+        if !session.polling.load(Ordering::Acquire) {
+            // On a WebSocket (from the start, or upgraded): polling is over for this sid.
+            return Ok(Hook::Respond(eio_error(3, "Bad request")));
+        }
         // Exactly on time, whether or not the heartbeat thread has run yet.
         if session.expired(Instant::now()) {
             tracing::info!(target: TRACE_TARGET, "sio {}: no pong within {:?}; closing", session.label, cfg.ping_timeout);
             session.end(DisconnectReason::PingTimeout);
-            return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
-        }
-        if req.method == "GET" && session.probed.load(Ordering::Acquire) && upgraded_soon(&session) {
             return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
         }
         match req.method.as_str() {
@@ -89,12 +96,17 @@ impl EngineIo {
 
 /// A long-poll GET: waits (up to a ping interval and timeout) for packets, then returns what
 /// is queued, up to about `max_payload` bytes. During an upgrade it does not wait.
-fn poll(session: &Arc<Session>) -> Response {
+pub(super) fn poll(session: &Arc<Session>) -> Response {
     let cfg = session.config;
-    if session.get_busy.swap(true, Ordering::AcqRel) {
+    if session.get_busy.swap(true, Ordering::SeqCst) {
         // Engine.IO allows one GET at a time; a second one is a broken client.
         session.end(DisconnectReason::TransportClose);
         return eio_error(3, "Bad request");
+    }
+    if session.closing.load(Ordering::SeqCst) {
+        // The server closed the session since the last GET: this one carries the CLOSE
+        // (after what was queued before).
+        session.end(DisconnectReason::ForcedClose);
     }
     let ping = Wire::Text(encode_eio(EioType::Ping, ""));
     let mut packets: Vec<Wire> = Vec::new();
@@ -109,7 +121,8 @@ fn poll(session: &Arc<Session>) -> Response {
             let end = Instant::now() + wait;
             while size < cfg.max_payload && packets.len() < 1024 {
                 // A ping falling due while this GET waits goes out with it, on time.
-                if session.hb.lock().is_ok_and(|mut hb| hb.take_due(Instant::now())) {
+                let over = session.closed.load(Ordering::Acquire);
+                if !over && session.hb.lock().is_ok_and(|mut hb| hb.take_due(Instant::now())) {
                     size += 2;
                     packets.push(ping.clone());
                 }
@@ -137,7 +150,9 @@ fn poll(session: &Arc<Session>) -> Response {
                     Some(Outgoing::Stop) => {
                         let close = Wire::Text(encode_eio(EioType::Close, ""));
                         // The client's own CLOSE is answered with a NOOP (it is leaving).
-                        if !session.client_closed.load(Ordering::Acquire) && !packets.contains(&close) {
+                        if session.client_closed.load(Ordering::Acquire) {
+                            session.close_answered();
+                        } else if !packets.contains(&close) {
                             packets.push(close);
                         }
                         break;
@@ -162,25 +177,6 @@ fn poll(session: &Arc<Session>) -> Response {
         }
     }
     Response::text(Status::OK, encode_payload(&packets))
-}
-
-/// A GET during an upgrade: the client's UPGRADE may have arrived on the WebSocket before
-/// this GET did, yet not be handled yet (another connection, another thread). Waits a
-/// moment for it: true if the session moved to the WebSocket (the GET is then refused, as
-/// it would have been had it been handled second).
-fn upgraded_soon(session: &Session) -> bool {
-    const GRACE: Duration = Duration::from_millis(100);
-    let end = Instant::now() + GRACE;
-    while Instant::now() < end {
-        if !session.polling.load(Ordering::Acquire) {
-            return true;
-        }
-        if !session.probed.load(Ordering::Acquire) || session.closed.load(Ordering::Acquire) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    !session.polling.load(Ordering::Acquire)
 }
 
 /// A polling session's heartbeat: queue each ping when it is due (the next GET carries it)
@@ -210,6 +206,7 @@ fn heartbeat(session: &Arc<Session>) {
             }
             Err(_) => return,
         };
+        // (A closing session sends no ping; its deadline runs all the same.)
         if ping_now {
             session.send(vec![Wire::Text(encode_eio(EioType::Ping, ""))]);
         }

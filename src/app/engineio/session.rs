@@ -4,10 +4,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::packet::{decode_eio, encode_eio, EioType, Wire};
+use super::watch::UpgradeWatch;
 use super::{Config, DisconnectReason, EngineInner, MessageHandler, Payload, TRACE_TARGET};
+
+/// The longest a request waits for an upgrade WebSocket's reader (the reference server's
+/// upgrade timeout): only a reader stuck writing to a client that does not read takes it.
+const UPGRADE_STUCK: Duration = Duration::from_secs(10);
 
 pub(super) type CloseHandler = Box<dyn FnOnce(DisconnectReason) + Send>;
 
@@ -55,6 +60,8 @@ impl Heartbeat {
 
 pub(crate) struct Session {
     pub sid: String,
+    /// When the handshake made it: the heartbeat and the connect timeout count from here.
+    pub opened: Instant,
     tx: SyncSender<Outgoing>,
     /// The queue's other end: taken by the WebSocket writer; long-poll GETs borrow it.
     pub queue: Mutex<Option<Receiver<Outgoing>>>,
@@ -71,6 +78,11 @@ pub(crate) struct Session {
     pub slow: AtomicBool,
     /// The client sent CLOSE: a waiting GET ends with a NOOP rather than a CLOSE.
     pub client_closed: AtomicBool,
+    /// The server closed this polling session while no GET was waiting: see
+    /// [`Session::close_by_server`].
+    pub closing: AtomicBool,
+    /// A GET during an upgrade waits on this for the WebSocket's reader.
+    pub(super) watch: UpgradeWatch,
     pub hb: Mutex<Heartbeat>,
     pub reason: Mutex<Option<DisconnectReason>>,
     pub on_message: RwLock<Option<MessageHandler>>,
@@ -91,8 +103,10 @@ impl Session {
         describe: fn(&str) -> String,
     ) -> Arc<Session> {
         let (tx, queue) = mpsc::sync_channel(config.queue.max(1));
+        let opened = Instant::now();
         Arc::new(Session {
             sid: new_sid(),
+            opened,
             tx,
             queue: Mutex::new(Some(queue)),
             closed: AtomicBool::new(false),
@@ -102,11 +116,9 @@ impl Session {
             get_busy: AtomicBool::new(false),
             slow: AtomicBool::new(false),
             client_closed: AtomicBool::new(false),
-            hb: Mutex::new(Heartbeat {
-                next_ping: Instant::now() + config.ping_interval,
-                sent: false,
-                delivered: None,
-            }),
+            closing: AtomicBool::new(false),
+            watch: UpgradeWatch::default(),
+            hb: Mutex::new(Heartbeat { next_ping: opened + config.ping_interval, sent: false, delivered: None }),
             reason: Mutex::new(None),
             on_message: RwLock::new(None),
             on_close: Mutex::new(Vec::new()),
@@ -120,8 +132,9 @@ impl Session {
 
     /// Queues packets that go out together; never blocks. A full queue marks the client slow.
     pub fn send(&self, packets: Vec<Wire>) {
-        let closing = matches!(packets.as_slice(), [Wire::Text(t)] if t == "1");
-        if self.closed.load(Ordering::Acquire) && !closing {
+        let close_packet = matches!(packets.as_slice(), [Wire::Text(t)] if t == "1");
+        let over = self.closed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire);
+        if over && !close_packet {
             return;
         }
         self.push(Outgoing::Packets(packets));
@@ -148,10 +161,50 @@ impl Session {
         self.hb.lock().is_ok_and(|hb| now >= hb.deadline(self.config.ping_timeout))
     }
 
+    /// The server ends the session (`EioSocket::close`, a connect timeout). A polling
+    /// client with no GET waiting cannot be told yet: as in the reference server, the
+    /// session stays (its POSTs answered `ok`, their packets ignored, no more pings) until
+    /// the client's next GET, which gets the CLOSE, or its ping deadline. The SeqCst pair
+    /// with `poll`'s (`closing` here then `get_busy`, the reverse there) means a GET
+    /// arriving meanwhile sees `closing`, or this sees the GET.
+    pub fn close_by_server(&self) {
+        if self.polling.load(Ordering::SeqCst) {
+            self.closing.store(true, Ordering::SeqCst);
+            if !self.get_busy.load(Ordering::SeqCst) {
+                tracing::debug!(target: TRACE_TARGET, "sio {}: closing at its next GET", self.label);
+                return;
+            }
+        }
+        self.end(DisconnectReason::ForcedClose);
+    }
+
+    /// A GET has answered the client's CLOSE with its NOOP: it was the GET in flight beside
+    /// the CLOSE even if the CLOSE was handled first (see `EngineInner::closed_by_client`),
+    /// so no later GET may take that answer again.
+    pub fn close_answered(&self) {
+        if let Some(engine) = self.engine.upgrade() {
+            engine.raced_close(&self.sid);
+        }
+    }
+
+    /// During an upgrade: waits until the upgrade WebSocket's reader has handled all the
+    /// client sent on it before now (see [`UpgradeWatch`]).
+    pub fn wait_for_upgrade_input(&self) {
+        if self.upgrading.load(Ordering::Acquire) {
+            self.watch.wait_caught_up(UPGRADE_STUCK, || {
+                !self.polling.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire)
+            });
+        }
+    }
+
     /// One packet from the client. `Err` after a protocol error (the session is closed).
     pub fn on_packet(&self, wire: Wire) -> Result<(), String> {
         if self.trace {
             tracing::info!(target: TRACE_TARGET, "sio {} → synack {}", self.label, self.trace_line(&wire));
+        }
+        // Closing: only the client's own CLOSE still counts.
+        if self.closing.load(Ordering::Acquire) && !matches!(&wire, Wire::Text(t) if t.starts_with('1')) {
+            return Ok(());
         }
         let result = match wire {
             Wire::Binary(b) => self.deliver(Payload::Binary(b)),
@@ -231,6 +284,7 @@ impl Session {
         }
         // Wakes the writer (or a waiting GET); if the queue is full it sees `closed` later.
         let _ = self.tx.try_send(Outgoing::Stop);
+        self.watch.notify();
     }
 
     /// `EVENT chat message ["hi"]  ‹42["chat message","hi"]›`: decoded, then as sent; both

@@ -15,6 +15,11 @@ fn short() -> Config {
     Config { ping_interval: Duration::from_millis(300), ping_timeout: Duration::from_millis(200), ..Config::default() }
 }
 
+/// Heartbeats far off, for tests that must not meet one however slow the machine.
+fn long() -> Config {
+    Config { ping_interval: Duration::from_secs(20), ping_timeout: Duration::from_secs(20), ..Config::default() }
+}
+
 /// A connection to the HTTP server with the Engine.IO hook.
 fn connect(eio: &EngineIo) -> UnixStream {
     let (a, mut b) = UnixStream::pair().expect("socket pair");
@@ -144,15 +149,71 @@ fn upgrade_with_no_get_pending_sends_no_stray_noop_and_a_second_websocket_is_clo
     // The next GET ends at once with a NOOP.
     assert_eq!(http(&eio, "GET", &format!("transport=polling&sid={sid}"), ""), (200, "6".into()));
     ws.send(Message::Text("5".into())).expect("upgrade");
+    // The echo comes back once the session is on the WebSocket (a Unix socket cannot tell
+    // a GET what the WebSocket's reader has yet to read: the TUN suite checks that race).
+    ws.send(Message::Text("4hello".into())).expect("send");
+    assert_eq!(text(&mut ws), "4hello");
     // After the upgrade, polling requests for the sid are refused…
     assert_eq!(http(&eio, "GET", &format!("transport=polling&sid={sid}"), "").0, 400);
     // …and a second WebSocket is opened, then closed, the session left alone.
     let mut second = websocket(&eio, &format!("transport=websocket&sid={sid}"));
     assert_eq!(text(&mut second), "close Some(1008)");
-    ws.send(Message::Text("4hello".into())).expect("send");
+    ws.send(Message::Text("4again".into())).expect("send");
     ws.send(Message::Binary(vec![1, 2, 3].into())).expect("send");
-    assert_eq!(text(&mut ws), "4hello");
+    assert_eq!(text(&mut ws), "4again");
     assert_eq!(text(&mut ws), "binary [1, 2, 3]");
+}
+
+#[test]
+fn a_websocket_session_sid_is_known_a_second_websocket_is_closed_and_polling_refused() {
+    let eio = echo(short());
+    let mut ws = websocket(&eio, "transport=websocket");
+    let open: Value = serde_json::from_str(&text(&mut ws)[1..]).expect("open json");
+    let sid = open["sid"].as_str().expect("sid").to_owned();
+    let mut second = websocket(&eio, &format!("transport=websocket&sid={sid}"));
+    assert_eq!(text(&mut second), "close Some(1008)");
+    assert_eq!(http(&eio, "GET", &format!("transport=polling&sid={sid}"), "").0, 400);
+    ws.send(Message::Text("4hello".into())).expect("send");
+    assert_eq!(text(&mut ws), "4hello");
+}
+
+#[test]
+fn a_server_close_with_no_get_waiting_waits_for_the_next_get() {
+    let eio = EngineIo::new("/engine.io/", long());
+    let (tx, rx) = std::sync::mpsc::channel();
+    eio.on_connection(move |socket| tx.send(socket).unwrap_or(()));
+    let sid = open_polling(&eio);
+    let socket = rx.recv_timeout(Duration::from_secs(5)).expect("the connection handler ran");
+    let q = format!("transport=polling&sid={sid}");
+    socket.close();
+    // Not told yet: a POST is still `ok` (its packets ignored), as the reference server has it.
+    assert_eq!(http(&eio, "POST", &q, "4ignored"), (200, "ok".into()));
+    assert!(!socket.is_closed());
+    // The next GET carries the CLOSE, and the session is gone.
+    assert_eq!(http(&eio, "GET", &q, ""), (200, "1".into()));
+    assert!(socket.is_closed());
+    assert_eq!(http(&eio, "GET", &q, "").0, 400);
+}
+
+#[test]
+fn a_server_close_ends_a_waiting_get_with_a_close() {
+    let eio = EngineIo::new("/engine.io/", long());
+    let (tx, rx) = std::sync::mpsc::channel();
+    eio.on_connection(move |socket| tx.send(socket).unwrap_or(()));
+    let sid = open_polling(&eio);
+    let socket = rx.recv_timeout(Duration::from_secs(5)).expect("the connection handler ran");
+    let q = format!("transport=polling&sid={sid}");
+    let waiting = {
+        let (eio, q) = (eio.clone(), q.clone());
+        std::thread::spawn(move || http(&eio, "GET", &q, ""))
+    };
+    // Once the GET waits (the first ping is seconds away), close.
+    while !socket.session.get_busy.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    socket.close();
+    assert_eq!(waiting.join().expect("get"), (200, "1".into()));
+    assert!(socket.is_closed());
 }
 
 #[test]
@@ -165,4 +226,16 @@ fn websocket_session_pings_and_closes_on_a_client_close() {
     assert_eq!(text(&mut ws), "2");
     ws.send(Message::Text("1".into())).expect("close");
     assert_eq!(text(&mut ws), "close Some(1000)");
+}
+
+#[test]
+fn a_get_that_found_the_session_before_the_client_close_takes_the_one_noop() {
+    let eio = echo(long());
+    let sid = open_polling(&eio);
+    // A GET's thread looked the session up just before the client's CLOSE ended it…
+    let found = eio.session(&sid).expect("the session");
+    assert_eq!(http(&eio, "POST", &format!("transport=polling&sid={sid}"), "1"), (200, "ok".into()));
+    // …and is answered the NOOP; a later GET is not that GET.
+    assert_eq!(polling::poll(&found).status, crate::app::http::Status::OK);
+    assert_eq!(http(&eio, "GET", &format!("transport=polling&sid={sid}"), "").0, 400);
 }

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -49,14 +49,14 @@ fn timer() -> &'static Timer {
     })
 }
 
-/// Runs `job` on the timer thread `delay` from now. Jobs must be quick (they hold up the
-/// ones after them): check a flag, queue a packet, end a session.
-pub fn after(delay: Duration, job: impl FnOnce() + Send + 'static) {
+/// Runs `job` on the timer thread at `when` (at once if that has passed). Jobs must be
+/// quick (they hold up the ones after them): check a flag, queue a packet, end a session.
+pub fn at(when: Instant, job: impl FnOnce() + Send + 'static) {
     let t = timer();
     if let Ok(mut g) = t.jobs.lock() {
         g.1 += 1;
         let seq = g.1;
-        g.0.push(Reverse(Entry { at: Instant::now() + delay, seq, job: Box::new(job) }));
+        g.0.push(Reverse(Entry { at: when, seq, job: Box::new(job) }));
         t.wake.notify_one();
     }
 }
@@ -89,13 +89,14 @@ fn run(t: &Timer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn jobs_run_in_deadline_order() {
         let (tx, rx) = std::sync::mpsc::channel();
         for (ms, n) in [(60u64, 3), (20, 1), (40, 2)] {
             let tx = tx.clone();
-            after(Duration::from_millis(ms), move || tx.send(n).unwrap_or(()));
+            at(Instant::now() + Duration::from_millis(ms), move || tx.send(n).unwrap_or(()));
         }
         let got: Vec<i32> = (0..3).filter_map(|_| rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
         assert_eq!(got, vec![1, 2, 3]);

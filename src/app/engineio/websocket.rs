@@ -56,9 +56,20 @@ impl EngineIo {
     /// `3probe`), end the pending (or next) GET with a NOOP, and on the client's UPGRADE
     /// (`5`) move the session over to this WebSocket.
     pub(super) fn upgrade<S: Conn>(&self, session: Arc<Session>, stream: S, leftover: Vec<u8>) -> io::Result<()> {
-        let (ws, mut rx) = open(stream, leftover, self.ws_limits(), false)?;
+        let (ws, mut rx) = match open(stream, leftover, self.ws_limits(), false) {
+            Ok(pair) => pair,
+            Err(e) => {
+                session.watch.stop();
+                session.upgrading.store(false, Ordering::Release);
+                return Err(e);
+            }
+        };
         // The probe exchange is a few packets; more than this is not a client upgrading.
         for _ in 0..8 {
+            if !rx.has_pending() {
+                // About to read: what arrived so far is handled (a waiting GET may go on).
+                session.watch.caught_up();
+            }
             let text = match rx.recv() {
                 Ok(Some(Message::Text(t))) => t,
                 Ok(Some(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -77,7 +88,12 @@ impl EngineIo {
                 }
                 "5" if session.probed.load(Ordering::Acquire) => {
                     session.polling.store(false, Ordering::Release);
+                    session.watch.stop();
                     tracing::info!(target: TRACE_TARGET, "sio {}: upgraded from polling to websocket", session.label);
+                    if session.closing.load(Ordering::Acquire) {
+                        // Closed by the server meanwhile: the new transport carries the close.
+                        session.end(DisconnectReason::ForcedClose);
+                    }
                     return run_ws(session, ws, rx);
                 }
                 _ => break,
@@ -86,6 +102,7 @@ impl EngineIo {
         // A failed upgrade leaves the polling session as it was.
         session.probed.store(false, Ordering::Release);
         session.upgrading.store(false, Ordering::Release);
+        session.watch.stop();
         rx.finish();
         Ok(())
     }

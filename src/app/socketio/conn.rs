@@ -88,7 +88,9 @@ impl SocketIo {
             }
         });
         let weak: Weak<SioConn> = Arc::downgrade(&conn);
-        timer::after(cfg.connect_timeout, move || {
+        // From the handshake, as socket.io's `connectTimeout` (its Client is made for the
+        // engine's connection at the handshake).
+        timer::at(eio.opened() + cfg.connect_timeout, move || {
             if let Some(c) = weak.upgrade() {
                 if !c.connected_once.load(Ordering::Acquire) && !c.eio.is_closed() {
                     tracing::info!(target: TRACE_TARGET, "sio {}: no CONNECT within {:?}; closing", c.eio.label(), c.config.connect_timeout);
