@@ -10,6 +10,9 @@
 //! sio_reference_server [--tun synack0] [--ip 10.7.0.2] [--trace]
 //! ```
 //!
+//! `SYNACK_LOG` sets the log filter, as for `synack serve` (`synack::socketio=info` is the
+//! trace).
+//!
 //! Needs the TUN device (`scripts/setup.sh`); prints `serving as …` once up, runs until
 //! SIGINT or SIGTERM. `tests/tun_sio_suites.rs` runs both suites against it.
 
@@ -48,7 +51,12 @@ fn run() -> Result<()> {
             }
         }
     }
-    let filter = if trace { "warn,synack::socketio=info" } else { "warn" };
+    // `SYNACK_LOG` as for `synack serve` (a test run can ask for the trace this way).
+    let filter = match std::env::var("SYNACK_LOG") {
+        Ok(f) if !f.is_empty() => f,
+        _ if trace => "warn,synack::socketio=info".to_owned(),
+        _ => "warn".to_owned(),
+    };
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let mut signals = SigSet::empty();
