@@ -140,6 +140,15 @@ fn suite_test(test: &str, name: &str, check: impl Fn(usize, &SuiteRun)) {
         .map(|d| d.join("examples/sio_reference_server"))
         .expect("target dir");
     assert!(server.exists(), "{} is missing (cargo test builds the examples)", server.display());
+    // `cargo test --test tun_sio_suites` does not build the examples: a server older than
+    // the sources would be a stale one, its verdict about other code.
+    let newest = newest_source(&repo().join("src")).max(newest_source(&repo().join("examples")));
+    let built = std::fs::metadata(&server).and_then(|m| m.modified()).ok();
+    assert!(
+        built.is_some_and(|b| Some(b) >= newest),
+        "{} is older than the sources: run `cargo build --examples` first",
+        server.display()
+    );
     let _srv = ns.spawn_server(&server, &[], &[], "serving as");
     for n in 1..=runs() {
         let run = run_suite(&ns, &dir);
@@ -152,6 +161,22 @@ fn suite_test(test: &str, name: &str, check: impl Fn(usize, &SuiteRun)) {
         );
         check(n, &run);
     }
+}
+
+/// The latest modification time of any file under `dir`.
+fn newest_source(dir: &Path) -> Option<std::time::SystemTime> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            if meta.is_dir() {
+                newest_source(&e.path())
+            } else {
+                meta.modified().ok()
+            }
+        })
+        .max()
 }
 
 #[test]
