@@ -11,7 +11,9 @@ mod counters;
 mod icmp_out;
 mod ip_id;
 mod isn;
+mod place;
 mod quad_table;
+mod reclaim;
 mod wire_out;
 
 pub use counters::{Counters, Summary};
@@ -20,7 +22,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::device::PacketMeta;
 use crate::tcp::{Connection, Readiness, State, TcpConfig};
@@ -28,6 +30,7 @@ use crate::trace::{SeqContext, Tracer};
 use crate::wire::{ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 use cookie::CookieJar;
 use isn::IsnGenerator;
+use place::Place;
 use wire_out::Wire;
 
 pub type ConnId = u64;
@@ -53,8 +56,16 @@ pub struct HostConfig {
     /// beyond it SYNs are dropped (the client retries).
     pub accept_queue: usize,
     pub syn_cookies: bool,
-    /// Connections in any state, TIME-WAIT included; new ones beyond it are refused.
+    /// Connections in any state, TIME-WAIT included. At the limit a SYN for a listener gets
+    /// a SYN cookie instead of state, and a connection completed from a cookie takes the
+    /// place of the one idle longest (see `reclaim_idle`); with none to take, it is refused.
     pub max_connections: usize,
+    /// Connections from one source address; at the limit that source's next connection
+    /// takes the place of its own connection idle longest, as at `max_connections`.
+    pub max_per_source: usize,
+    /// A connection whose peer has been silent this long may be reclaimed for a new one
+    /// when a limit above is reached; busier ones never are.
+    pub reclaim_idle: Duration,
     /// Connections in TIME-WAIT; beyond it the oldest is forgotten early.
     pub max_time_wait: usize,
     /// Bytes all connections may hold in their buffers; beyond it no new connection is
@@ -80,6 +91,8 @@ impl Default for HostConfig {
             accept_queue: 128,
             syn_cookies: true,
             max_connections: 16384,
+            max_per_source: 4096,
+            reclaim_idle: Duration::from_secs(1),
             max_time_wait: 4096,
             memory_budget: 1 << 30,
             challenge_acks_per_sec: 1000,
@@ -98,11 +111,10 @@ pub struct Quad {
 
 struct Entry {
     conn: Connection,
-    /// The listener this connection arrived on, until the application accepts it.
-    listener: Option<u16>,
-    queued: bool,
-    /// The application holds no handle: remove the entry once the protocol is done with it.
-    released: bool,
+    /// Changed only by `move_to`, which keeps the counts.
+    place: Place,
+    /// The last segment from the peer (or the SYN): idle connections are reclaimed oldest first.
+    last_heard: Instant,
     /// Counted in the TIME-WAIT queue.
     in_time_wait: bool,
     /// Buffer bytes last accounted for this connection.
@@ -143,6 +155,8 @@ pub struct Host {
     time_wait: VecDeque<ConnId>,
     time_wait_count: usize,
     buffered: usize,
+    /// Connections in the table per remote address.
+    per_source: HashMap<Ipv4Addr, usize>,
     /// RFC 5961 §7 rate limit: the current one-second window and what it has sent.
     challenge_window: Option<Instant>,
     challenges_sent: u32,
@@ -178,6 +192,7 @@ impl Host {
             time_wait: VecDeque::new(),
             time_wait_count: 0,
             buffered: 0,
+            per_source: HashMap::new(),
             challenge_window: None,
             challenges_sent: 0,
             icmp_errors,
@@ -274,6 +289,7 @@ impl Host {
         let pressure = self.buffered > self.cfg.memory_budget;
         let Some(entry) = self.conns.get_mut(&id) else { return };
         self.tracer.segment_in(now, seg, Some(entry.conn.trace_context()));
+        entry.last_heard = now;
         entry.conn.set_memory_pressure(pressure);
         let accepted = entry.conn.on_segment(now, seg);
         if let Err(reason) = accepted {
@@ -338,40 +354,50 @@ impl Host {
         }
         let port = seg.dst.port();
         self.tracer.segment_in(now, seg, Some(SeqContext::for_syn(seg.seq)));
-        if let Some(reason) = self.refuse_new_connection() {
-            return self.count_drop(now, reason, None);
-        }
         let Some(l) = self.listeners.get(&port) else { return };
         if l.queue.len() >= l.accept_limit {
             return self.count_drop(now, DropReason::AcceptQueueFull, None);
         }
-        if l.pending >= l.backlog {
-            if self.cfg.syn_cookies {
-                return self.send_cookie(now, seg);
-            }
-            return self.count_drop(now, DropReason::BacklogFull, None);
+        // A full backlog, a full table or a source at its limit: no state for a peer that
+        // has not shown it receives what we send. A SYN cookie (RFC 4987 §3.6) lets it
+        // finish the handshake, and only then may it take an idle connection's place.
+        let full = if l.pending >= l.backlog {
+            Some(DropReason::BacklogFull)
+        } else {
+            self.refuse_new_connection(*seg.src.ip())
+        };
+        match full {
+            None => {}
+            Some(DropReason::MemoryLimit) => return self.count_drop(now, DropReason::MemoryLimit, None),
+            Some(_) if self.cfg.syn_cookies => return self.send_cookie(now, seg),
+            Some(reason) => return self.count_drop(now, reason, None),
         }
         let tcp = l.tcp;
         let iss = self.isn.generate(now, seg.dst, seg.src);
         let mut conn = Connection::accept(now, tcp, seg, iss);
         conn.set_trace(self.tracer.wants_conn_events());
-        let id = self.insert(conn, Some(port));
-        if let Some(l) = self.listeners.get_mut(&port) {
-            l.pending += 1;
-        }
+        let id = self.insert(now, conn, Place::Handshaking(port));
         self.tracer.state(now, &Quad { local: seg.dst, remote: seg.src }, "LISTEN", State::SynReceived.name());
         self.dispatch(now, id);
     }
 
-    /// Whether a global limit forbids another connection.
-    fn refuse_new_connection(&self) -> Option<DropReason> {
-        if self.conns.len() >= self.cfg.max_connections {
-            Some(DropReason::ConnectionLimit)
-        } else if self.buffered > self.cfg.memory_budget {
+    /// Whether a limit forbids another connection from `source` now (without reclaiming).
+    fn refuse_new_connection(&self, source: Ipv4Addr) -> Option<DropReason> {
+        if self.buffered > self.cfg.memory_budget {
             Some(DropReason::MemoryLimit)
+        } else if self.live_connections() >= self.cfg.max_connections {
+            Some(DropReason::ConnectionLimit)
+        } else if self.per_source.get(&source).is_some_and(|&n| n >= self.cfg.max_per_source) {
+            Some(DropReason::SourceLimit)
         } else {
             None
         }
+    }
+
+    /// Connections that hold a four-tuple: what `max_connections` bounds. A closed one
+    /// waiting for its application to let go no longer counts.
+    fn live_connections(&self) -> usize {
+        self.by_quad.len()
     }
 
     /// A RST for a segment that reached no connection (RFC 9293 §3.10.7.1).
@@ -437,47 +463,31 @@ impl Host {
     /// Move a connection between tables after its state changed.
     fn settle(&mut self, now: Instant, id: ConnId) {
         self.account(id);
-        let Some(entry) = self.conns.get_mut(&id) else { return };
-        if entry.conn.state() == State::TimeWait && !entry.in_time_wait {
-            entry.in_time_wait = true;
-            self.time_wait.push_back(id);
-            self.time_wait_count += 1;
+        if self.track_time_wait(id) {
             self.trim_time_wait(now);
         }
-        let Some(entry) = self.conns.get_mut(&id) else { return };
-        if let Some(port) = entry.listener {
-            if !entry.queued && entry.conn.state().is_synchronized() {
-                // Handshake done: from the SYN backlog to the accept queue.
-                entry.queued = true;
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.pending = l.pending.saturating_sub(1);
-                    l.queue.push_back(id);
-                    self.touched_ports.push(port);
-                }
+        let Some(entry) = self.conns.get(&id) else { return };
+        let (place, closed) = (entry.place, entry.conn.is_closed());
+        let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
+        if let Place::Handshaking(port) = place {
+            if closed {
+                // Reset or timed out in SYN-RECEIVED: the application never knew of it.
+                return self.move_to(id, None);
+            }
+            if entry.conn.state().is_synchronized() {
+                self.move_to(id, Some(Place::Queued(port)));
             }
         }
-        if !entry.conn.is_closed() {
+        if !closed {
             return;
         }
-        if let Some(port) = entry.listener {
-            if !entry.queued {
-                // Reset or timed out in SYN-RECEIVED: the application never knew it.
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.pending = l.pending.saturating_sub(1);
-                }
-                entry.released = true;
-            }
-        }
-        let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
-        if self.by_quad.get(&quad) == Some(id) {
-            self.by_quad.remove(&quad);
-        }
-        if entry.released {
-            self.forget(id);
+        self.unmap(&quad, id);
+        if place == Place::Released {
+            self.move_to(id, None);
         }
     }
 
-    /// Keep the total of buffered bytes current for this connection.
+    /// Keep the connection's timer and its share of the buffered bytes current.
     fn account(&mut self, id: ConnId) {
         if let Some(entry) = self.conns.get_mut(&id) {
             let deadline = entry.conn.poll_at();
@@ -490,10 +500,6 @@ impl Host {
             let now_holds = entry.conn.memory();
             self.buffered = self.buffered - entry.memory + now_holds;
             entry.memory = now_holds;
-            if entry.in_time_wait && entry.conn.state() != State::TimeWait {
-                entry.in_time_wait = false;
-                self.time_wait_count -= 1;
-            }
         }
     }
 
@@ -502,22 +508,14 @@ impl Host {
     fn trim_time_wait(&mut self, now: Instant) {
         while self.time_wait_count > self.cfg.max_time_wait {
             let Some(old) = self.time_wait.pop_front() else { break };
-            let Some(entry) = self.conns.get_mut(&old) else { continue };
-            if !entry.in_time_wait {
+            if !self.conns.get(&old).is_some_and(|e| e.in_time_wait) {
                 continue;
             }
-            entry.in_time_wait = false;
-            self.time_wait_count -= 1;
             self.counters.time_wait_dropped += 1;
-            entry.conn.abort(now, std::io::ErrorKind::ConnectionAborted);
-            let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
-            let released = entry.released;
-            if self.by_quad.get(&quad) == Some(old) {
-                self.by_quad.remove(&quad);
+            if let Some(entry) = self.conns.get_mut(&old) {
+                entry.conn.abort(now, std::io::ErrorKind::ConnectionAborted);
             }
-            if released {
-                self.forget(old);
-            }
+            self.settle(now, old);
         }
         // Drop stale ids so the queue stays as long as the count.
         while self.time_wait.front().is_some_and(|id| !self.conns.get(id).is_some_and(|e| e.in_time_wait)) {
@@ -526,27 +524,7 @@ impl Host {
     }
 
     fn forget(&mut self, id: ConnId) {
-        if let Some(entry) = self.conns.remove(&id) {
-            self.buffered -= entry.memory;
-            if entry.in_time_wait {
-                self.time_wait_count -= 1;
-            }
-            self.counters.retransmits_closed += entry.conn.stats.retransmits;
-            let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
-            if self.by_quad.get(&quad) == Some(id) {
-                self.by_quad.remove(&quad);
-            }
-            if let (Some(port), false) = (entry.listener, entry.queued) {
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.pending = l.pending.saturating_sub(1);
-                }
-            }
-            if let Some(port) = entry.listener {
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.queue.retain(|q| *q != id);
-                }
-            }
-        }
+        self.move_to(id, None);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -563,18 +541,18 @@ impl Host {
         self.wire.emit(&mut self.tracer, &mut self.counters, now, local, remote, hdr, payload.len(), fill, ctx, None);
     }
 
-    fn insert(&mut self, conn: Connection, listener: Option<u16>) -> ConnId {
+    fn insert(&mut self, now: Instant, conn: Connection, place: Place) -> ConnId {
         let id = self.next_id;
         self.next_id += 1;
         self.counters.connections += 1;
-        self.by_quad.insert(Quad { local: conn.local, remote: conn.remote }, id);
+        let quad = Quad { local: conn.local, remote: conn.remote };
+        // Entered as released, then moved: `move_to` does the counting.
         self.conns.insert(
             id,
             Entry {
                 conn,
-                listener,
-                queued: false,
-                released: false,
+                place: Place::Released,
+                last_heard: now,
                 in_time_wait: false,
                 memory: 0,
                 timer: None,
@@ -583,6 +561,8 @@ impl Host {
                 fault: None,
             },
         );
+        self.map(quad, id);
+        self.move_to(id, Some(place));
         id
     }
 
@@ -676,24 +656,24 @@ impl Host {
 
     /// Stop listening; connections not yet accepted are reset.
     pub fn unlisten(&mut self, now: Instant, port: u16) {
-        let Some(_) = self.listeners.remove(&port) else { return };
+        if !self.listeners.contains_key(&port) {
+            return;
+        }
         let orphans: Vec<ConnId> =
-            self.conns.iter().filter(|(_, e)| e.listener == Some(port)).map(|(id, _)| *id).collect();
+            self.conns.iter().filter(|(_, e)| e.place.listener() == Some(port)).map(|(id, _)| *id).collect();
         for id in orphans {
+            self.move_to(id, Some(Place::Released));
             if let Some(e) = self.conns.get_mut(&id) {
-                e.listener = None;
-                e.released = true;
                 e.conn.abort(now, io::ErrorKind::ConnectionAborted);
             }
             self.dispatch(now, id);
         }
+        self.listeners.remove(&port);
     }
 
     pub fn accept(&mut self, port: u16) -> Option<ConnId> {
-        let id = self.listeners.get_mut(&port)?.queue.pop_front()?;
-        if let Some(e) = self.conns.get_mut(&id) {
-            e.listener = None;
-        }
+        let id = *self.listeners.get(&port)?.queue.front()?;
+        self.move_to(id, Some(Place::Owned));
         Some(id)
     }
 
@@ -722,7 +702,7 @@ impl Host {
         let iss = self.isn.generate(now, local, remote);
         let mut conn = Connection::connect(now, tcp, local, remote, iss);
         conn.set_trace(self.tracer.wants_conn_events());
-        let id = self.insert(conn, None);
+        let id = self.insert(now, conn, Place::Owned);
         self.tracer.state(now, &Quad { local, remote }, "CLOSED", State::SynSent.name());
         self.dispatch(now, id);
         Ok(id)
@@ -748,8 +728,8 @@ impl Host {
 
     /// The application dropped its handle.
     pub fn release(&mut self, now: Instant, id: ConnId) {
+        self.move_to(id, Some(Place::Released));
         let Some(entry) = self.conns.get_mut(&id) else { return };
-        entry.released = true;
         entry.conn.orphan(now);
         self.dispatch(now, id);
     }

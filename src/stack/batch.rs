@@ -58,7 +58,7 @@ impl Host {
         }
         let Some(entry) = self.conns.get_mut(&id) else { return false };
         let transfer = matches!(entry.conn.state(), State::Established | State::CloseWait);
-        let accepted = entry.listener.is_none() || entry.queued;
+        let accepted = !matches!(entry.place, super::Place::Handshaking(_));
         // A stretch ACK covers a bounded amount (see MAX_STRETCH).
         let limit = if self.cfg.tcp.tso_max > 0 { MAX_STRETCH_OFFLOAD } else { MAX_STRETCH };
         let limit = limit.min(u32::try_from(entry.conn.recv_capacity() / 4).unwrap_or(u32::MAX)).max(1);

@@ -1,15 +1,16 @@
 //! The host's side of SYN cookies (the encoding is in `cookie.rs`): answering a SYN when the
-//! listener's backlog is full, and making the connection when a valid cookie comes back.
+//! listener's backlog, the connection table or the source's share of it is full, and making
+//! the connection when a valid cookie comes back.
 
 use std::time::Instant;
 
-use super::{cookie, Host, Quad};
+use super::{cookie, Host, Place, Quad};
 use crate::tcp::Connection;
 use crate::trace::SeqContext;
 use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 
 impl Host {
-    /// The SYN backlog is full: answer statelessly with a SYN cookie.
+    /// No state for this SYN (a limit is reached): answer statelessly with a SYN cookie.
     pub(super) fn send_cookie(&mut self, now: Instant, syn: &TcpSegment<'_>) {
         let tcp = self.cfg.tcp;
         let (iss, mss) = self.cookies.make(now, syn.dst, syn.src, syn.seq, syn.options.mss.unwrap_or(536));
@@ -31,7 +32,10 @@ impl Host {
             options,
         };
         self.counters.syn_cookies_sent += 1;
-        self.tracer.note(now, format_args!("SYN backlog full on port {}: answering with a SYN cookie", syn.dst.port()));
+        self.tracer.note(
+            now,
+            format_args!("no room on port {} (backlog or table full): answering with a SYN cookie", syn.dst.port()),
+        );
         self.emit(
             now,
             syn.dst,
@@ -49,9 +53,11 @@ impl Host {
         let Some(mss) = self.cookies.check(now, seg.dst, seg.src, seg.seq - 1, iss) else { return false };
         let port = seg.dst.port();
         let full = self.listeners.get(&port).is_none_or(|l| l.queue.len() >= l.accept_limit);
-        if full || self.refuse_new_connection().is_some() {
+        // The peer has shown it receives what we send: it may take an idle connection's place.
+        let refused = if full { Some(DropReason::AcceptQueueFull) } else { self.make_room(now, *seg.src.ip()) };
+        if let Some(reason) = refused {
             // Dropped, not reset: the client retransmits and may fit later.
-            self.count_drop(now, if full { DropReason::AcceptQueueFull } else { DropReason::ConnectionLimit }, None);
+            self.count_drop(now, reason, None);
             return true;
         }
         let (client_shift, sack) = match seg.options.timestamps {
@@ -60,10 +66,7 @@ impl Host {
         };
         let mut conn = Connection::from_cookie(now, self.cfg.tcp, seg, iss, mss, client_shift, sack);
         conn.set_trace(self.tracer.wants_conn_events());
-        let id = self.insert(conn, Some(port));
-        if let Some(l) = self.listeners.get_mut(&port) {
-            l.pending += 1;
-        }
+        let id = self.insert(now, conn, Place::Handshaking(port));
         self.counters.syn_cookies_accepted += 1;
         let quad = Quad { local: seg.dst, remote: seg.src };
         self.tracer.state(now, &quad, "LISTEN", "SYN-RECEIVED (from a SYN cookie)");

@@ -25,6 +25,8 @@ pub struct Counters {
     pub syn_cookies_sent: u64,
     pub syn_cookies_accepted: u64,
     pub challenge_acks_suppressed: u64,
+    /// Idle connections reset to make room for a new one (`max_connections`, `max_per_source`).
+    pub reclaimed: u64,
     /// TIME-WAIT connections forgotten early because of `max_time_wait`.
     pub time_wait_dropped: u64,
     /// TCP segments received with more payload than our MSS (GRO/TSO super-packets).
@@ -77,6 +79,9 @@ impl fmt::Display for Summary<'_> {
                 "{} ICMP unreachables sent, {} over the rate limit, ",
                 c.icmp_unreachable_sent, c.icmp_errors_limited
             )?;
+        }
+        if c.reclaimed > 0 {
+            write!(f, "{} idle connections reclaimed, ", c.reclaimed)?;
         }
         if c.time_wait_dropped > 0 {
             write!(f, "{} TIME-WAITs dropped early, ", c.time_wait_dropped)?;

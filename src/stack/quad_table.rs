@@ -25,6 +25,10 @@ impl QuadTable {
         Some(id)
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub(super) fn contains_key(&self, quad: &Quad) -> bool {
         self.get(quad).is_some()
     }

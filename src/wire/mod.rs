@@ -57,8 +57,10 @@ pub enum DropReason {
     StaleTimestamp,
     /// IPv4 source routing (LSRR/SSRR): a classic spoofing aid, dropped as RFC 7126 advises.
     SourceRoute,
-    /// A new connection beyond `max_connections`.
+    /// A new connection beyond `max_connections`, with no idle one to reclaim.
     ConnectionLimit,
+    /// A new connection from a source at `max_per_source`, with no idle one of its own to reclaim.
+    SourceLimit,
     /// A new connection, or out-of-order data, while buffers hold more than the memory budget.
     MemoryLimit,
     /// A SYN for a listener whose accept queue is full.
@@ -79,7 +81,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 33] = [
+    pub const ALL: [DropReason; 34] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -105,6 +107,7 @@ impl DropReason {
         DropReason::StaleTimestamp,
         DropReason::SourceRoute,
         DropReason::ConnectionLimit,
+        DropReason::SourceLimit,
         DropReason::MemoryLimit,
         DropReason::AcceptQueueFull,
         DropReason::SourceIsUs,
@@ -142,6 +145,7 @@ impl DropReason {
             DropReason::StaleTimestamp => "stale-timestamp",
             DropReason::SourceRoute => "ip-source-route",
             DropReason::ConnectionLimit => "connection-limit",
+            DropReason::SourceLimit => "source-limit",
             DropReason::MemoryLimit => "memory-limit",
             DropReason::AcceptQueueFull => "accept-queue-full",
             DropReason::SourceIsUs => "source-is-us",

@@ -90,20 +90,6 @@ fn full_accept_queue_drops_syns() {
 }
 
 #[test]
-fn connection_limit_refuses_new_connections() {
-    let mut cfg = config();
-    cfg.max_connections = 2;
-    let mut t = Peer::listening_with(cfg);
-    for port in 1..=3 {
-        t.send(syn().seq(1).sport(port));
-    }
-    t.expect();
-    t.expect();
-    t.expect_nothing();
-    assert_eq!(t.host.counters.drops.get(&wire::DropReason::ConnectionLimit), Some(&1));
-}
-
-#[test]
 fn time_wait_over_its_limit_forgets_the_oldest() {
     let mut cfg = config();
     cfg.max_time_wait = 2;

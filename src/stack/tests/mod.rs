@@ -11,6 +11,7 @@ mod filtering;
 mod fuzz_found;
 mod handshake;
 mod hostile;
+mod limits;
 mod live;
 mod model;
 mod nagle;
@@ -38,6 +39,7 @@ pub const PEER_PORT: u16 = 40000;
 pub struct Out {
     hdr: TcpHeaderOut,
     payload: Vec<u8>,
+    from_ip: Ipv4Addr,
     from_port: u16,
     to_port: Option<u16>,
 }
@@ -46,6 +48,7 @@ pub fn seg(flags: TcpFlags) -> Out {
     Out {
         hdr: TcpHeaderOut { flags, window: 65535, ..Default::default() },
         payload: Vec::new(),
+        from_ip: PEER_IP,
         from_port: PEER_PORT,
         to_port: None,
     }
@@ -92,6 +95,11 @@ impl Out {
     }
     pub fn flags(mut self, f: TcpFlags) -> Self {
         self.hdr.flags = f;
+        self
+    }
+    /// From another address than the peer's (a second client, or a forged source).
+    pub fn src(mut self, ip: Ipv4Addr) -> Self {
+        self.from_ip = ip;
         self
     }
     pub fn sport(mut self, p: u16) -> Self {
@@ -166,7 +174,7 @@ impl Peer {
 
     /// Deliver a segment from the peer to the host.
     pub fn send(&mut self, s: Out) {
-        let src = SocketAddrV4::new(PEER_IP, s.from_port);
+        let src = SocketAddrV4::new(s.from_ip, s.from_port);
         let dst = SocketAddrV4::new(HOST_IP, s.to_port.unwrap_or(self.port));
         let mut pkt = Vec::new();
         ipv4::build_tcp(src, dst, &s.hdr, &s.payload, 7, &mut pkt);
@@ -189,7 +197,9 @@ impl Peer {
             // What the device would finish (or the kernel's segmentation, per segment).
             assert!(crate::device::vnet::complete_tcp_checksum(&mut pkt), "partial checksum on a non-TCP packet");
         }
-        match wire::parse_packet(PEER_IP, &pkt).expect("host sent a packet that does not parse") {
+        // Parsed as its addressee would (the peer, or another client of the test).
+        let to = pkt.get(16..20).and_then(|a| <[u8; 4]>::try_from(a).ok()).map_or(PEER_IP, Ipv4Addr::from);
+        match wire::parse_packet(to, &pkt).expect("host sent a packet that does not parse") {
             Packet::Tcp(t) => Some(Got {
                 src: t.src,
                 dst: t.dst,
