@@ -92,6 +92,19 @@ struct ServeArgs {
     /// costs only the retransmissions).
     #[arg(long, value_enum, default_value = "newreno", value_name = "ALGORITHM")]
     cc: CcArg,
+    /// How long an HTTP client may take to send a whole request head (from connecting, or
+    /// from the first byte of a later request); past it the answer is 408 and the connection
+    /// closes, so a slowloris client cannot hold a connection by trickling a head.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    header_timeout_ms: u64,
+    /// Connections at once, in any state; at the limit a SYN gets a SYN cookie and a client
+    /// that completes the handshake takes the place of the connection idle longest.
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    max_connections: usize,
+    /// Connections at once from one source address; at the limit that source's new
+    /// connection takes the place of its own connection idle longest.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    max_per_source: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -166,6 +179,14 @@ fn device_exists(name: &str) -> bool {
 }
 
 fn serve(args: ServeArgs, start: Instant) -> Result<()> {
+    // Checked before anything else, so a typo costs nothing.
+    for (flag, value) in [
+        ("--header-timeout-ms", args.header_timeout_ms as usize),
+        ("--max-connections", args.max_connections),
+        ("--max-per-source", args.max_per_source),
+    ] {
+        anyhow::ensure!(value > 0, "{flag} must be at least 1 (0 would refuse every client)");
+    }
     if !args.create && !device_exists(&args.tun) {
         let ns = if args.tun == "synack0" { String::new() } else { format!(" --name {}", args.tun) };
         bail!(
@@ -185,7 +206,13 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
 
     let device = if args.offload { Tun::open_offload(&args.tun) } else { Tun::open(&args.tun) }
         .with_context(|| format!("attaching to TUN device {}", args.tun))?;
-    let mut host = HostConfig { addr: args.ip, prefix_len: args.prefix_len, ..Default::default() };
+    let mut host = HostConfig {
+        addr: args.ip,
+        prefix_len: args.prefix_len,
+        max_connections: args.max_connections,
+        max_per_source: args.max_per_source,
+        ..Default::default()
+    };
     host.tcp.msl = Duration::from_millis(args.msl_ms.max(1));
     host.tcp.min_rto = Duration::from_millis(args.min_rto_ms.max(1));
     host.tcp.congestion = match args.cc {
@@ -212,7 +239,8 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
         faults_out,
     };
     let stack = Stack::new(device, opts).context("starting the stack")?;
-    services::spawn_all(&stack, HttpConfig::default()).context("starting services")?;
+    let http = HttpConfig { head_timeout: Duration::from_millis(args.header_timeout_ms), ..Default::default() };
+    services::spawn_all(&stack, http).context("starting services")?;
     say(format_args!(
         "serving as {} on {} (echo :7, discard :9, http with WebSocket and Socket.IO :80){}{faults}; Ctrl-C to stop",
         args.ip,

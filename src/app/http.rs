@@ -25,11 +25,16 @@ mod tests;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub(crate) use self::pattern::PatternBlock;
 pub use self::pattern::{fill_pattern, pattern_byte, PATTERN_PERIOD};
-pub use self::request::{discard_body, parse_head, read_request, ReadOutcome, Request, Version};
+pub use self::request::{discard_body, parse_head, read_request, read_request_by, ReadOutcome, Request, Version};
 pub use self::response::{route, write_response, Body, Response, Status};
+
+/// The default [`HttpConfig::head_timeout`]: nginx's `client_header_timeout` is 60 s and
+/// Apache's `RequestReadTimeout` 20–40 s; 10 s is ample for any client not trickling bytes.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Produces extra HTML for the index page on each request, so the caller can show live
 /// information (connection counts, stack counters) without this module knowing about it.
@@ -42,6 +47,10 @@ pub struct HttpConfig {
     pub max_bytes: u64,
     /// Largest request line + header section; bounds memory per connection.
     pub max_header_bytes: usize,
+    /// How long a client may take to send a whole request head: from its connection for
+    /// the first request, from the first byte for a later one. Past it: 408 and close, so
+    /// a slowloris client cannot hold a connection by trickling a head.
+    pub head_timeout: Duration,
     /// Size of each `write_all` when streaming a body: big enough to fill segments, small
     /// enough that a huge `/bytes/N` never needs a huge buffer.
     pub write_chunk: usize,
@@ -53,7 +62,13 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_bytes: 1_000_000_000, max_header_bytes: 16 * 1024, write_chunk: 64 * 1024, index_extra: None }
+        HttpConfig {
+            max_bytes: 1_000_000_000,
+            max_header_bytes: 16 * 1024,
+            head_timeout: HEAD_TIMEOUT,
+            write_chunk: 64 * 1024,
+            index_extra: None,
+        }
     }
 }
 
@@ -62,6 +77,7 @@ impl fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("max_bytes", &self.max_bytes)
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("head_timeout", &self.head_timeout)
             .field("write_chunk", &self.write_chunk)
             .field("index_extra", &self.index_extra.as_ref().map(|_| "Fn"))
             .finish()
@@ -100,15 +116,31 @@ pub fn serve<S: Read + Write>(stream: &mut S, cfg: &HttpConfig) -> io::Result<Se
 /// Like [`serve`], but offers each parsed request to `hook` first. This is the extension
 /// point for `Upgrade` (WebSocket): the hook gets the request, including the bytes already
 /// read past its header (`req.leftover`), and the stream, before the body is discarded.
-pub fn serve_with<S, H>(stream: &mut S, cfg: &HttpConfig, mut hook: H) -> io::Result<ServeStats>
+pub fn serve_with<S, H>(stream: &mut S, cfg: &HttpConfig, hook: H) -> io::Result<ServeStats>
 where
     S: Read + Write,
     H: FnMut(&mut Request, &mut S) -> io::Result<Hook>,
 {
+    serve_with_deadline(stream, cfg, hook, |_, _| Ok(()))
+}
+
+/// Like [`serve_with`], with [`HttpConfig::head_timeout`] kept: `deadline` bounds the
+/// stream's reads until an instant (`None`: lifts the bound), e.g. by a read timeout.
+pub fn serve_with_deadline<S, H, D>(
+    stream: &mut S,
+    cfg: &HttpConfig,
+    mut hook: H,
+    mut deadline: D,
+) -> io::Result<ServeStats>
+where
+    S: Read + Write,
+    H: FnMut(&mut Request, &mut S) -> io::Result<Hook>,
+    D: FnMut(&mut S, Option<Instant>) -> io::Result<()>,
+{
     let mut stats = ServeStats::default();
     let mut buf = Vec::new();
     loop {
-        let mut req = match read_request(stream, buf, cfg)? {
+        let mut req = match read_request_by(stream, buf, cfg, &mut deadline)? {
             ReadOutcome::Request(req) => req,
             ReadOutcome::Closed => return Ok(stats),
             ReadOutcome::Rejected(status) => {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status, Version};
 use super::live::lab::Lab;
@@ -30,7 +30,9 @@ const EAGER_PARSE_LIMIT: usize = 1024;
 /// Where one connection is.
 enum Phase {
     /// Waiting for a complete request head; `scanned` bytes of it were looked at already.
-    Head { scanned: usize },
+    /// `since`: when the head's time began (the connection, for the first request; its
+    /// first byte, for a later one); `None` while idle between requests.
+    Head { scanned: usize, since: Option<Instant> },
     /// Dropping `left` more bytes of a request body, then answering.
     Body { left: u64, answer: Answer },
     /// Sending an answer.
@@ -66,6 +68,13 @@ impl LoopHttp {
     /// Close connections idle this long instead of [`IDLE`].
     pub fn with_idle(mut self, idle: Duration) -> LoopHttp {
         self.idle = idle;
+        self
+    }
+
+    /// Close connections that take longer than this to send a request head, instead of
+    /// [`HttpConfig::head_timeout`].
+    pub fn with_head_timeout(mut self, timeout: Duration) -> LoopHttp {
+        self.cfg.head_timeout = timeout;
         self
     }
 
@@ -172,14 +181,17 @@ impl LoopHttp {
         let mut answered = 0;
         loop {
             phase = match phase {
-                Phase::Head { .. } if answered == REQUESTS_PER_CALL => {
+                Phase::Head { since, .. } if answered == REQUESTS_PER_CALL => {
                     // More may be pipelined: the rest on the loop's next pass.
                     conn.again();
-                    return Ok(Some(Phase::Head { scanned: 0 }));
+                    return Ok(Some(Phase::Head { scanned: 0, since }));
                 }
-                Phase::Head { scanned } => match self.read_head(conn, scanned)? {
+                Phase::Head { scanned, since } => match self.read_head(conn, scanned)? {
                     Ok(next) => next,
-                    Err(scanned) => return Ok(Some(Phase::Head { scanned })),
+                    Err(scanned) => {
+                        let since = since.or_else(|| (scanned > 0).then(|| conn.now()));
+                        return Ok(Some(Phase::Head { scanned, since }));
+                    }
                 },
                 Phase::Body { left: 0, answer } => Phase::Answer(answer),
                 Phase::Body { left, answer } => match conn.skip(usize::try_from(left).unwrap_or(usize::MAX)) {
@@ -200,7 +212,7 @@ impl LoopHttp {
                         return Ok(None);
                     }
                     answered += 1;
-                    Phase::Head { scanned: 0 }
+                    Phase::Head { scanned: 0, since: None }
                 }
             };
         }
@@ -215,17 +227,31 @@ impl LoopService for LoopHttp {
 
     fn ready(&mut self, conn: &mut LoopConn<'_>) {
         let id = conn.id();
-        let phase = self.conns.remove(&id);
+        // A new connection: the first head's time starts now.
+        let phase = self.conns.remove(&id).unwrap_or(Phase::Head { scanned: 0, since: Some(conn.now()) });
         if conn.timed_out() {
-            tracing::debug!("http connection idle for {:?}; closing", self.idle);
+            if let Phase::Head { since: Some(_), .. } = phase {
+                tracing::debug!("request head not complete within {:?}; 408 and closing", self.cfg.head_timeout);
+                let mut resp = Response::error(Status::REQUEST_TIMEOUT);
+                resp.headers.push(("Connection", "close".into()));
+                if let Ok(mut a) = self.answer(&resp, false, true) {
+                    // What does not fit now is not worth waiting for.
+                    let _ = self.send(conn, &mut a);
+                }
+            } else {
+                tracing::debug!("http connection idle for {:?}; closing", self.idle);
+            }
             return close(conn);
         }
-        match self.step(conn, phase.unwrap_or(Phase::Head { scanned: 0 })) {
+        match self.step(conn, phase) {
             Ok(Some(next)) => {
                 if !conn.is_handed_over() {
-                    self.conns.insert(id, next);
-                    let at = conn.now() + self.idle;
+                    let at = match &next {
+                        Phase::Head { since: Some(t), .. } => *t + self.cfg.head_timeout,
+                        _ => conn.now() + self.idle,
+                    };
                     conn.set_deadline(Some(at));
+                    self.conns.insert(id, next);
                 }
             }
             Ok(None) => close(conn),

@@ -103,7 +103,8 @@ pub fn serve_http_ws(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints) ->
 }
 
 /// [`serve_http_ws`] plus Socket.IO and Engine.IO: `/socket.io/` requests go to `io`,
-/// `/engine.io/` ones to `eio`.
+/// `/engine.io/` ones to `eio`. Each request head has [`HttpConfig::head_timeout`] to
+/// arrive whole, as on the event loop.
 pub fn serve_http_ws_sio(
     mut stream: TcpStream,
     cfg: &HttpConfig,
@@ -112,13 +113,14 @@ pub fn serve_http_ws_sio(
     eio: &EngineIo,
 ) -> io::Result<()> {
     stream.set_read_timeout(Some(HTTP_IDLE))?;
-    http::serve_with(&mut stream, cfg, |req, s| match io.hook(req, s)? {
+    let hook = |req: &mut http::Request, s: &mut TcpStream| match io.hook(req, s)? {
         Hook::Declined => match eio.hook(req, s)? {
             Hook::Declined => ws.hook(req, s),
             other => Ok(other),
         },
         other => Ok(other),
-    })?;
+    };
+    http::serve_with_deadline(&mut stream, cfg, hook, |s, at| s.set_read_deadline(at))?;
     Ok(())
 }
 

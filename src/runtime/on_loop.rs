@@ -581,6 +581,62 @@ mod tests {
         assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "closed after {waited:?}");
     }
 
+    /// A server whose HTTP heads must arrive within 300 ms (idle keep-alive: 120 s).
+    fn impatient_http() -> (Stack, Stack) {
+        let (server, client) = clean_pair();
+        let http = crate::app::loop_http::LoopHttp::new(Default::default(), |_| false)
+            .with_head_timeout(Duration::from_millis(300));
+        server.serve_on_loop(80, http).unwrap();
+        (server, client)
+    }
+
+    fn read_all_timed(s: &TcpStream) -> (String, Duration) {
+        let start = std::time::Instant::now();
+        let mut all = Vec::new();
+        (&*s).read_to_end(&mut all).unwrap();
+        (String::from_utf8_lossy(&all).into_owned(), start.elapsed())
+    }
+
+    #[test]
+    fn http_on_the_loop_answers_408_to_a_head_trickled_past_its_deadline() {
+        let (_server, client) = impatient_http();
+        let s = connect(&client, 80);
+        (&s).write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        (&s).write_all(b"X-Slow: 1\r\n").unwrap();
+        let (text, waited) = read_all_timed(&s);
+        assert!(text.starts_with("HTTP/1.1 408 Request Timeout") && text.contains("Connection: close"), "{text}");
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    }
+
+    #[test]
+    fn http_on_the_loop_closes_a_connection_that_sends_no_head() {
+        let (_server, client) = impatient_http();
+        let s = connect(&client, 80);
+        let (text, waited) = read_all_timed(&s);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(5), "closed after {waited:?}");
+    }
+
+    #[test]
+    fn http_on_the_loop_lets_a_keep_alive_connection_idle_past_the_head_deadline() {
+        let (_server, client) = impatient_http();
+        let s = connect(&client, 80);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        for round in 0..2 {
+            (&s).write_all(b"GET /bytes/2 HTTP/1.1\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            while !got.ends_with(b"\r\n\r\n\x00\x01") {
+                let n = (&s).read(&mut buf).unwrap();
+                assert!(n > 0, "round {round}: closed after {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            // Idle between requests: the idle timeout applies, not the head's.
+            std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+
     #[test]
     fn http_closing_with_requests_unread_still_delivers_the_answer() {
         let (_server, client, _) = http_server(|_| false);

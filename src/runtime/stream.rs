@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Sleepers, Stack, Waiter};
@@ -23,6 +23,8 @@ struct Handle {
     /// Timeouts in nanoseconds; 0 means none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
+    /// An instant no read waits past, whatever the timeout (an HTTP head's deadline).
+    read_deadline: Mutex<Option<Instant>>,
 }
 
 /// A connection's input so far, in bytes: see [`TcpStream::input_counts`].
@@ -60,6 +62,7 @@ impl TcpStream {
                 read_total: AtomicU64::new(0),
                 read_timeout: AtomicU64::new(0),
                 write_timeout: AtomicU64::new(0),
+                read_deadline: Mutex::new(None),
             }),
         })
     }
@@ -128,6 +131,13 @@ impl TcpStream {
         Ok(())
     }
 
+    /// No read waits past `at` (it fails with `TimedOut`), whatever the read timeout says;
+    /// `None` lifts it.
+    pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        *self.handle.read_deadline.lock().map_err(|_| io::Error::other("stream lock poisoned by a panic"))? = at;
+        Ok(())
+    }
+
     /// Turn Nagle's algorithm off (`true`: small writes go out at once) or back on.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         let h = &self.handle;
@@ -161,7 +171,11 @@ impl TcpStream {
         if h.read_shut.load(Ordering::Acquire) {
             return Ok(0);
         }
-        let deadline = Self::deadline(&h.read_timeout);
+        let fixed = h.read_deadline.lock().ok().and_then(|d| *d);
+        let deadline = match (Self::deadline(&h.read_timeout), fixed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         h.stack.block_on(&h.waiter, deadline, |host, now| {
             let r =
                 host.with_conn(now, h.id, |c| c.recv(buf)).unwrap_or_else(|| Err(io::ErrorKind::NotConnected.into()));

@@ -1,6 +1,7 @@
 //! Reading one request head off the stream, and skipping its body.
 
 use std::io::{self, Read};
+use std::time::Instant;
 
 use super::{HttpConfig, Status};
 
@@ -96,7 +97,46 @@ pub enum ReadOutcome {
 
 /// Reads until `buf` (bytes left over from the previous request, then whatever the stream
 /// gives) holds a full request head.
-pub fn read_request<R: Read>(stream: &mut R, mut buf: Vec<u8>, cfg: &HttpConfig) -> io::Result<ReadOutcome> {
+pub fn read_request<R: Read>(stream: &mut R, buf: Vec<u8>, cfg: &HttpConfig) -> io::Result<ReadOutcome> {
+    read_request_by(stream, buf, cfg, |_, _| Ok(()))
+}
+
+/// [`read_request`] with [`HttpConfig::head_timeout`] from the head's first byte:
+/// `deadline` bounds the stream's reads until then (see `serve_with_deadline`), and a read
+/// that times out inside a head ends it with 408.
+pub fn read_request_by<R, D>(stream: &mut R, buf: Vec<u8>, cfg: &HttpConfig, mut deadline: D) -> io::Result<ReadOutcome>
+where
+    R: Read,
+    D: FnMut(&mut R, Option<Instant>) -> io::Result<()>,
+{
+    let mut started = !buf.is_empty();
+    if started {
+        deadline(stream, Some(Instant::now() + cfg.head_timeout))?;
+    }
+    let outcome = read_head_into(stream, buf, cfg, &mut started, &mut deadline);
+    // Between requests only the stream's own (idle) timeout applies.
+    deadline(stream, None)?;
+    match outcome {
+        // Timed out inside a head; a timeout while idle between requests stays an error.
+        Err(e) if started && matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+            tracing::debug!("request head not complete within {:?}", cfg.head_timeout);
+            Ok(ReadOutcome::Rejected(Status::REQUEST_TIMEOUT))
+        }
+        other => other,
+    }
+}
+
+fn read_head_into<R, D>(
+    stream: &mut R,
+    mut buf: Vec<u8>,
+    cfg: &HttpConfig,
+    started: &mut bool,
+    deadline: &mut D,
+) -> io::Result<ReadOutcome>
+where
+    R: Read,
+    D: FnMut(&mut R, Option<Instant>) -> io::Result<()>,
+{
     let mut try_parse = !buf.is_empty();
     loop {
         if try_parse {
@@ -113,6 +153,10 @@ pub fn read_request<R: Read>(stream: &mut R, mut buf: Vec<u8>, cfg: &HttpConfig)
         buf.truncate(old_len + n);
         if n == 0 {
             return Ok(ReadOutcome::Closed);
+        }
+        if !*started {
+            *started = true;
+            deadline(stream, Some(Instant::now() + cfg.head_timeout))?;
         }
         try_parse = buf.len() <= EAGER_PARSE_LIMIT || buf[old_len..].contains(&b'\n');
     }

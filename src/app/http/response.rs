@@ -16,6 +16,7 @@ impl Status {
     pub const BAD_REQUEST: Status = Status(400);
     pub const NOT_FOUND: Status = Status(404);
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
+    pub const REQUEST_TIMEOUT: Status = Status(408);
     pub const UPGRADE_REQUIRED: Status = Status(426);
     pub const REQUEST_HEADER_FIELDS_TOO_LARGE: Status = Status(431);
     pub const NOT_IMPLEMENTED: Status = Status(501);
@@ -28,6 +29,7 @@ impl Status {
             400 => "Bad Request",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            408 => "Request Timeout",
             411 => "Length Required",
             426 => "Upgrade Required",
             431 => "Request Header Fields Too Large",

@@ -599,3 +599,67 @@ fn checking_sink_catches_a_swapped_byte() {
     let _ = sink.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
     let _ = sink.write_all(&body);
 }
+
+/// A client that sends `input` and then goes quiet: the next read times out, as a stream
+/// with a read deadline does.
+struct Stalling {
+    input: Vec<u8>,
+    pos: usize,
+    output: Vec<u8>,
+}
+
+impl Read for Stalling {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.input.len() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let n = buf.len().min(self.input.len() - self.pos);
+        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for Stalling {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_head_not_complete_by_its_deadline_gets_408() {
+    let input = b"GET /bytes/2 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost: slow".to_vec();
+    let mut s = Stalling { input, pos: 0, output: Vec::new() };
+    let mut bounds = Vec::new();
+    let stats = serve_with_deadline(
+        &mut s,
+        &HttpConfig::default(),
+        |_, _| Ok(Hook::Declined),
+        |_, at| {
+            bounds.push(at.is_some());
+            Ok(())
+        },
+    )
+    .expect("the timeout is answered, not an error");
+    assert_eq!(stats.requests, 2);
+    let out = String::from_utf8_lossy(&s.output);
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    let second = &out[out.find("HTTP/1.1 408").expect("a 408 for the trickled head")..];
+    assert!(second.contains("Connection: close"), "{second}");
+    // A bound from each head's first byte, lifted after it (and after the timed-out one).
+    assert_eq!(bounds, [true, false, true, false]);
+}
+
+#[test]
+fn a_client_idle_between_requests_is_not_given_a_408() {
+    let mut s = Stalling { input: b"GET /bytes/2 HTTP/1.1\r\n\r\n".to_vec(), pos: 0, output: Vec::new() };
+    let err = serve_with_deadline(&mut s, &HttpConfig::default(), |_, _| Ok(Hook::Declined), |_, _| Ok(()))
+        .expect_err("the idle timeout ends the connection");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    let out = String::from_utf8_lossy(&s.output);
+    assert!(out.starts_with("HTTP/1.1 200 OK") && !out.contains("408"), "{out}");
+}
