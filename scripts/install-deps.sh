@@ -10,7 +10,7 @@ PROG=${0##*/}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # gcc make bison flex: scripts/packetdrill.sh builds packetdrill from source.
 PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium nodejs npm
-    gcc make bison flex nmap apache2-utils wrk nginx-light ethtool)
+    gcc make bison flex nmap apache2-utils wrk nginx-light ethtool hping3 slowhttptest)
 # The test clients' Python: tests/common and scripts/captures.sh look for it here.
 VENV=${CARGO_TARGET_DIR:-$REPO/target}/python
 PY_PACKAGES=(websockets "python-socketio[client]" websocket-client)
@@ -64,6 +64,9 @@ present() {
         python3-venv) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
         iputils-ping) command -v ping >/dev/null ;;
         gcc | make | bison | flex) command -v "$1" >/dev/null ;;
+        # The attack tools of tests/tun_attack.rs (a SYN flood, slowloris).
+        hping3) command -v hping3 >/dev/null ;;
+        slowhttptest) command -v slowhttptest >/dev/null ;;
         # The headless browser the demo page's test drives; either Debian package will do.
         chromium) command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null ;;
         # The official Socket.IO client and protocol suites (npm packages go to temp dirs).

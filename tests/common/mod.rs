@@ -105,6 +105,36 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The release build of synack, if it is newer than every source file: for tests whose
+/// verdict is a speed a debug build cannot reach (`scripts/test.sh` builds it first).
+/// `Err` says why there is none.
+pub fn release_binary() -> Result<PathBuf, String> {
+    let debug = PathBuf::from(env!("CARGO_BIN_EXE_synack"));
+    let bin = debug.parent().and_then(Path::parent).map(|t| t.join("release/synack")).ok_or("no target dir")?;
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{}: {e} (run `cargo build --release`)", bin.display()))?;
+    let mut dirs = vec![repo().join("src")];
+    let mut newest = ["Cargo.toml", "Cargo.lock"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(repo().join(f)).and_then(|m| m.modified()).ok())
+        .max();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if let Ok(t) = meta.modified() {
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    if newest.is_some_and(|t| t > built) {
+        return Err(format!("{} is older than the sources (run `cargo build --release`)", bin.display()));
+    }
+    Ok(bin)
+}
+
 /// A throwaway network namespace with the TUN device `synack0` and the kernel side
 /// 10.7.0.1/24, removed on drop.
 pub struct Netns {
@@ -155,6 +185,13 @@ impl Netns {
     /// it is serving.
     pub fn serve(&mut self, args: &[&str]) -> Server {
         self.serve_env(args, &[])
+    }
+
+    /// `serve_env` with another build of synack (see [`release_binary`]).
+    pub fn serve_bin(&mut self, bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        self.spawn_server(bin, &all, env, "serving as")
     }
 
     /// `serve` with extra environment variables (log filters, test-only settings).
