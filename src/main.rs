@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// Answer as ADDR on the TUN device: echo on 7, discard on 9, HTTP with WebSocket and
     /// Socket.IO on 80, ping.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Draw a sequence (ladder) diagram of every TCP connection in a capture (any tool's
     /// pcap or pcapng: raw IP, Ethernet, Linux cooked).
     Ladder(synack::analyze::LadderArgs),
@@ -136,7 +136,7 @@ fn main() {
         .with_timer(SinceStart(start))
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args, start),
+        Command::Serve(args) => serve(*args, start),
         Command::Ladder(args) => synack::analyze::ladder(&args, &mut std::io::stdout().lock()),
         Command::Explain(args) => synack::analyze::explain(&args, &mut std::io::stdout().lock()),
     };
