@@ -19,6 +19,7 @@ Run every check and test of synack, from the repository root:
   2. formatting:                                cargo fmt --all --check
   3. lints:                                     cargo clippy --all-targets [--all-features] -- -D warnings
   4. release build (what the demo runs):        cargo build --release
+     examples (the protocol suites' server):   cargo build --examples --all-features
   5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --all-features --no-fail-fast [ARGS]
      (its output is kept in target/test-output.log; the summary names each failed test)
   6. doc tests (when there is a library):       cargo test --doc
@@ -154,6 +155,9 @@ step "format" cargo fmt --all --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "clippy (every feature: the async API)" cargo clippy --all-targets --all-features -- -D warnings
 step "release build" cargo build --release
+# The protocol-suite tests run an example server (cargo test compiles examples, but under
+# hashed names only).
+step "examples" cargo build --examples --all-features
 step "tests" run_tests --all-targets --all-features --no-fail-fast ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
 if [[ ${RESULTS[-1]} == FAIL* ]]; then
     failures=$(failed_tests "$TEST_LOG" | sed 's/^/        /')

@@ -139,7 +139,7 @@ fn suite_test(test: &str, name: &str, check: impl Fn(usize, &SuiteRun)) {
         .parent()
         .map(|d| d.join("examples/sio_reference_server"))
         .expect("target dir");
-    assert!(server.exists(), "{} is missing (cargo test builds the examples)", server.display());
+    assert!(server.exists(), "{} is missing (scripts/test.sh builds it: cargo build --examples)", server.display());
     // `cargo test --test tun_sio_suites` does not build the examples: a server older than
     // the sources would be a stale one, its verdict about other code.
     let newest = newest_source(&repo().join("src")).max(newest_source(&repo().join("examples")));
