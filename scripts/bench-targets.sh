@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# bench-targets.sh: sourced by bench.sh after its tables. Prints issue 8's targets next to what
+# bench-targets.sh: sourced by bench.sh after its tables. Prints the performance targets next to what
 # this run measured, each marked met or missed, from the same medians the tables show.
 
 # target_line TEXT MEASURED TARGET VERDICT
@@ -14,7 +14,7 @@ mbps() { awk -v t="$1" -v b="$2" 'BEGIN { printf "%.0f", b / t / 1e6 }'; }
 targets_report() {
     local dir s_k s_s s_m ok n r text v loss_top
     echo
-    echo "Issue 8's targets, from the medians above (ratios are throughput ratios: A/B = B's time / A's time):"
+    echo "The targets, from the medians above (ratios are throughput ratios: A/B = B's time / A's time):"
     echo "| measure | this run | target | |"
     echo "|---|---|---|---|"
     for dir in down up; do

@@ -17,7 +17,7 @@ cd "$REPO"
 
 ROUNDS=3
 SIZE_MB=100
-# Issue 8 states its loss target for 30 MB each way.
+# The loss target is stated for 30 MB each way.
 LOSS_MB=30
 TIMEOUT=120
 LOSSES="0,1,5"
