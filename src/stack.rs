@@ -3,6 +3,7 @@
 //! sequence numbers (RFC 6528) and counts everything. Sans I/O like `tcp/`: packets in,
 //! packets out, `now` passed in.
 
+mod arrivals;
 mod batch;
 mod conn_fault;
 mod cookie;
@@ -127,6 +128,7 @@ struct Entry {
     ready: Option<Readiness>,
     /// Drops a share of its outgoing segments, when asked to (a demonstration of loss).
     fault: Option<conn_fault::DropFault>,
+    arrivals: arrivals::ArrivalLog,
 }
 
 struct Listener {
@@ -170,6 +172,8 @@ pub struct Host {
     /// Inside `begin_batch`/`end_batch`: whether output may wait, and who is waiting.
     batching: bool,
     deferred: Vec<ConnId>,
+    /// The latest arrival of in-order data on any connection (see `arrival_number`).
+    last_arrival: u64,
 }
 
 impl Host {
@@ -202,6 +206,7 @@ impl Host {
             tracer: Tracer::new(now),
             batching: false,
             deferred: Vec::new(),
+            last_arrival: 0,
         }
     }
 
@@ -292,6 +297,7 @@ impl Host {
         entry.last_heard = now;
         entry.conn.set_memory_pressure(pressure);
         let accepted = entry.conn.on_segment(now, seg);
+        entry.arrivals.note(entry.conn.arrived_in_order(), &mut self.last_arrival);
         if let Err(reason) = accepted {
             // The connection explains the drop in its own trace line.
             self.counters.count_drop(reason);
@@ -559,6 +565,7 @@ impl Host {
                 deferred: false,
                 ready: None,
                 fault: None,
+                arrivals: arrivals::ArrivalLog::default(),
             },
         );
         self.map(quad, id);

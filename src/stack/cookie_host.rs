@@ -74,6 +74,7 @@ impl Host {
             if let Err(reason) = entry.conn.on_segment(now, seg) {
                 self.counters.count_drop(reason);
             }
+            entry.arrivals.note(entry.conn.arrived_in_order(), &mut self.last_arrival);
         }
         self.dispatch(now, id);
         true

@@ -54,6 +54,12 @@ impl Connection {
         self.recv_buf.len()
     }
 
+    /// Bytes that have become readable since the connection opened (in order, read or
+    /// not): the offset in the stream just past the last byte arrived.
+    pub fn arrived_in_order(&self) -> u64 {
+        self.in_order_total
+    }
+
     /// The most the receive buffer holds.
     pub fn recv_capacity(&self) -> usize {
         self.recv_buf.capacity()

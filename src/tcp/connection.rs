@@ -214,6 +214,8 @@ pub struct Connection {
     pub(super) ooo_since_ack: u32,
     /// See [`Connection::report_arrivals`].
     pub(super) report_arrivals: bool,
+    /// See [`Connection::arrived_in_order`].
+    pub(super) in_order_total: u64,
     pub(super) dup_acks: u32,
     /// RFC 6582's `recover`: in fast recovery until this is acknowledged.
     pub(super) recover: Option<SeqNum>,
@@ -318,6 +320,7 @@ impl Connection {
             delivered: 0,
             app_limited_until: None,
             report_arrivals: false,
+            in_order_total: 0,
             ack_at_once: false,
             ooo_since_ack: 0,
             dup_acks: 0,

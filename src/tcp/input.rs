@@ -502,9 +502,11 @@ impl Connection {
         if !payload.is_empty() {
             if seq == self.rcv_nxt {
                 let had_gap = self.recv_buf.has_out_of_order();
+                let readable = self.recv_buf.len();
                 self.recv_buf.push(payload);
                 self.rcv_nxt += payload.len() as u32;
                 self.rcv_nxt = self.recv_buf.take_contiguous(self.rcv_nxt);
+                self.in_order_total += (self.recv_buf.len() - readable) as u64;
                 self.unacked_bytes += payload.len() as u32;
                 // RFC 5681 §4.2: ACK at once when a gap fills, at least every second full
                 // segment, and otherwise within the delayed-ACK time.

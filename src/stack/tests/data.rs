@@ -244,3 +244,35 @@ fn reads_send_a_window_update_only_when_the_peer_is_running_out() {
     let upd = t.expect();
     assert_eq!((upd.ack, upd.window), (seq, 40_000));
 }
+
+#[test]
+fn arrival_numbers_order_input_across_connections_as_it_became_readable() {
+    let (mut t, iss) = established();
+    let first = t.conn.expect("accepted");
+    t.send(syn().seq(5000).mss(1000).sport(40001));
+    let sa = t.expect();
+    t.send(ack().seq(5001).ack(sa.seq.wrapping_add(1)).sport(40001));
+    let second = t.host.accept(t.port).expect("second connection");
+    // The second connection's request arrives first.
+    t.send(ack().seq(5001).ack(sa.seq.wrapping_add(1)).data(b"GET /b").sport(40001));
+    t.expect();
+    t.send(ack().seq(1001).ack(iss + 1).data(b"GET /a"));
+    t.expect();
+    let number = |t: &Peer, id, offset| t.host.arrival_number(id, offset).expect("arrived and remembered");
+    assert!(number(&t, second, 0) < number(&t, first, 0));
+    assert_eq!(number(&t, first, 0), number(&t, first, 5), "one segment, one arrival");
+    assert_eq!(t.host.arrival_number(first, 6), None, "not arrived");
+    // Out of order on the first, more on the second, then the hole filled: the held bytes
+    // became readable with the fill, after the second's.
+    t.send(ack().seq(1010).ack(iss + 1).data(b"ccc"));
+    t.expect();
+    t.send(ack().seq(5007).ack(sa.seq.wrapping_add(1)).data(b"more").sport(40001));
+    t.expect();
+    t.send(ack().seq(1007).ack(iss + 1).data(b"bbb"));
+    t.expect();
+    assert!(number(&t, second, 6) < number(&t, first, 6));
+    assert_eq!(number(&t, first, 6), number(&t, first, 11));
+    // Reading takes nothing away: the numbers are of arrivals, not of the buffer.
+    assert_eq!(t.app_read(), b"GET /abbbccc");
+    assert!(number(&t, first, 0) < number(&t, first, 6));
+}
