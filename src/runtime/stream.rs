@@ -159,6 +159,16 @@ impl TcpStream {
         })
     }
 
+    /// Where byte `offset` of this connection's input (counted from its first byte, as
+    /// [`InputCounts`] counts) stands among the stack's arrivals on every connection: the
+    /// byte with the smaller number became readable first. `None` if it has not arrived or
+    /// is too far back to be remembered (a few arrivals).
+    pub fn arrival_number(&self, offset: u64) -> io::Result<Option<u64>> {
+        let h = &self.handle;
+        // A look only: nothing to flush.
+        Ok(h.stack.lock()?.host.arrival_number(h.id, offset))
+    }
+
     fn deadline(t: &AtomicU64) -> Option<Instant> {
         match t.load(Ordering::Relaxed) {
             0 => None,
@@ -294,5 +304,36 @@ mod tests {
         (&s).read_exact(&mut rest).unwrap();
         assert_eq!(s.input_counts().unwrap(), InputCounts { read: 5, arrived: 5 });
         assert_eq!(&[buf.as_slice(), rest.as_slice()].concat(), b"hello");
+    }
+
+    #[test]
+    fn arrival_numbers_order_bytes_across_connections() {
+        let server_ip = Ipv4Addr::new(10, 7, 0, 2);
+        let (a, b) = Pipe::pair().unwrap();
+        let opts = |addr| StackOptions { host: HostConfig { addr, ..Default::default() }, ..Default::default() };
+        let server = Stack::new(a, opts(server_ip)).unwrap();
+        server.serve_on_loop(7, LoopEcho::default()).unwrap();
+        let client = Stack::new(b, opts(Ipv4Addr::new(10, 7, 0, 1))).unwrap();
+        let connect = || {
+            TcpStream::connect_timeout(&client, SocketAddrV4::new(server_ip, 7), Some(Duration::from_secs(10))).unwrap()
+        };
+        let (one, two) = (connect(), connect());
+        // Each echo waited for before the next write: the arrival order is known.
+        let echoed = |s: &TcpStream, data: &[u8], total: u64| {
+            let mut w = s;
+            w.write_all(data).unwrap();
+            let end = Instant::now() + Duration::from_secs(10);
+            while s.input_counts().unwrap().arrived < total {
+                assert!(Instant::now() < end, "no echo");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        echoed(&one, b"a", 1);
+        echoed(&two, b"b", 1);
+        echoed(&one, b"c", 2);
+        let n = |s: &TcpStream, offset| s.arrival_number(offset).unwrap().expect("arrived");
+        assert!(n(&one, 0) < n(&two, 0));
+        assert!(n(&two, 0) < n(&one, 1));
+        assert_eq!(one.arrival_number(2).unwrap(), None, "not arrived");
     }
 }

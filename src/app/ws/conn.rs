@@ -44,6 +44,11 @@ pub trait Conn: Read + Write + Send + Sized + 'static {
     fn input_counts(&self) -> Option<InputCounts> {
         None
     }
+    /// Where input byte `offset` stands in the order bytes arrived on all connections (see
+    /// `TcpStream::arrival_number`), if the stream can tell.
+    fn arrival_number(&self, _offset: u64) -> Option<u64> {
+        None
+    }
 }
 
 impl Conn for crate::runtime::TcpStream {
@@ -67,6 +72,9 @@ impl Conn for crate::runtime::TcpStream {
     }
     fn input_counts(&self) -> Option<InputCounts> {
         crate::runtime::TcpStream::input_counts(self).ok()
+    }
+    fn arrival_number(&self, offset: u64) -> Option<u64> {
+        crate::runtime::TcpStream::arrival_number(self, offset).ok().flatten()
     }
 }
 
