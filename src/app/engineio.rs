@@ -32,6 +32,7 @@
 //! The parts: [`packet`] the codec, `session` a session's state and packets, `polling` and
 //! `websocket` the two transports, `timer` the one thread for delayed actions.
 
+mod get_turn;
 pub mod packet;
 mod polling;
 mod session;

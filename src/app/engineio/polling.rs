@@ -7,6 +7,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::get_turn::{head_arrival, GetTurn};
 use super::packet::{decode_payload, encode_eio, encode_payload, EioType, Wire};
 use super::session::{Outgoing, Session};
 use super::*;
@@ -60,7 +61,7 @@ impl EngineIo {
             return Ok(Hook::Respond(eio_error(1, "Session ID unknown")));
         }
         match req.method.as_str() {
-            "GET" => Ok(Hook::Respond(poll(&session))),
+            "GET" => Ok(Hook::Respond(poll(&session, head_arrival(req, stream)))),
             "POST" => {
                 if req.body_len > cfg.max_payload as u64 {
                     session.fail("payload too large");
@@ -94,14 +95,23 @@ impl EngineIo {
     }
 }
 
-/// A long-poll GET: waits (up to a ping interval and timeout) for packets, then returns what
-/// is queued, up to about `max_payload` bytes. During an upgrade it does not wait.
-pub(super) fn poll(session: &Arc<Session>) -> Response {
+/// A long-poll GET whose head has arrival number `arrival`: waits (up to a ping interval
+/// and timeout) for packets, then returns what is queued, up to about `max_payload` bytes.
+/// During an upgrade it does not wait.
+pub(super) fn poll(session: &Arc<Session>, arrival: Option<u64>) -> Response {
     let cfg = session.config;
-    if session.get_busy.swap(true, Ordering::SeqCst) {
-        // Engine.IO allows one GET at a time; a second one is a broken client.
-        session.end(DisconnectReason::TransportClose);
-        return eio_error(3, "Bad request");
+    let close = Wire::Text(encode_eio(EioType::Close, ""));
+    match session.take_get(arrival) {
+        GetTurn::Mine => {}
+        GetTurn::Duplicate => {
+            session.end(DisconnectReason::TransportClose);
+            return eio_error(3, "Bad request");
+        }
+        GetTurn::Earlier => {
+            // The waiting GET, woken by the end, answers the 400.
+            session.end(DisconnectReason::TransportClose);
+            return Response::text(Status::OK, encode_payload(&[close]));
+        }
     }
     if session.closing.load(Ordering::SeqCst) {
         // The server closed the session since the last GET: this one carries the CLOSE
@@ -148,7 +158,6 @@ pub(super) fn poll(session: &Arc<Session>) -> Response {
                     }
                     Some(Outgoing::Flush) => break,
                     Some(Outgoing::Stop) => {
-                        let close = Wire::Text(encode_eio(EioType::Close, ""));
                         // The client's own CLOSE is answered with a NOOP (it is leaving).
                         if session.client_closed.load(Ordering::Acquire) {
                             session.close_answered();
@@ -167,7 +176,9 @@ pub(super) fn poll(session: &Arc<Session>) -> Response {
             hb.delivered(Instant::now());
         }
     }
-    session.get_busy.store(false, Ordering::Release);
+    if session.release_get() {
+        return eio_error(3, "Bad request");
+    }
     if packets.is_empty() {
         packets.push(Wire::Text(encode_eio(EioType::Noop, "")));
     }

@@ -6,6 +6,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::get_turn::GetSlot;
 use super::packet::{decode_eio, encode_eio, EioType, Wire};
 use super::watch::UpgradeWatch;
 use super::{Config, DisconnectReason, EngineInner, MessageHandler, Payload, TRACE_TARGET};
@@ -72,8 +73,9 @@ pub(crate) struct Session {
     pub upgrading: AtomicBool,
     /// The upgrade probe was answered: long-poll GETs end at once (with a NOOP).
     pub probed: AtomicBool,
-    /// A long-poll GET is waiting.
+    /// A long-poll GET is waiting (see `get_turn`).
     pub get_busy: AtomicBool,
+    pub(super) get_slot: Mutex<GetSlot>,
     /// The queue overflowed; the writer closes with 1008.
     pub slow: AtomicBool,
     /// The client sent CLOSE: a waiting GET ends with a NOOP rather than a CLOSE.
@@ -114,6 +116,7 @@ impl Session {
             upgrading: AtomicBool::new(false),
             probed: AtomicBool::new(false),
             get_busy: AtomicBool::new(false),
+            get_slot: Mutex::new(GetSlot::default()),
             slow: AtomicBool::new(false),
             client_closed: AtomicBool::new(false),
             closing: AtomicBool::new(false),

@@ -236,6 +236,108 @@ fn a_get_that_found_the_session_before_the_client_close_takes_the_one_noop() {
     let found = eio.session(&sid).expect("the session");
     assert_eq!(http(&eio, "POST", &format!("transport=polling&sid={sid}"), "1"), (200, "ok".into()));
     // …and is answered the NOOP; a later GET is not that GET.
-    assert_eq!(polling::poll(&found).status, crate::app::http::Status::OK);
+    assert_eq!(polling::poll(&found, None).status, crate::app::http::Status::OK);
     assert_eq!(http(&eio, "GET", &format!("transport=polling&sid={sid}"), "").0, 400);
+}
+
+/// A Unix socket that says all its input arrived as the stack's arrival `number`, as
+/// synack's `TcpStream` tells from the stack: the order two requests came in on the wire,
+/// whatever order their threads run in.
+struct Stamped {
+    inner: UnixStream,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    number: u64,
+}
+
+impl Read for Stamped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Write for Stamped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Conn for Stamped {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Stamped { inner: self.inner.try_clone()?, read: self.read.clone(), number: self.number })
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_read_timeout(t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_write_timeout(t)
+    }
+    fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+        self.inner.shutdown(how)
+    }
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+    fn input_counts(&self) -> Option<crate::app::ws::conn::InputCounts> {
+        let read = self.read.load(Ordering::Relaxed);
+        Some(crate::app::ws::conn::InputCounts { read, arrived: read })
+    }
+    fn arrival_number(&self, offset: u64) -> Option<u64> {
+        (offset < self.read.load(Ordering::Relaxed)).then_some(self.number)
+    }
+}
+
+/// A polling GET on a connection whose bytes arrived as arrival `number`.
+fn get_arrived(eio: &EngineIo, query: &str, number: u64) -> (u16, String) {
+    let (mut a, b) = UnixStream::pair().expect("socket pair");
+    let server = eio.clone();
+    std::thread::spawn(move || {
+        let mut b = Stamped { inner: b, read: Default::default(), number };
+        let cfg = crate::app::http::HttpConfig::default();
+        let _ = crate::app::http::serve_with(&mut b, &cfg, |req, s| server.hook(req, s));
+    });
+    a.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    a.write_all(format!("GET /engine.io/?EIO=4&{query} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("write");
+    let mut out = String::new();
+    let _ = a.read_to_string(&mut out);
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, out.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned()))
+}
+
+/// Two GETs, the second sent while the first waits; the thread of the one that `waits`
+/// reaches the session first. The one that arrived first (number 10) gets the CLOSE and the
+/// other the 400, in either thread order; the session is over.
+fn duplicate_gets(waits: u64, comes: u64) -> [(u16, String); 2] {
+    let eio = echo(long());
+    let sid = open_polling(&eio);
+    let q = format!("transport=polling&sid={sid}");
+    let session = eio.session(&sid).expect("the session");
+    let waiting = {
+        let (eio, q) = (eio.clone(), q.clone());
+        std::thread::spawn(move || get_arrived(&eio, &q, waits))
+    };
+    while !session.get_busy.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let second = get_arrived(&eio, &q, comes);
+    let first = waiting.join().expect("the waiting GET");
+    assert_eq!(http(&eio, "GET", &q, "").0, 400, "the session is over");
+    [first, second]
+}
+
+#[test]
+fn of_two_gets_the_one_that_arrived_first_gets_the_close_whichever_thread_runs_first() {
+    let close = (200, "1".to_owned());
+    // In order: the waiting GET arrived first.
+    let [waited, came] = duplicate_gets(10, 20);
+    assert_eq!((waited, came.0), (close.clone(), 400));
+    // The GET that arrived second reached the session first and waits; the one that
+    // arrived first comes after and takes its place.
+    let [waited, came] = duplicate_gets(20, 10);
+    assert_eq!((waited.0, came), (400, close));
 }
