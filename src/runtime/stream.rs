@@ -18,6 +18,8 @@ struct Handle {
     local: SocketAddrV4,
     remote: SocketAddrV4,
     read_shut: AtomicBool,
+    /// `flush` ends a message (see `push`); off, small writes are left to Nagle.
+    push_on_flush: AtomicBool,
     /// Bytes the application has read, counted under the stack lock (see `input_counts`).
     read_total: AtomicU64,
     /// Timeouts in nanoseconds; 0 means none.
@@ -59,6 +61,7 @@ impl TcpStream {
                 local,
                 remote,
                 read_shut: AtomicBool::new(false),
+                push_on_flush: AtomicBool::new(true),
                 read_total: AtomicU64::new(0),
                 read_timeout: AtomicU64::new(0),
                 write_timeout: AtomicU64::new(0),
@@ -129,6 +132,21 @@ impl TcpStream {
         let h = &self.handle;
         h.stack.with_host(|host, now| host.with_conn(now, h.id, |c| c.push()))?.ok_or(io::ErrorKind::NotConnected)?;
         Ok(())
+    }
+
+    /// Whether `flush` pushes what was written (the default) or leaves small writes to
+    /// Nagle's algorithm, which then holds a small segment while another small one is
+    /// unacknowledged.
+    pub fn set_push_on_flush(&self, on: bool) {
+        self.handle.push_on_flush.store(on, Ordering::Relaxed);
+    }
+
+    fn flush_inner(&self) -> io::Result<()> {
+        if self.handle.push_on_flush.load(Ordering::Relaxed) {
+            self.push()
+        } else {
+            Ok(())
+        }
     }
 
     /// No read waits past `at` (it fails with `TimedOut`), whatever the read timeout says;
@@ -234,7 +252,7 @@ impl Write for TcpStream {
         self.write_inner(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.push()
+        self.flush_inner()
     }
 }
 
@@ -243,7 +261,7 @@ impl Write for &TcpStream {
         self.write_inner(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.push()
+        self.flush_inner()
     }
 }
 

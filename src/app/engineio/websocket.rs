@@ -29,6 +29,7 @@ impl EngineIo {
 
     /// Runs one Engine.IO session on an upgraded WebSocket until it ends.
     pub fn serve_ws<S: Conn>(&self, stream: S, leftover: Vec<u8>) -> io::Result<()> {
+        hold_small_packets(&stream);
         let (ws, rx) = open(stream, leftover, self.ws_limits(), false)?;
         let label = rx.peer_addr().map_or_else(|| "peer".to_string(), |a| a.to_string());
         let session = self.new_session(label, false);
@@ -56,6 +57,7 @@ impl EngineIo {
     /// `3probe`), end the pending (or next) GET with a NOOP, and on the client's UPGRADE
     /// (`5`) move the session over to this WebSocket.
     pub(super) fn upgrade<S: Conn>(&self, session: Arc<Session>, stream: S, leftover: Vec<u8>) -> io::Result<()> {
+        hold_small_packets(&stream);
         let (ws, mut rx) = match open(stream, leftover, self.ws_limits(), false) {
             Ok(pair) => pair,
             Err(e) => {
@@ -110,6 +112,15 @@ impl EngineIo {
 
 /// The session's WebSocket: a writer thread drains its queue and keeps the heartbeat;
 /// this thread reads packets until the end.
+/// Engine.IO packets are small and often come in pairs (the Socket.IO CONNECT reply and the
+/// first event the connection handler emits): left to Nagle, the second waits for the ACK of
+/// the first, so a client that handles one message per read sees each on its own, as the
+/// reference server's writes, a tick apart, let it (the official suites' client needs this).
+/// Later packets then wait at most one ACK; a flush otherwise pushes (`TcpStream::push`).
+fn hold_small_packets<S: Conn>(stream: &S) {
+    stream.set_push_on_flush(false);
+}
+
 fn run_ws<S: Conn>(session: Arc<Session>, ws: WsSender<S>, mut rx: WsReceiver<S>) -> io::Result<()> {
     // Waits for a GET still draining the queue (it was flushed, so it ends soon).
     let queue = session.queue.lock().ok().and_then(|mut q| q.take());

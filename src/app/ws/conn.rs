@@ -49,6 +49,8 @@ pub trait Conn: Read + Write + Send + Sized + 'static {
     fn arrival_number(&self, _offset: u64) -> Option<u64> {
         None
     }
+    /// Whether a flush pushes small writes out at once (see `TcpStream::set_push_on_flush`).
+    fn set_push_on_flush(&self, _on: bool) {}
 }
 
 impl Conn for crate::runtime::TcpStream {
@@ -75,6 +77,9 @@ impl Conn for crate::runtime::TcpStream {
     }
     fn arrival_number(&self, offset: u64) -> Option<u64> {
         crate::runtime::TcpStream::arrival_number(self, offset).ok().flatten()
+    }
+    fn set_push_on_flush(&self, on: bool) {
+        crate::runtime::TcpStream::set_push_on_flush(self, on);
     }
 }
 
