@@ -4,7 +4,6 @@
 //! segment by segment with a fake clock.
 
 mod app_io;
-mod bbr;
 pub mod config;
 pub mod congestion;
 mod connection;

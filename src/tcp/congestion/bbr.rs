@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::congestion::{CongestionControl, RoundSample};
+use super::{initial_window, CongestionControl, RoundSample};
 
 /// Rounds the bandwidth filter remembers (BBR's BBRMaxBwFilterLen in spirit).
 const BW_ROUNDS: usize = 10;
@@ -70,8 +70,7 @@ impl Bbr {
     pub fn new(mss: u32) -> Self {
         Bbr {
             mss,
-            // The initial window of RFC 6928, as NewReno's.
-            cwnd: (10 * mss).min(14600.max(2 * mss)),
+            cwnd: initial_window(mss),
             bw: [0; BW_ROUNDS],
             next: 0,
             min_rtt: None,
