@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::stack::Quad;
+use crate::wire::Quad;
 
 /// Packets kept per connection for dissection.
 pub const MAX_PACKETS: usize = 400;

@@ -26,9 +26,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::device::PacketMeta;
+use crate::tcp::SeqContext;
 use crate::tcp::{Connection, Readiness, State, TcpConfig};
-use crate::trace::{SeqContext, Tracer};
-use crate::wire::{ipv4, DropReason, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+use crate::trace::Tracer;
+use crate::wire::{ipv4, DropReason, Packet, Quad, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 use cookie::CookieJar;
 use isn::IsnGenerator;
 use place::Place;
@@ -101,13 +102,6 @@ impl Default for HostConfig {
             icmp_error_burst: 50,
         }
     }
-}
-
-/// The four-tuple as seen from here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Quad {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
 }
 
 struct Entry {

@@ -16,9 +16,9 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::live::LiveHub;
-use crate::stack::Quad;
-use crate::tcp::ConnEvent;
-use crate::wire::{DropReason, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
+use crate::tcp::{ConnEvent, SeqContext};
+use crate::wire::Quad;
+use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TraceFormat {
@@ -27,23 +27,6 @@ pub enum TraceFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// What the tracer needs from a connection to show numbers as Wireshark does.
-#[derive(Clone, Copy, Debug)]
-pub struct SeqContext {
-    pub iss: SeqNum,
-    pub irs: SeqNum,
-    /// Shift applied to windows the peer sends, and to windows we send.
-    pub peer_shift: u8,
-    pub our_shift: u8,
-}
-
-impl SeqContext {
-    /// For a SYN arriving at a listener: its own sequence number is the peer's ISN.
-    pub fn for_syn(seq: SeqNum) -> SeqContext {
-        SeqContext { iss: SeqNum(0), irs: seq, peer_shift: 0, our_shift: 0 }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -413,6 +396,7 @@ impl fmt::Display for Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::SeqNum;
     use std::net::Ipv4Addr;
 
     fn quad() -> Quad {

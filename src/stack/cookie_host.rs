@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{cookie, Host, Place, Quad};
 use crate::tcp::Connection;
-use crate::trace::SeqContext;
+use crate::tcp::SeqContext;
 use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 
 impl Host {

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use super::Counters;
 use crate::device::PacketMeta;
-use crate::trace::{SeqContext, Tracer};
+use crate::tcp::SeqContext;
+use crate::trace::Tracer;
 use crate::wire::tcp::PROTO_TCP;
 use crate::wire::{ipv4, TcpFlags, TcpHeaderOut};
 

@@ -544,13 +544,8 @@ impl Connection {
     }
 
     /// What the tracer needs to number and scale this connection's segments.
-    pub fn trace_context(&self) -> crate::trace::SeqContext {
-        crate::trace::SeqContext {
-            iss: self.iss,
-            irs: self.irs,
-            peer_shift: self.snd_wscale,
-            our_shift: self.rcv_wscale,
-        }
+    pub fn trace_context(&self) -> super::SeqContext {
+        super::SeqContext { iss: self.iss, irs: self.irs, peer_shift: self.snd_wscale, our_shift: self.rcv_wscale }
     }
 
     pub(super) fn congestion_event(&mut self, why: &'static str) {

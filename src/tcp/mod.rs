@@ -13,10 +13,12 @@ pub mod recv_buf;
 pub mod rtt;
 pub mod sack;
 pub mod send_buf;
+mod seq_context;
 pub mod state;
 mod timers;
 
 pub use config::TcpConfig;
 pub use connection::{ConnEvent, ConnStats, Connection, Readiness};
 pub use output::PayloadRange;
+pub use seq_context::SeqContext;
 pub use state::State;

@@ -1,6 +1,7 @@
 //! Wire formats: parse and build IPv4, TCP, UDP's header and ICMP (echo, unreachable). Pure functions on byte slices;
 //! nothing here knows about connections.
 
+pub mod addr;
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;
@@ -8,6 +9,7 @@ pub mod seq;
 pub mod tcp;
 pub mod udp;
 
+pub use addr::Quad;
 pub use ipv4::{parse_packet, Packet};
 pub use seq::SeqNum;
 pub use tcp::{TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};

@@ -31,7 +31,7 @@ use tungstenite::Message;
 use crate::analyze::dissection::dissect_packets;
 use crate::app::ws::{handshake, open, Conn, Limits, WsSender, TRACE_TARGET};
 use crate::live::LiveHub;
-use crate::stack::Quad;
+use crate::wire::Quad;
 
 /// How long the pusher sleeps when nothing happens (and how late a request may be seen).
 const TICK: Duration = Duration::from_millis(100);

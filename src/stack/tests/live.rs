@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::live::LiveHub;
-use crate::stack::Quad;
+use crate::wire::Quad;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
