@@ -29,7 +29,7 @@ use crate::device::PacketMeta;
 use crate::tcp::SeqContext;
 use crate::tcp::{Connection, Readiness, State, TcpConfig};
 use crate::trace::Tracer;
-use crate::wire::{ipv4, DropReason, Packet, Quad, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
+use crate::wire::{packet, DropReason, Packet, Quad, SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 use cookie::CookieJar;
 use isn::IsnGenerator;
 use place::Place;
@@ -223,7 +223,7 @@ impl Host {
     /// kernel vouches for (`csum_trusted`) is not verified again; everything else is.
     pub fn handle_packet_meta(&mut self, now: Instant, bytes: &[u8], meta: PacketMeta) {
         self.counters.packets_in += 1;
-        let packet = ipv4::parse_packet_with(self.cfg.addr, bytes, !meta.csum_trusted).and_then(|p| {
+        let packet = packet::parse_packet_with(self.cfg.addr, bytes, !meta.csum_trusted).and_then(|p| {
             let src = match &p {
                 Packet::Tcp(seg) => *seg.src.ip(),
                 Packet::IcmpEcho(req) => req.src,

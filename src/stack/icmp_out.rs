@@ -8,7 +8,8 @@ use std::time::Instant;
 use super::Host;
 use crate::device::PacketMeta;
 use crate::wire::icmp::{self, EchoRequest, Unreachable};
-use crate::wire::ipv4::{Unserved, PROTO_ICMP};
+use crate::wire::ipv4::PROTO_ICMP;
+use crate::wire::packet::Unserved;
 use crate::wire::DropReason;
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.

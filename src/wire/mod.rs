@@ -5,12 +5,13 @@ pub mod addr;
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;
+pub mod packet;
 pub mod seq;
 pub mod tcp;
 pub mod udp;
 
 pub use addr::Quad;
-pub use ipv4::{parse_packet, Packet};
+pub use packet::{parse_packet, Packet};
 pub use seq::SeqNum;
 pub use tcp::{TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 
