@@ -17,8 +17,7 @@ use serde_json::json;
 
 use crate::live::LiveHub;
 use crate::tcp::{ConnEvent, SeqContext};
-use crate::wire::Quad;
-use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
+use crate::wire::{DropReason, Quad, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TraceFormat {
