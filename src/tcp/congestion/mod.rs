@@ -1,6 +1,6 @@
-//! Congestion control behind a small trait. `NewReno` is RFC 5681 slow start and congestion
-//! avoidance with RFC 6582 fast recovery ([`new_reno`]); [`Bbr`](bbr::Bbr) windows by a model of the
-//! path instead. The connection keeps the loss-recovery bookkeeping (duplicate ACK count,
+//! Congestion control behind a small trait. `NewReno` (`new_reno.rs`) is RFC 5681 slow start
+//! and congestion avoidance with RFC 6582 fast recovery; `Bbr` (`bbr.rs`) windows by a model
+//! of the path instead. The connection keeps the loss-recovery bookkeeping (duplicate ACK count,
 //! recovery point, SACK scoreboard); the algorithm only decides the window. The methods for
 //! congestion events return what they did, in words, for the trace.
 
