@@ -36,6 +36,10 @@ pub use self::response::{route, write_response, Body, Response, Status};
 /// Apache's `RequestReadTimeout` 20–40 s; 10 s is ample for any client not trickling bytes.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A keep-alive connection with nothing happening this long is closed, by the server on the
+/// event loop and by the blocking one (as its read timeout) alike.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Produces extra HTML for the index page on each request, so the caller can show live
 /// information (connection counts, stack counters) without this module knowing about it.
 pub type IndexExtra = Arc<dyn Fn() -> String + Send + Sync>;
@@ -91,6 +95,16 @@ pub struct ServeStats {
     pub requests: u64,
     /// Response body bytes written (heads not counted).
     pub body_bytes: u64,
+}
+
+/// Tell the client in `resp` whether the connection stays open after it: `close` when it
+/// does not; `keep-alive` when it does and the request was HTTP/1.0, whose default is to close.
+pub fn say_keep_alive(resp: &mut Response, version: Version, keep_alive: bool) {
+    if !keep_alive {
+        resp.headers.push(("Connection", "close".into()));
+    } else if version == Version::Http10 {
+        resp.headers.push(("Connection", "keep-alive".into()));
+    }
 }
 
 /// What a [`serve_with`] hook did with a request.
@@ -172,11 +186,7 @@ where
 
         let keep_alive = req.keep_alive();
         let mut resp = hooked.unwrap_or_else(|| route(&req, cfg));
-        if !keep_alive {
-            resp.headers.push(("Connection", "close".into()));
-        } else if req.version == Version::Http10 {
-            resp.headers.push(("Connection", "keep-alive".into()));
-        }
+        say_keep_alive(&mut resp, req.version, keep_alive);
         let head_only = req.method == "HEAD";
         let sent = write_response(stream, &resp, head_only, cfg)?;
         tracing::debug!(

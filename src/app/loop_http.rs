@@ -11,16 +11,13 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status, Version};
+use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status};
 use super::live::lab::Lab;
 use crate::runtime::{LoopConn, LoopService};
 use crate::stack::ConnId;
 
 /// Bytes of a `/bytes/N` body handed to the stack per `send`.
 const CHUNK: usize = 64 * 1024;
-/// A connection with nothing happening this long is closed, as the blocking server's read
-/// timeout closes it.
-pub const IDLE: Duration = Duration::from_secs(120);
 /// Requests answered in one call before the loop gets on with other work (pipelining).
 const REQUESTS_PER_CALL: usize = 16;
 /// As `read_request`: below this a partial head is parsed at every arrival; above it, only
@@ -62,10 +59,17 @@ pub struct LoopHttp {
 impl LoopHttp {
     pub fn new(cfg: HttpConfig, thread_path: fn(&str) -> bool) -> LoopHttp {
         let peek = vec![0u8; cfg.max_header_bytes + 1];
-        LoopHttp { cfg, idle: IDLE, thread_path, conns: HashMap::new(), peek, block: PatternBlock::new(CHUNK) }
+        LoopHttp {
+            cfg,
+            idle: http::IDLE_TIMEOUT,
+            thread_path,
+            conns: HashMap::new(),
+            peek,
+            block: PatternBlock::new(CHUNK),
+        }
     }
 
-    /// Close connections idle this long instead of [`IDLE`].
+    /// Close connections idle this long instead of [`http::IDLE_TIMEOUT`].
     pub fn with_idle(mut self, idle: Duration) -> LoopHttp {
         self.idle = idle;
         self
@@ -129,11 +133,7 @@ impl LoopHttp {
                 resp.headers.push(("X-Synack-Peer", peer.to_string()));
             }
         }
-        if !keep_alive {
-            resp.headers.push(("Connection", "close".into()));
-        } else if req.version == Version::Http10 {
-            resp.headers.push(("Connection", "keep-alive".into()));
-        }
+        http::say_keep_alive(&mut resp, req.version, keep_alive);
         tracing::debug!(method = %req.method, path = %req.path, status = resp.status.0, "answered");
         let answer = self.answer(&resp, req.method == "HEAD", !keep_alive)?;
         Ok(Ok(Phase::Body { left: req.body_len, answer }))

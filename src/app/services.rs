@@ -15,14 +15,11 @@ use super::socketio::{self, SocketIo};
 use super::stats;
 use super::ws::Endpoints;
 use crate::live::LiveHub;
-use crate::runtime::{HandOff, LoopConn, LoopService, Stack, TcpListener, TcpStream};
+use crate::runtime::{HandOff, LoopConn, LoopService, Stack, TcpStream};
 
 pub const ECHO_PORT: u16 = 7;
 pub const DISCARD_PORT: u16 = 9;
 pub const HTTP_PORT: u16 = 80;
-
-/// An idle HTTP keep-alive connection is closed after this long.
-const HTTP_IDLE: Duration = Duration::from_secs(120);
 
 const IO_BUF: usize = 64 * 1024;
 
@@ -88,22 +85,9 @@ fn finish(conn: &mut LoopConn<'_>) {
     conn.release();
 }
 
-pub fn serve_http(mut stream: TcpStream, cfg: &HttpConfig) -> io::Result<()> {
-    stream.set_read_timeout(Some(HTTP_IDLE))?;
-    http::serve(&mut stream, cfg)?;
-    Ok(())
-}
-
-/// HTTP with WebSocket upgrades: a request for one of the WebSocket paths is handed to
-/// `ws` (which then owns the connection); everything else is plain HTTP.
-pub fn serve_http_ws(mut stream: TcpStream, cfg: &HttpConfig, ws: &Endpoints) -> io::Result<()> {
-    stream.set_read_timeout(Some(HTTP_IDLE))?;
-    http::serve_with(&mut stream, cfg, |req, s| ws.hook(req, s))?;
-    Ok(())
-}
-
-/// [`serve_http_ws`] plus Socket.IO and Engine.IO: `/socket.io/` requests go to `io`,
-/// `/engine.io/` ones to `eio`. Each request head has [`HttpConfig::head_timeout`] to
+/// HTTP with WebSocket upgrades, Socket.IO and Engine.IO: a request for one of the WebSocket
+/// paths is handed to `ws` (which then owns the connection), `/socket.io/` requests go to
+/// `io`, `/engine.io/` ones to `eio`, and everything else is plain HTTP. Each request head has [`HttpConfig::head_timeout`] to
 /// arrive whole, as on the event loop.
 pub fn serve_http_ws_sio(
     mut stream: TcpStream,
@@ -112,7 +96,7 @@ pub fn serve_http_ws_sio(
     io: &SocketIo,
     eio: &EngineIo,
 ) -> io::Result<()> {
-    stream.set_read_timeout(Some(HTTP_IDLE))?;
+    stream.set_read_timeout(Some(http::IDLE_TIMEOUT))?;
     let hook = |req: &mut http::Request, s: &mut TcpStream| match io.hook(req, s)? {
         Hook::Declined => match eio.hook(req, s)? {
             Hook::Declined => ws.hook(req, s),
@@ -143,7 +127,7 @@ impl Service {
 }
 
 /// Serve connections a loop service hands over (see [`HandOff`]) with `handler` on a pool
-/// of threads, as [`spawn_service`] does with accepted ones.
+/// of threads, reused from one connection to the next.
 pub fn spawn_hand_off_service<F>(
     stack: &Stack,
     hand_off: HandOff,
@@ -186,21 +170,6 @@ pub fn needs_thread(path: &str) -> bool {
     matches!(path, "/ws" | "/chat" | "/stats" | "/events" | "/socket.io" | "/engine.io")
         || path.starts_with("/socket.io/")
         || path.starts_with("/engine.io/")
-}
-
-/// Accept on `port` forever, each connection handled by `handler` on a thread of a pool
-/// (see [`Pool`]), reused from one connection to the next.
-pub fn spawn_service<F>(stack: &Stack, port: u16, name: &'static str, handler: F) -> io::Result<Service>
-where
-    F: Fn(TcpStream) -> io::Result<()> + Send + Sync + 'static,
-{
-    let listener = TcpListener::bind(stack, port)?;
-    let next = move |idle| match listener.accept_timeout(idle) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
-        Err(e) => Err(e),
-    };
-    start_pool(name, next, handler)
 }
 
 /// Start echo, discard and HTTP on the event loop; HTTP hands the WebSocket endpoints
