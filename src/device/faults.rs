@@ -498,10 +498,6 @@ impl<D: Device> Faults<D> {
         &self.inner
     }
 
-    pub fn inner_mut(&mut self) -> &mut D {
-        &mut self.inner
-    }
-
     fn release_outbound(&mut self, now: Instant) {
         let Some(lane) = &mut self.outbound else { return };
         let inner = &mut self.inner;
