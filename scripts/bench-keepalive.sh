@@ -10,9 +10,7 @@
 # failure); nothing is added to the machine's own namespace.
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
 SYNACK=
@@ -45,11 +43,7 @@ Rows (one run each, clients in the client's namespace, each bounded by 'timeout'
 EOF
 }
 
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
-}
-say() { echo "$PROG: $*" >&2; }
+say() { echo "$PROG: $*" >&2; } # stdout is the report
 
 ORIG_ARGS=("$@")
 while [[ $# -gt 0 ]]; do
@@ -83,22 +77,8 @@ chmod 755 "$WORK"
 NAMESPACES=()
 PIDS=()
 cleanup() {
-    local pid ns
     set +e
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
-        kill "$pid" 2>/dev/null
-    done
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
-        for _ in {1..50}; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    for ns in ${NAMESPACES[@]+"${NAMESPACES[@]}"}; do
-        ip netns del "$ns" 2>/dev/null
-    done
+    stop_pids_and_namespaces
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -118,18 +98,6 @@ offloads_off() {
         ip netns exec "$ns" ethtool -K "$dev" "$f" off >/dev/null 2>&1 || true
     done
 }
-# wait_for FILE TEXT PID: until FILE holds TEXT (10 s at most) while PID lives.
-wait_for() {
-    local file=$1 text=$2 pid=$3
-    for _ in {1..200}; do
-        grep -q "$text" "$file" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; return 1; }
-        sleep 0.05
-    done
-    cat "$file" >&2
-    return 1
-}
-
 # synack on its TUN.
 ST=$TAG-st
 make_ns "$ST"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034,SC2154
 # (Sourced: LABEL, CLIENT_NS and SERVER are bench.sh's tables, read there.)
 # bench-offload.sh: the "bulk with --offload" part of scripts/bench.sh, sourced by it (it uses
-# bench.sh's make_ns, wait_for, offload_state, run_one, cell, median, ratio, NAMESPACES, PIDS).
+# bench.sh's make_ns, offload_state, run_one, cell, median, ratio, NAMESPACES, PIDS).
 #
 # Two more servers, both with offloads ON and MTU 1500, for the clean transfers only:
 #   koff     the kernel's TCP over a veth pair with TSO, GSO, GRO, scatter-gather and checksum

@@ -15,9 +15,7 @@
 # Everything happens in network namespaces made here and removed on exit, also on failure.
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
 CONNS=64
@@ -27,7 +25,6 @@ IDLE=1000
 BUILD=1
 TAG=stok$$
 
-die() { echo "$PROG: $*" >&2; exit 1; }
 usage() {
     sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     echo "Options: --conns N --duration S --rounds N --idle N (0 skips) --no-build"

@@ -10,9 +10,7 @@
 # failure); nothing is added to the machine's own namespace.
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
 ROUNDS=3
@@ -107,11 +105,7 @@ checksum; set with ethtool, installed if missing), so neither side gets super-pa
 EOF
 }
 
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
-}
-say() { echo "$PROG: $*" >&2; }
+say() { echo "$PROG: $*" >&2; } # stdout is the report
 
 ORIG_ARGS=("$@")
 while [[ $# -gt 0 ]]; do
@@ -194,22 +188,8 @@ NAMESPACES=()
 PIDS=()
 
 cleanup() {
-    local pid ns
     set +e
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
-        kill "$pid" 2>/dev/null
-    done
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
-        for _ in {1..50}; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    for ns in ${NAMESPACES[@]+"${NAMESPACES[@]}"}; do
-        ip netns del "$ns" 2>/dev/null
-    done
+    stop_pids_and_namespaces
     rm -rf "$WORK"
     if [[ -n $OWNER && $(stat -c %U "$REPO") == "$OWNER" ]]; then
         chown -R --from=0 "$OWNER": "$REPO/target" 2>/dev/null
@@ -280,18 +260,6 @@ add_client_addrs() {
     for ((i = 11; i <= 10 + 4 * ROUNDS; i++)); do
         ip -n "$ns" addr add "$prefix.$i/24" dev "$dev" || die "could not add $prefix.$i to $dev"
     done
-}
-
-# wait_for FILE TEXT PID: until FILE holds TEXT (10 s at most) while PID lives.
-wait_for() {
-    local file=$1 text=$2 pid=$3
-    for _ in {1..200}; do
-        grep -q "$text" "$file" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; return 1; }
-        sleep 0.05
-    done
-    cat "$file" >&2
-    return 1
 }
 
 # The kernel pair: client namespace -ka (10.8.0.1 on kv0) and server namespace -kb (10.8.0.2 on kv1).

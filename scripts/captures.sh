@@ -10,9 +10,7 @@
 # network namespace.
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
 DEV=synack0
@@ -59,12 +57,6 @@ under target/).
 EOF
 }
 
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
-}
-say() { echo "$PROG: $*"; }
-
 ORIG_ARGS=("$@")
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -91,9 +83,6 @@ OWNER=
 if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
     OWNER=$SUDO_USER
 fi
-give_back() { # make files written as root the invoking user's
-    if [[ -n $OWNER ]]; then chown "$OWNER": "$@" 2>/dev/null || true; fi
-}
 
 # ---- build ----
 if [[ -z $BIN ]]; then
@@ -118,8 +107,6 @@ TMP=$(mktemp -d /tmp/synack-captures.XXXXXX)
 # A copy, so a rebuild in another shell cannot swap the binary between two captures.
 cp "$BIN" "$TMP/synack"
 BIN=$TMP/synack
-
-server_alive() { [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; }
 
 # stop_server: SIGINT, wait up to STOP_TIMEOUT, then SIGKILL. Fails when it had to kill.
 stop_server() {

@@ -8,9 +8,7 @@
 # when something fails.
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
 DEV=synack0
@@ -47,11 +45,6 @@ installed with scripts/install-deps.sh.
 EOF
 }
 
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
-}
-say() { echo "$PROG: $*"; }
 banner() {
     echo
     echo "=============================================================================="
@@ -76,9 +69,6 @@ OWNER=
 if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
     OWNER=$SUDO_USER
 fi
-give_back() { # give_back PATH...: make files we wrote as root the invoking user's
-    if [[ -n $OWNER ]]; then chown "$OWNER": "$@" 2>/dev/null || true; fi
-}
 # as_owner CMD...: run CMD as the invoking user, with their home and their cargo on PATH.
 as_owner() {
     local home
@@ -137,8 +127,6 @@ done < <(ip netns list | awk '{print $1}')
 SERVER_PID=
 NS_MADE=0
 TMP=$(mktemp -d /tmp/synack-demo.XXXXXX)
-
-server_alive() { [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; }
 
 # stop_server SECONDS: SIGINT, wait up to SECONDS, then SIGKILL. Sets SERVER_RC, SERVER_SECS.
 stop_server() {

@@ -2,9 +2,7 @@
 # fuzz.sh: run synack's cargo-fuzz targets for a bounded time each.   scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TARGETS=(packet_input segment_sequence)
 
 usage() {

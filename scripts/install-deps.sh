@@ -6,8 +6,7 @@
 # Used by scripts/test.sh and scripts/demo.sh; fast (no apt-get, no pip) when nothing is missing.
 set -euo pipefail
 
-PROG=${0##*/}
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # gcc make bison flex: scripts/packetdrill.sh builds packetdrill from source.
 PACKAGES=(iproute2 tshark tcpdump curl netcat-openbsd nftables python3 python3-venv iputils-ping chromium nodejs npm
     gcc make bison flex nmap apache2-utils wrk nginx-light ethtool hping3 slowhttptest)
@@ -31,11 +30,6 @@ Nothing is installed (and neither apt-get nor pip runs) when all of it is presen
   --no-python   only the apt packages (what the demo needs)
   -h, --help    show this help
 EOF
-}
-
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
 }
 
 CHECK=0

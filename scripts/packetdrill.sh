@@ -5,9 +5,7 @@
 # program; the adapter crate (packetdrill/) is the shared object it loads. See docs/packetdrill.md.
 set -euo pipefail
 
-PROG=${0##*/}
-export PATH="$HOME/.cargo/bin:$PATH"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SHARED=${SYNACK_SHARED:-$REPO/../shared}
 PD_SRC=$SHARED/packetdrill/src
 PORT=$SHARED/packetdrill/port_freebsd.py

@@ -7,7 +7,7 @@
 # Idempotent: run it again and it reuses what is already there. Undo with scripts/teardown.sh.
 set -euo pipefail
 
-PROG=${0##*/}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NAME=synack0
 ADDR=10.7.0.1/24
 NETNS=
@@ -38,12 +38,6 @@ reused and the address is not added twice. Undo: sudo scripts/teardown.sh
 (with the same --name/--netns).
 EOF
 }
-
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
-}
-say() { echo "$PROG: $*"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in

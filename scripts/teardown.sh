@@ -5,7 +5,7 @@
 #   sudo scripts/teardown.sh --netns lab      # delete synack0 in "lab", then "lab" if now empty
 set -euo pipefail
 
-PROG=${0##*/}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NAME=synack0
 NETNS=
 KEEP_NETNS=0
@@ -32,12 +32,6 @@ Only TUN/TAP devices are deleted; any other device of that name is left alone.
 Running it again is safe: it says there is nothing to do.
 EOF
 }
-
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 1
-}
-say() { echo "$PROG: $*"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
