@@ -57,7 +57,7 @@ impl Connection {
     /// Bytes that have become readable since the connection opened (in order, read or
     /// not): the offset in the stream just past the last byte arrived.
     pub fn arrived_in_order(&self) -> u64 {
-        self.in_order_total
+        self.rcv.in_order_total
     }
 
     /// The most the receive buffer holds.
@@ -75,7 +75,7 @@ impl Connection {
         if let Some(kind) = self.error {
             return Err(kind.into());
         }
-        if self.fin_queued {
+        if self.snd.fin_queued {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         match self.state {
@@ -103,7 +103,7 @@ impl Connection {
             error: self.error.is_some(),
             readable: !self.recv_buf.is_empty(),
             writable: self.send_buf.free() >= (self.send_buf.capacity() / 3).max(1),
-            arrived: if self.report_arrivals { self.stats.bytes_in } else { 0 },
+            arrived: if self.modes.report_arrivals { self.stats.bytes_in } else { 0 },
         }
     }
 
@@ -111,6 +111,6 @@ impl Connection {
     /// non-empty: for a reader that looks at data without taking it (a server waiting for
     /// the rest of a request head), which would otherwise never hear of more.
     pub fn report_arrivals(&mut self, on: bool) {
-        self.report_arrivals = on;
+        self.modes.report_arrivals = on;
     }
 }

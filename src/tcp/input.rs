@@ -21,7 +21,7 @@ impl Connection {
     /// stack's counters); any answer it calls for is left for `poll_transmit`.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
         self.stats.segs_in += 1;
-        let before = self.events.len();
+        let before = self.log.events.len();
         let result = match self.state {
             State::Closed => Err(DropReason::AfterClose),
             State::SynSent => self.on_segment_syn_sent(now, seg),
@@ -30,7 +30,7 @@ impl Connection {
         self.update_timers(now);
         if let Err(reason) = result {
             // Every drop gets a reason line in the trace, with detail where a rule gave one.
-            if self.trace && !self.events[before..].iter().any(|e| matches!(e, ConnEvent::Dropped { .. })) {
+            if self.log.on && !self.log.events[before..].iter().any(|e| matches!(e, ConnEvent::Dropped { .. })) {
                 self.drop_note(format!("{reason} in {}", self.state));
             }
         }
@@ -40,7 +40,7 @@ impl Connection {
     /// SYN-SENT (RFC 9293 §3.10.7.3): waiting for the peer's SYN (and our SYN's ACK).
     fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
         let flags = seg.flags;
-        if flags.contains(TcpFlags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_max) {
+        if flags.contains(TcpFlags::ACK) && (seg.ack <= self.snd.iss || seg.ack > self.snd.max) {
             if !flags.contains(TcpFlags::RST) {
                 self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
             }
@@ -59,24 +59,24 @@ impl Connection {
             return Err(DropReason::NoSynInSynSent);
         }
         self.take_syn_options(seg);
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq + 1;
-        self.rcv_adv = self.rcv_nxt;
-        self.snd_wnd = u32::from(seg.window);
-        self.max_snd_wnd = self.snd_wnd;
-        self.snd_wl1 = seg.seq;
-        self.snd_wl2 = seg.ack;
-        self.ack_now = true;
+        self.rcv.irs = seg.seq;
+        self.rcv.nxt = seg.seq + 1;
+        self.rcv.adv = self.rcv.nxt;
+        self.snd.wnd = u32::from(seg.window);
+        self.snd.max_wnd = self.snd.wnd;
+        self.snd.wl1 = seg.seq;
+        self.snd.wl2 = seg.ack;
+        self.ack.now = true;
         if flags.contains(TcpFlags::ACK) {
             self.ack_received(now, seg.ack, None);
             self.set_state(now, State::Established);
             self.receive_text(now, seg.seq + 1, seg.payload, flags.contains(TcpFlags::FIN));
         } else {
             // Simultaneous open: answer with SYN,ACK (our SYN again, now acknowledging theirs).
-            self.snd_nxt = self.iss;
+            self.snd.nxt = self.snd.iss;
             if !seg.payload.is_empty() || flags.contains(TcpFlags::FIN) {
                 let text = seg.payload[..seg.payload.len().min(self.recv_buf.window())].to_vec();
-                self.syn_text = Some(Box::new((text, flags.contains(TcpFlags::FIN))));
+                self.rcv.syn_text = Some(Box::new((text, flags.contains(TcpFlags::FIN))));
             }
             self.set_state(now, State::SynReceived);
         }
@@ -90,9 +90,9 @@ impl Connection {
         if self.state == State::SynReceived
             && seg.flags.contains(TcpFlags::SYN)
             && !seg.flags.contains(TcpFlags::ACK)
-            && seg.seq == self.irs
+            && seg.seq == self.rcv.irs
         {
-            self.snd_nxt = self.iss;
+            self.snd.nxt = self.snd.iss;
             return Ok(());
         }
         self.check_timestamp(seg)?;
@@ -100,9 +100,9 @@ impl Connection {
             return Ok(());
         }
         // RFC 7323 §4.3: remember the timestamp to echo from segments at the left edge.
-        if let (true, Some((tsval, _))) = (self.ts_enabled, seg.options.timestamps) {
-            if seg.seq <= self.last_ack_sent && ts_newer_or_equal(tsval, self.ts_recent) {
-                self.ts_recent = tsval;
+        if let (true, Some((tsval, _))) = (self.opts.ts_enabled, seg.options.timestamps) {
+            if seg.seq <= self.ack.last_sent && ts_newer_or_equal(tsval, self.opts.ts_recent) {
+                self.opts.ts_recent = tsval;
             }
         }
         if seg.flags.contains(TcpFlags::RST) {
@@ -110,19 +110,19 @@ impl Connection {
             return Ok(());
         }
         if seg.flags.contains(TcpFlags::SYN) {
-            let syn_in_window = seg.seq.in_range(self.rcv_nxt, self.receive_window(true).max(1));
+            let syn_in_window = seg.seq.in_range(self.rcv.nxt, self.receive_window(true).max(1));
             if self.cfg.rfc793_rst_syn && !syn_in_window {
                 // The segment overlaps the window but its SYN lies before it: RFC 793 answers
                 // a SYN outside the window with an ACK.
-                self.ack_now = true;
+                self.ack.now = true;
                 return Err(DropReason::OutsideWindow);
             }
             if self.cfg.rfc793_rst_syn {
                 // RFC 793 §3.9 (the option RFC 5961 replaces): a SYN in the window is an
                 // error; reset the connection and tell the peer so.
                 self.rst_out = Some(TcpHeaderOut {
-                    seq: self.snd_max,
-                    ack: self.rcv_nxt,
+                    seq: self.snd.max,
+                    ack: self.rcv.nxt,
                     flags: TcpFlags::RST | TcpFlags::ACK,
                     ..Default::default()
                 });
@@ -132,7 +132,7 @@ impl Connection {
             }
             // RFC 5961 §4: a SYN on a synchronized connection gets a challenge ACK; a genuine
             // peer that restarted answers it with a RST we can then believe.
-            self.challenge = true;
+            self.ack.challenge = true;
             self.drop_note("SYN on a synchronized connection: challenge ACK (RFC 5961)".into());
             return Err(DropReason::SynOnOpenConnection);
         }
@@ -146,9 +146,9 @@ impl Connection {
             self.receive_text(now, seg.seq, seg.payload, seg.flags.contains(TcpFlags::FIN));
         } else if seg.flags.contains(TcpFlags::FIN) || !seg.payload.is_empty() {
             // Text or FIN after the peer's FIN (a retransmission): acknowledge again.
-            self.ack_now = true;
+            self.ack.now = true;
             if self.state == State::TimeWait {
-                self.time_wait_at = Some(now + self.cfg.msl * 2);
+                self.timers.time_wait_at = Some(now + self.cfg.msl * 2);
             }
         }
         Ok(())
@@ -158,7 +158,7 @@ impl Connection {
     /// an old duplicate from a previous wrap of the sequence space.
     fn check_timestamp(&mut self, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
         let Some((tsval, _)) = seg.options.timestamps else { return Ok(()) };
-        if !self.ts_enabled || seg.flags.contains(TcpFlags::RST) || ts_newer_or_equal(tsval, self.ts_recent) {
+        if !self.opts.ts_enabled || seg.flags.contains(TcpFlags::RST) || ts_newer_or_equal(tsval, self.opts.ts_recent) {
             return Ok(());
         }
         // A reordered pure ACK is no old duplicate of data; dropping it would throw away
@@ -166,8 +166,8 @@ impl Connection {
         if seg.payload.is_empty() && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN) {
             return Ok(());
         }
-        self.ack_now = true;
-        self.drop_note(format!("PAWS: timestamp {tsval} is older than {}", self.ts_recent));
+        self.ack.now = true;
+        self.drop_note(format!("PAWS: timestamp {tsval} is older than {}", self.opts.ts_recent));
         Err(DropReason::StaleTimestamp)
     }
 
@@ -177,36 +177,36 @@ impl Connection {
         let wnd = self.receive_window(seg.flags.contains(TcpFlags::SYN));
         let len = seg.seg_len();
         let acceptable = match (len, wnd) {
-            (0, 0) => seg.seq == self.rcv_nxt,
-            (0, _) => seg.seq.in_range(self.rcv_nxt, wnd),
+            (0, 0) => seg.seq == self.rcv.nxt,
+            (0, _) => seg.seq.in_range(self.rcv.nxt, wnd),
             // A zero window still takes the ACK, RST and FIN of a segment at RCV.NXT; its
             // data is trimmed off later.
-            (_, 0) => seg.seq == self.rcv_nxt,
-            (_, _) => seg.seq.in_range(self.rcv_nxt, wnd) || (seg.seq + (len - 1)).in_range(self.rcv_nxt, wnd),
+            (_, 0) => seg.seq == self.rcv.nxt,
+            (_, _) => seg.seq.in_range(self.rcv.nxt, wnd) || (seg.seq + (len - 1)).in_range(self.rcv.nxt, wnd),
         };
         if acceptable {
             return Ok(Flow::Continue);
         }
         if !seg.flags.contains(TcpFlags::RST) {
-            self.ack_now = true;
+            self.ack.now = true;
             // Data we already have: a spurious retransmission, reported as a D-SACK.
             let data_end = seg.seq + seg.payload.len() as u32;
-            if self.sack_enabled && !seg.payload.is_empty() && data_end <= self.rcv_nxt {
-                self.dsack = Some((seg.seq, data_end));
+            if self.opts.sack_enabled && !seg.payload.is_empty() && data_end <= self.rcv.nxt {
+                self.ack.dsack = Some((seg.seq, data_end));
             }
         }
         if self.state == State::TimeWait && seg.flags.contains(TcpFlags::FIN) {
             // The peer did not hear our ACK of its FIN: acknowledge again and wait 2 MSL
             // from now (RFC 9293 §3.10.7.4, TIME-WAIT).
-            self.time_wait_at = Some(now + self.cfg.msl * 2);
+            self.timers.time_wait_at = Some(now + self.cfg.msl * 2);
         }
-        if self.trace {
+        if self.log.on {
             let (_, irs) = self.isns();
             self.drop_note(format!(
                 "outside window: seq {} not in [{}, {})",
                 seg.seq - irs,
-                self.rcv_nxt - irs,
-                (self.rcv_nxt + wnd) - irs
+                self.rcv.nxt - irs,
+                (self.rcv.nxt + wnd) - irs
             ));
         }
         Err(DropReason::OutsideWindow)
@@ -223,8 +223,8 @@ impl Connection {
             // judged against the window, as a possible new incarnation, as BSD does.)
             return 0;
         }
-        let advertised = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
-        let most = 65_535u32 << self.rcv_wscale;
+        let advertised = if self.rcv.adv > self.rcv.nxt { self.rcv.adv - self.rcv.nxt } else { 0 };
+        let most = 65_535u32 << self.rcv.wscale;
         advertised.max((self.recv_buf.window() as u32).min(most))
     }
 
@@ -232,8 +232,8 @@ impl Connection {
     /// resets; one merely inside the window gets a challenge ACK.
     /// With the `rfc793_rst_syn` option, any RST in the window resets (RFC 793 §3.9).
     fn on_rst(&mut self, now: Instant, seg: &TcpSegment<'_>) {
-        if seg.seq != self.rcv_nxt && !self.cfg.rfc793_rst_syn {
-            self.challenge = true;
+        if seg.seq != self.rcv.nxt && !self.cfg.rfc793_rst_syn {
+            self.ack.challenge = true;
             self.drop_note("RST inside the window but not at RCV.NXT: challenge ACK (RFC 5961)".into());
             return;
         }
@@ -243,7 +243,7 @@ impl Connection {
     /// The peer reset the connection: CLOSED, and the application told why.
     fn reset_by_peer(&mut self, now: Instant) {
         match self.state {
-            State::SynReceived if self.passive => {
+            State::SynReceived if self.modes.passive => {
                 // Back to LISTEN: the application never saw this connection.
             }
             State::SynReceived => self.error = Some(io::ErrorKind::ConnectionRefused),
@@ -266,46 +266,49 @@ impl Connection {
     /// The ACK field (RFC 9293 §3.10.7.4, fifth check).
     fn check_ack(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<Flow, DropReason> {
         if self.state == State::SynReceived {
-            if seg.ack <= self.snd_una || seg.ack > self.snd_max {
+            if seg.ack <= self.snd.una || seg.ack > self.snd.max {
                 self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
                 return Err(DropReason::AckOfUnsent);
             }
-            let next = if self.fin_queued { State::FinWait1 } else { State::Established };
+            let next = if self.snd.fin_queued { State::FinWait1 } else { State::Established };
             self.set_state(now, next);
             // The window in the handshake's ACK is the first one that is scaled.
-            self.snd_wl1 = seg.seq;
-            self.snd_wl2 = seg.ack;
-            self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
-            self.max_snd_wnd = self.snd_wnd;
-            if let Some(text) = self.syn_text.take() {
+            self.snd.wl1 = seg.seq;
+            self.snd.wl2 = seg.ack;
+            self.snd.wnd = u32::from(seg.window) << self.snd.wscale;
+            self.snd.max_wnd = self.snd.wnd;
+            if let Some(text) = self.rcv.syn_text.take() {
                 let (payload, fin) = *text;
-                self.receive_text(now, self.irs + 1, &payload, fin);
+                self.receive_text(now, self.rcv.irs + 1, &payload, fin);
             }
         }
-        if seg.ack > self.snd_max {
+        if seg.ack > self.snd.max {
             // RFC 5961 §5.2: answer (rate-limited) and drop.
-            self.challenge = true;
-            self.drop_note(format!("ack {} acknowledges data never sent", seg.ack - self.iss));
+            self.ack.challenge = true;
+            self.drop_note(format!("ack {} acknowledges data never sent", seg.ack - self.snd.iss));
             return Err(DropReason::AckOfUnsent);
         }
-        self.persist_unanswered = 0;
-        let window = u32::from(seg.window) << self.snd_wscale;
-        self.newly_sacked = 0;
-        if self.sack_enabled && seg.options.sack_len > 0 {
-            self.newly_sacked = self.scoreboard.update(seg.options.sack_blocks(), self.snd_una, self.snd_max);
-            if self.newly_sacked > 0 {
-                self.recovery_probed = false;
+        self.timers.persist_unanswered = 0;
+        let window = u32::from(seg.window) << self.snd.wscale;
+        self.recovery.newly_sacked = 0;
+        if self.opts.sack_enabled && seg.options.sack_len > 0 {
+            self.recovery.newly_sacked =
+                self.recovery.scoreboard.update(seg.options.sack_blocks(), self.snd.una, self.snd.max);
+            if self.recovery.newly_sacked > 0 {
+                self.recovery.probed = false;
             }
-            let resent_some = self.rexmit_next > self.snd_una;
-            if self.recover.is_some() && resent_some && self.scoreboard.highest().is_some_and(|h| h > self.rexmit_mark)
+            let resent_some = self.recovery.rexmit_next > self.snd.una;
+            if self.recovery.recover.is_some()
+                && resent_some
+                && self.recovery.scoreboard.highest().is_some_and(|h| h > self.recovery.rexmit_mark)
             {
-                self.rexmit_next = self.snd_una;
-                self.rexmit_mark = self.snd_max;
-                self.event(ConnEvent::FastRetransmit { seq: self.snd_una });
+                self.recovery.rexmit_next = self.snd.una;
+                self.recovery.rexmit_mark = self.snd.max;
+                self.event(ConnEvent::FastRetransmit { seq: self.snd.una });
             }
         }
-        if seg.ack > self.snd_una {
-            let ts_rtt = match (self.ts_enabled, seg.options.timestamps) {
+        if seg.ack > self.snd.una {
+            let ts_rtt = match (self.opts.ts_enabled, seg.options.timestamps) {
                 (true, Some((_, ecr))) if ecr != 0 => {
                     let ms = self.ts_now(now).wrapping_sub(ecr);
                     // An echo from the future or from long ago is no measurement.
@@ -314,14 +317,14 @@ impl Connection {
                 _ => None,
             };
             self.ack_received(now, seg.ack, ts_rtt);
-        } else if seg.ack == self.snd_una
+        } else if seg.ack == self.snd.una
             && seg.payload.is_empty()
             && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
             // RFC 5681 asks for an unchanged window, but a Linux receiver opens its window
             // on nearly every ACK; one carrying SACK blocks is a duplicate either way
             // (RFC 6675).
-            && (window == self.snd_wnd || (self.sack_enabled && seg.options.sack_len > 0))
-            && self.snd_max > self.snd_una
+            && (window == self.snd.wnd || (self.opts.sack_enabled && seg.options.sack_len > 0))
+            && self.snd.max > self.snd.una
             // Answers to zero-window probes repeat the ACK, but they signal no loss.
             && window > 0
         {
@@ -329,21 +332,21 @@ impl Connection {
         }
         self.time_round(now);
         // Window update, guarded against old segments (SND.WL1/SND.WL2).
-        if seg.ack >= self.snd_una && (self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack)) {
-            if self.snd_wnd == 0 && window > 0 {
+        if seg.ack >= self.snd.una && (self.snd.wl1 < seg.seq || (self.snd.wl1 == seg.seq && self.snd.wl2 <= seg.ack)) {
+            if self.snd.wnd == 0 && window > 0 {
                 // The window reopened. A probe byte it refused is still unacknowledged:
                 // send again from SND.UNA rather than wait for a timeout.
-                self.snd_nxt = self.snd_una;
+                self.snd.nxt = self.snd.una;
             }
-            self.snd_wnd = window;
-            self.max_snd_wnd = self.max_snd_wnd.max(window);
-            self.snd_wl1 = seg.seq;
-            self.snd_wl2 = seg.ack;
+            self.snd.wnd = window;
+            self.snd.max_wnd = self.snd.max_wnd.max(window);
+            self.snd.wl1 = seg.seq;
+            self.snd.wl2 = seg.ack;
         }
         match self.state {
-            State::FinWait1 if self.fin_acked => self.set_state(now, State::FinWait2),
-            State::Closing if self.fin_acked => self.set_state(now, State::TimeWait),
-            State::LastAck if self.fin_acked => {
+            State::FinWait1 if self.snd.fin_acked => self.set_state(now, State::FinWait2),
+            State::Closing if self.snd.fin_acked => self.set_state(now, State::TimeWait),
+            State::LastAck if self.snd.fin_acked => {
                 self.set_state(now, State::Closed);
                 return Ok(Flow::Stop);
             }
@@ -356,63 +359,63 @@ impl Connection {
     /// `ts_rtt`: the round trip measured from the timestamp echo, when timestamps are on
     /// (RFC 7323 §4: every ACK can be timed, retransmissions included; milliseconds only).
     pub(super) fn ack_received(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<std::time::Duration>) {
-        let mut acked = ack - self.snd_una;
-        if self.snd_una == self.iss {
+        let mut acked = ack - self.snd.una;
+        if self.snd.una == self.snd.iss {
             acked -= 1; // The SYN's sequence number.
         }
         let data = (acked as usize).min(self.send_buf.len());
-        if self.fin_queued && !self.fin_acked && acked as usize > data {
-            self.fin_acked = true;
+        if self.snd.fin_queued && !self.snd.fin_acked && acked as usize > data {
+            self.snd.fin_acked = true;
         }
         self.send_buf.consume(data);
-        self.snd_una = ack;
-        self.scoreboard.prune(ack);
-        if self.snd_nxt < ack {
-            self.snd_nxt = ack;
+        self.snd.una = ack;
+        self.recovery.scoreboard.prune(ack);
+        if self.snd.nxt < ack {
+            self.snd.nxt = ack;
         }
         // The timed segment gives the clock's full resolution. The timestamp echo counts
         // whole milliseconds: on a fast path all its samples read 0 and would pull SRTT to
         // zero, so it times only the ACKs of retransmitted data, which Karn's rule leaves
         // untimed otherwise (RFC 7323 §4 makes them measurable).
-        match self.rtt_probe {
+        match self.timing.rtt_probe {
             Some((probe, sent)) if ack >= probe => {
-                self.rtt.sample(now.saturating_duration_since(sent));
-                self.rtt_probe = None;
+                self.timing.rtt.sample(now.saturating_duration_since(sent));
+                self.timing.rtt_probe = None;
             }
             _ => {
-                if let (Some(rtt), Some(_)) = (ts_rtt, self.resent_up_to) {
-                    self.rtt.sample(rtt);
+                if let (Some(rtt), Some(_)) = (ts_rtt, self.timing.resent_up_to) {
+                    self.timing.rtt.sample(rtt);
                 }
             }
         }
-        if self.resent_up_to.is_some_and(|end| ack >= end) {
-            self.resent_up_to = None;
+        if self.timing.resent_up_to.is_some_and(|end| ack >= end) {
+            self.timing.resent_up_to = None;
         }
         // RFC 6298 §5.3: restart the timer for what is still outstanding.
-        self.rto_at = None;
-        self.early_at = None;
-        self.tlp_sent = false;
-        self.recovery_probed = false;
-        self.retries = 0;
-        self.dup_acks = 0;
-        self.limited_transmit = 0;
+        self.timers.rto_at = None;
+        self.recovery.early_at = None;
+        self.recovery.tlp_sent = false;
+        self.recovery.probed = false;
+        self.timers.retries = 0;
+        self.recovery.dup_acks = 0;
+        self.recovery.limited_transmit = 0;
         let data = data as u32;
-        match self.recover {
+        match self.recovery.recover {
             Some(recover) if ack >= recover => {
-                self.recover = None;
-                self.recovery_credit = 0;
-                let flight = self.snd_max - self.snd_una;
-                let what = self.cc.on_recovery_end(flight, self.snd_mss);
+                self.recovery.recover = None;
+                self.recovery.credit = 0;
+                let flight = self.snd.max - self.snd.una;
+                let what = self.cc.on_recovery_end(flight, self.snd.mss);
                 self.congestion_event(what);
             }
             Some(_) => {
                 // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
-                self.cc.on_partial_ack(data, self.snd_mss);
-                self.recovery_credit += data + self.newly_sacked;
-                self.rexmit_next = self.rexmit_next.max(self.snd_una);
-                self.retransmit_hole = true;
+                self.cc.on_partial_ack(data, self.snd.mss);
+                self.recovery.credit += data + self.recovery.newly_sacked;
+                self.recovery.rexmit_next = self.recovery.rexmit_next.max(self.snd.una);
+                self.recovery.retransmit_hole = true;
             }
-            None if data > 0 => self.cc.on_ack(data, self.snd_mss, self.send_chunk()),
+            None if data > 0 => self.cc.on_ack(data, self.snd.mss, self.send_chunk()),
             None => {}
         }
         self.stats.bytes_out += u64::from(data);
@@ -421,26 +424,26 @@ impl Connection {
     /// The timed segment arrived (acknowledged or SACKed): one delivery-rate sample for the
     /// congestion control.
     fn time_round(&mut self, now: Instant) {
-        let delivered = self.stats.bytes_out + u64::from(self.scoreboard.sacked_bytes());
-        if delivered > self.delivered {
-            self.cc.on_delivered(now, delivered - self.delivered);
-            self.delivered = delivered;
+        let delivered = self.stats.bytes_out + u64::from(self.recovery.scoreboard.sacked_bytes());
+        if delivered > self.timing.delivered {
+            self.cc.on_delivered(now, delivered - self.timing.delivered);
+            self.timing.delivered = delivered;
         }
-        if self.app_limited_until.is_some_and(|mark| self.delivered > mark) {
-            self.app_limited_until = None;
+        if self.timing.app_limited_until.is_some_and(|mark| self.timing.delivered > mark) {
+            self.timing.app_limited_until = None;
         }
-        let Some(probe) = self.rate_probe else { return };
+        let Some(probe) = self.timing.rate_probe else { return };
         let last = probe.end - 1;
-        let arrived = self.snd_una >= probe.end || matches!(self.scoreboard.around(last), Around::Inside(_));
+        let arrived = self.snd.una >= probe.end || matches!(self.recovery.scoreboard.around(last), Around::Inside(_));
         if !arrived {
             return;
         }
-        self.rate_probe = None;
+        self.timing.rate_probe = None;
         let sample = RoundSample {
             now,
             sent_at: probe.sent_at,
             rtt: now.saturating_duration_since(probe.sent_at),
-            delivered: self.delivered.saturating_sub(probe.delivered),
+            delivered: self.timing.delivered.saturating_sub(probe.delivered),
             app_limited: probe.app_limited,
         };
         if let Some(what) = self.cc.on_round(sample) {
@@ -451,22 +454,22 @@ impl Connection {
     /// Three duplicate ACKs mean a segment was lost while later ones arrived: fast
     /// retransmit and enter fast recovery (RFC 5681 §3.2, RFC 6582).
     fn duplicate_ack(&mut self) {
-        self.dup_acks += 1;
-        if self.recover.is_none() && self.dup_acks < 3 {
-            self.limited_transmit = self.dup_acks * self.seg_size();
+        self.recovery.dup_acks += 1;
+        if self.recovery.recover.is_none() && self.recovery.dup_acks < 3 {
+            self.recovery.limited_transmit = self.recovery.dup_acks * self.seg_size();
         }
-        if self.recover.is_some() {
-            self.cc.on_dup_ack_in_recovery(self.snd_mss);
+        if self.recovery.recover.is_some() {
+            self.cc.on_dup_ack_in_recovery(self.snd.mss);
             // What left the network may be replaced: the newly SACKed bytes, or one segment
             // per duplicate when the peer does not SACK (RFC 5681's inflation).
-            let left = if self.newly_sacked > 0 { self.newly_sacked } else { self.seg_size() };
-            self.recovery_credit = self.recovery_credit.saturating_add(left);
-        } else if self.dup_acks >= 3 || self.scoreboard.sacked_bytes() >= 3 * self.seg_size() {
+            let left = if self.recovery.newly_sacked > 0 { self.recovery.newly_sacked } else { self.seg_size() };
+            self.recovery.credit = self.recovery.credit.saturating_add(left);
+        } else if self.recovery.dup_acks >= 3 || self.recovery.scoreboard.sacked_bytes() >= 3 * self.seg_size() {
             // RFC 6675 §5: three duplicates, or three segments' worth SACKed above SND.UNA.
             self.enter_recovery();
         } else {
             // New SACK information: re-arm the early timer from now (RACK).
-            self.early_at = None;
+            self.recovery.early_at = None;
         }
     }
 
@@ -474,12 +477,12 @@ impl Connection {
     fn receive_text(&mut self, now: Instant, seq: SeqNum, payload: &[u8], fin: bool) {
         let (mut seq, mut payload, mut fin) = (seq, payload, fin);
         // Trim what we already have.
-        if seq < self.rcv_nxt {
-            if self.sack_enabled && !payload.is_empty() {
-                let dup_end = (seq + payload.len() as u32).min(self.rcv_nxt);
-                self.dsack = Some((seq, dup_end));
+        if seq < self.rcv.nxt {
+            if self.opts.sack_enabled && !payload.is_empty() {
+                let dup_end = (seq + payload.len() as u32).min(self.rcv.nxt);
+                self.ack.dsack = Some((seq, dup_end));
             }
-            let skip = (self.rcv_nxt - seq) as usize;
+            let skip = (self.rcv.nxt - seq) as usize;
             if skip > payload.len() {
                 // Even the FIN (at seq + len) is old.
                 fin = false;
@@ -487,83 +490,84 @@ impl Connection {
             } else {
                 payload = &payload[skip..];
             }
-            seq = self.rcv_nxt;
-            self.ack_now = true;
+            seq = self.rcv.nxt;
+            self.ack.now = true;
         }
         // Trim what does not fit in the buffer.
         let room = self.recv_buf.window() as u32;
-        let offset = seq - self.rcv_nxt;
+        let offset = seq - self.rcv.nxt;
         let fits = room.saturating_sub(offset) as usize;
         if payload.len() > fits {
             payload = &payload[..fits];
             fin = false;
-            self.ack_now = true;
+            self.ack.now = true;
         }
         if !payload.is_empty() {
-            if seq == self.rcv_nxt {
+            if seq == self.rcv.nxt {
                 let had_gap = self.recv_buf.has_out_of_order();
                 let readable = self.recv_buf.len();
                 self.recv_buf.push(payload);
-                self.rcv_nxt += payload.len() as u32;
-                self.rcv_nxt = self.recv_buf.take_contiguous(self.rcv_nxt);
-                self.in_order_total += (self.recv_buf.len() - readable) as u64;
-                self.unacked_bytes += payload.len() as u32;
+                self.rcv.nxt += payload.len() as u32;
+                self.rcv.nxt = self.recv_buf.take_contiguous(self.rcv.nxt);
+                self.rcv.in_order_total += (self.recv_buf.len() - readable) as u64;
+                self.ack.unacked_bytes += payload.len() as u32;
                 // RFC 5681 §4.2: ACK at once when a gap fills, at least every second full
                 // segment, and otherwise within the delayed-ACK time.
                 // Part of a hole filled with others still open: at once (RFC 5681 §4.2), even
                 // inside a batch.
-                self.ack_at_once |= had_gap && self.recv_buf.has_out_of_order();
-                if had_gap || self.unacked_bytes >= 2 * self.seg_size() || self.cfg.delayed_ack.is_zero() {
-                    self.ack_now = true;
-                } else if self.delack_at.is_none() {
-                    self.delack_at = Some(now + self.cfg.delayed_ack);
+                self.ack.at_once |= had_gap && self.recv_buf.has_out_of_order();
+                if had_gap || self.ack.unacked_bytes >= 2 * self.seg_size() || self.cfg.delayed_ack.is_zero() {
+                    self.ack.now = true;
+                } else if self.ack.delack_at.is_none() {
+                    self.ack.delack_at = Some(now + self.cfg.delayed_ack);
                 }
             } else {
                 // Out of order: a duplicate ACK at once tells the sender (RFC 5681 §4.2).
-                if self.memory_pressure {
+                if self.modes.memory_pressure {
                     self.drop_note("out-of-order data not held: the stack is over its memory budget".into());
                 } else {
                     let blocks = self.recv_buf.out_of_order_count();
                     // Out-of-order data already held: reported as a D-SACK too (RFC 2883 §4).
                     let end = seq + payload.len() as u32;
-                    if self.sack_enabled && self.recv_buf.out_of_order_blocks().any(|(l, r)| l <= seq && end <= r) {
-                        self.dsack = Some((seq, end));
+                    if self.opts.sack_enabled && self.recv_buf.out_of_order_blocks().any(|(l, r)| l <= seq && end <= r)
+                    {
+                        self.ack.dsack = Some((seq, end));
                     }
                     if !self.recv_buf.insert_out_of_order(seq, payload) {
                         self.drop_note("out-of-order data not held: too many separate pieces".into());
                     }
                     // A new hole (more blocks), or a hole between blocks filled (fewer): the
                     // ACK goes at once; only the growth of a reported block may wait.
-                    self.ack_at_once |= self.recv_buf.out_of_order_count() != blocks;
-                    self.ooo_since_ack = self.ooo_since_ack.saturating_add(1);
-                    self.sack_recent.rotate_right(1);
-                    self.sack_recent[0] = Some(seq);
+                    self.ack.at_once |= self.recv_buf.out_of_order_count() != blocks;
+                    self.ack.ooo_since = self.ack.ooo_since.saturating_add(1);
+                    self.ack.sack_recent.rotate_right(1);
+                    self.ack.sack_recent[0] = Some(seq);
                 }
-                self.ack_now = true;
+                self.ack.now = true;
             }
             self.stats.bytes_in += payload.len() as u64;
         }
         if fin {
             let fin_seq = seq + payload.len() as u32;
-            if fin_seq > self.rcv_nxt {
-                self.ooo_fin = Some(fin_seq);
-            } else if fin_seq == self.rcv_nxt {
+            if fin_seq > self.rcv.nxt {
+                self.rcv.ooo_fin = Some(fin_seq);
+            } else if fin_seq == self.rcv.nxt {
                 self.receive_fin(now);
                 return;
             }
         }
-        if self.ooo_fin == Some(self.rcv_nxt) {
+        if self.rcv.ooo_fin == Some(self.rcv.nxt) {
             self.receive_fin(now);
         }
     }
 
     fn receive_fin(&mut self, now: Instant) {
-        self.ooo_fin = None;
-        self.rcv_nxt += 1;
-        self.ack_now = true;
+        self.rcv.ooo_fin = None;
+        self.rcv.nxt += 1;
+        self.ack.now = true;
         match self.state {
             State::SynReceived | State::Established => self.set_state(now, State::CloseWait),
-            State::FinWait1 if self.fin_acked => self.set_state(now, State::TimeWait),
+            State::FinWait1 if self.snd.fin_acked => self.set_state(now, State::TimeWait),
             State::FinWait1 => self.set_state(now, State::Closing),
             State::FinWait2 => self.set_state(now, State::TimeWait),
             _ => {}

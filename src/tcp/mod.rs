@@ -9,12 +9,14 @@ pub mod congestion;
 mod connection;
 mod input;
 mod output;
+mod recovery;
 pub mod recv_buf;
 pub mod rtt;
 pub mod sack;
 pub mod send_buf;
 mod seq_context;
 pub mod state;
+mod tcb;
 mod timers;
 
 pub use config::TcpConfig;

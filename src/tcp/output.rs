@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
-use super::connection::{ConnEvent, Connection, RateProbe};
+use super::connection::{ConnEvent, Connection};
 use super::sack::Around;
 use super::state::State;
+use super::tcb::RateProbe;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
 
 /// Where a segment's payload lies in the send buffer: `len` bytes from `offset` past SND.UNA.
@@ -36,7 +37,7 @@ impl Connection {
         }
         let seg = match self.state {
             State::Closed => None,
-            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => Some(self.syn_segment(now)),
+            State::SynSent | State::SynReceived if self.snd.nxt == self.snd.iss => Some(self.syn_segment(now)),
             State::SynSent => None,
             _ => self.data_segment(now).or_else(|| self.ack_segment(now)),
         };
@@ -57,13 +58,13 @@ impl Connection {
     /// Unsent data (or a FIN) that the windows allow now.
     pub(super) fn has_sendable(&self) -> bool {
         match self.state {
-            State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
+            State::SynSent | State::SynReceived => self.snd.nxt == self.snd.iss,
             State::Closed | State::TimeWait => false,
             _ => {
-                let data_end = self.snd_una + self.send_buf.len() as u32;
-                let fin_unsent = self.fin_queued && !self.fin_acked && self.snd_nxt <= data_end;
-                let unsent = data_end > self.snd_nxt;
-                let in_flight = self.snd_nxt - self.snd_una;
+                let data_end = self.snd.una + self.send_buf.len() as u32;
+                let fin_unsent = self.snd.fin_queued && !self.snd.fin_acked && self.snd.nxt <= data_end;
+                let unsent = data_end > self.snd.nxt;
+                let in_flight = self.snd.nxt - self.snd.una;
                 let wnd = self.send_window();
                 fin_unsent || (unsent && in_flight < wnd)
             }
@@ -74,7 +75,7 @@ impl Connection {
     /// RFC 3042's limited transmit (a new segment for each of the first two duplicate ACKs,
     /// so a small window still collects the three duplicates fast retransmit needs).
     pub(super) fn send_window(&self) -> u32 {
-        self.snd_wnd.min(self.cc.cwnd().saturating_add(self.limited_transmit))
+        self.snd.wnd.min(self.cc.cwnd().saturating_add(self.recovery.limited_transmit))
     }
 
     /// SYN (active open) or SYN,ACK (passive or simultaneous open).
@@ -84,7 +85,7 @@ impl Connection {
         if self.state == State::SynSent {
             // Offer everything we support; the SYN,ACK says what the peer accepts.
             if self.cfg.window_scaling {
-                options.window_scale = Some(self.rcv_wscale);
+                options.window_scale = Some(self.rcv.wscale);
             }
             options.sack_permitted = self.cfg.sack;
             if self.cfg.timestamps {
@@ -93,29 +94,29 @@ impl Connection {
         } else {
             // Answer only what the peer offered.
             flags |= TcpFlags::ACK;
-            if self.rcv_wscale > 0 || self.snd_wscale > 0 {
-                options.window_scale = Some(self.rcv_wscale);
+            if self.rcv.wscale > 0 || self.snd.wscale > 0 {
+                options.window_scale = Some(self.rcv.wscale);
             }
-            options.sack_permitted = self.sack_enabled;
-            if self.ts_enabled {
-                options.timestamps = Some((self.ts_now(now), self.ts_recent));
+            options.sack_permitted = self.opts.sack_enabled;
+            if self.opts.ts_enabled {
+                options.timestamps = Some((self.ts_now(now), self.opts.ts_recent));
             }
         }
-        if self.snd_max == self.iss {
-            self.rtt_probe = Some((self.iss + 1, now));
+        if self.snd.max == self.snd.iss {
+            self.timing.rtt_probe = Some((self.snd.iss + 1, now));
         } else {
             self.stats.retransmits += 1;
-            self.resent(self.iss + 1);
+            self.resent(self.snd.iss + 1);
         }
-        self.snd_nxt = self.iss + 1;
-        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.snd.nxt = self.snd.iss + 1;
+        self.snd.max = self.snd.max.max(self.snd.nxt);
         // The window in a SYN is never scaled (RFC 7323 §2.2).
         let window = self.recv_buf.window().min(65535) as u16;
-        self.rcv_adv = self.rcv_nxt + u32::from(window);
+        self.rcv.adv = self.rcv.nxt + u32::from(window);
         self.ack_sent();
         TcpHeaderOut {
-            seq: self.iss,
-            ack: if flags.contains(TcpFlags::ACK) { self.rcv_nxt } else { SeqNum(0) },
+            seq: self.snd.iss,
+            ack: if flags.contains(TcpFlags::ACK) { self.rcv.nxt } else { SeqNum(0) },
             flags,
             window,
             options,
@@ -124,56 +125,56 @@ impl Connection {
 
     /// A data segment, a FIN, a fast retransmission or a window probe.
     fn data_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {
-        if self.snd_una == self.iss || matches!(self.state, State::TimeWait | State::Closed) {
+        if self.snd.una == self.snd.iss || matches!(self.state, State::TimeWait | State::Closed) {
             return None;
         }
-        let data_end = self.snd_una + self.send_buf.len() as u32;
-        let zero_window_probe = self.force_probe && self.snd_wnd == 0;
-        if std::mem::take(&mut self.tlp_probe) {
+        let data_end = self.snd.una + self.send_buf.len() as u32;
+        let zero_window_probe = self.timers.force_probe && self.snd.wnd == 0;
+        if std::mem::take(&mut self.recovery.tlp_probe) {
             if let Some(probe) = self.tail_loss_probe(now, data_end) {
                 return Some(probe);
             }
         }
-        let in_recovery = self.recover.is_some();
-        let may_resend = self.retransmit_hole || (in_recovery && self.recovery_allowance() > 0);
+        let in_recovery = self.recovery.recover.is_some();
+        let may_resend = self.recovery.retransmit_hole || (in_recovery && self.recovery_allowance() > 0);
         let hole = if may_resend { self.next_hole() } else { None };
-        let forced = std::mem::take(&mut self.retransmit_hole);
+        let forced = std::mem::take(&mut self.recovery.retransmit_hole);
         let (seq, len) = if let Some((seq, end)) = hole {
             let len = (end - seq).min(self.payload_limit()).min(data_end - seq);
-            self.rexmit_next = seq + len.max(1);
+            self.recovery.rexmit_next = seq + len.max(1);
             if !forced {
-                self.recovery_credit = self.recovery_credit.saturating_sub(len.max(1));
+                self.recovery.credit = self.recovery.credit.saturating_sub(len.max(1));
             }
             (seq, len)
         } else if in_recovery {
             // No known hole: new data, as far as the credit and the peer's window allow.
-            let seq = self.snd_nxt.max(self.snd_max);
+            let seq = self.snd.nxt.max(self.snd.max);
             let unsent = if data_end > seq { data_end - seq } else { 0 };
-            let room = (self.snd_una + self.snd_wnd).0.wrapping_sub(seq.0).min(self.snd_wnd);
+            let room = (self.snd.una + self.snd.wnd).0.wrapping_sub(seq.0).min(self.snd.wnd);
             let len = unsent.min(self.recovery_allowance()).min(room).min(self.payload_limit());
             if len == 0 {
                 return None;
             }
-            self.recovery_credit = self.recovery_credit.saturating_sub(len);
+            self.recovery.credit = self.recovery.credit.saturating_sub(len);
             (seq, len)
         } else {
-            let mut seq = self.snd_nxt;
+            let mut seq = self.snd.nxt;
             let mut limit = u32::MAX;
-            if seq < self.snd_max {
+            if seq < self.snd.max {
                 // Resending after a timeout: skip what the peer has SACKed, and stop short
                 // of the next block it holds. Never the left edge, though: RFC 2018 §8 says
                 // it MUST go again whatever the SACKs said (the peer may have reneged).
-                while seq != self.snd_una {
-                    let Around::Inside(end) = self.scoreboard.around(seq) else { break };
+                while seq != self.snd.una {
+                    let Around::Inside(end) = self.recovery.scoreboard.around(seq) else { break };
                     seq = end;
                 }
-                self.snd_nxt = seq;
-                if let Around::Before(next) = self.scoreboard.around(seq) {
+                self.snd.nxt = seq;
+                if let Around::Before(next) = self.recovery.scoreboard.around(seq) {
                     limit = next - seq;
                 }
             }
             let unsent = if data_end > seq { (data_end - seq).min(limit) } else { 0 };
-            let in_flight = seq - self.snd_una;
+            let in_flight = seq - self.snd.una;
             let wnd = self.send_window();
             let full = self.payload_limit();
             // With segmentation offload one segment may carry many MSS (within the windows).
@@ -186,51 +187,56 @@ impl Connection {
             }
             // Sender silly window avoidance (RFC 1122 §4.2.3.4): no small segment while
             // earlier data is in flight, unless it is the last of what we have.
-            if len < unsent && len < full && in_flight > 0 && len < self.max_snd_wnd / 2 {
+            if len < unsent && len < full && in_flight > 0 && len < self.snd.max_wnd / 2 {
                 len = 0;
             }
-            let new_data = seq >= self.snd_max;
+            let new_data = seq >= self.snd.max;
             if len > 0 && len == unsent && len < full && in_flight > 0 && new_data && !zero_window_probe {
                 len = self.nagle(seq, len);
             }
             (seq, len)
         };
-        self.force_probe = false;
+        self.timers.force_probe = false;
         // A window probe carries no FIN: the FIN would lie beyond the window as well.
-        let fin = self.fin_queued && !self.fin_acked && seq + len == data_end && seq <= data_end && !zero_window_probe;
+        let fin = self.snd.fin_queued
+            && !self.snd.fin_acked
+            && seq + len == data_end
+            && seq <= data_end
+            && !zero_window_probe;
         if len == 0 && !fin {
             return None;
         }
         let end = seq + len + u32::from(fin);
-        if seq < self.snd_max {
+        if seq < self.snd.max {
             // Sent before: a retransmission, which Karn's rule says must not be timed.
             self.stats.retransmits += 1;
             self.resent(end);
             self.forget_rate_probe_within(seq, end);
         } else {
-            if self.rtt_probe.is_none() {
-                self.rtt_probe = Some((end, now));
+            if self.timing.rtt_probe.is_none() {
+                self.timing.rtt_probe = Some((end, now));
             }
-            let flight = end - self.snd_una;
+            let flight = end - self.snd.una;
             if end >= data_end && flight < self.cc.cwnd() {
                 // Nothing more to send with room in the window: until what is in flight now
                 // has arrived, the application sets the rate, not the path.
-                self.app_limited_until = Some(self.delivered + u64::from(flight));
+                self.timing.app_limited_until = Some(self.timing.delivered + u64::from(flight));
             }
             // (A zero-window probe would time the stall, not the path.)
-            if self.rate_probe.is_none() && self.snd_wnd > 0 {
-                let app_limited = self.app_limited_until.is_some();
-                self.rate_probe = Some(RateProbe { end, sent_at: now, delivered: self.delivered, app_limited });
+            if self.timing.rate_probe.is_none() && self.snd.wnd > 0 {
+                let app_limited = self.timing.app_limited_until.is_some();
+                self.timing.rate_probe =
+                    Some(RateProbe { end, sent_at: now, delivered: self.timing.delivered, app_limited });
             }
             // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
-            self.early_at = None;
+            self.recovery.early_at = None;
         }
         self.note_small(seq, len);
-        self.snd_max = self.snd_max.max(end);
-        if seq == self.snd_nxt {
-            self.snd_nxt = end;
+        self.snd.max = self.snd.max.max(end);
+        if seq == self.snd.nxt {
+            self.snd.nxt = end;
         }
-        self.payload_range = PayloadRange { offset: (seq - self.snd_una) as usize, len: len as usize };
+        self.payload_range = PayloadRange { offset: (seq - self.snd.una) as usize, len: len as usize };
         let mut flags = TcpFlags::ACK;
         if len > 0 && seq + len == data_end {
             flags |= TcpFlags::PSH;
@@ -240,7 +246,7 @@ impl Connection {
         }
         let window = self.advertise();
         let options = self.segment_options(now);
-        Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+        Some(TcpHeaderOut { seq, ack: self.rcv.nxt, flags, window, options })
     }
 
     /// RFC 8985 §7.3: one new segment if the peer's window has room beyond what is in flight
@@ -249,18 +255,18 @@ impl Connection {
     /// SND.MAX over data never sent (a zero window is the persist timer's, with its one-byte
     /// probes).
     fn tail_loss_probe(&mut self, now: Instant, data_end: SeqNum) -> Option<TcpHeaderOut> {
-        let wnd_end = self.snd_una + self.snd_wnd;
-        let fin_pending = self.fin_queued && !self.fin_acked;
-        let (seq, len, fin) = if wnd_end > self.snd_max && data_end > self.snd_max {
-            let seq = self.snd_max;
+        let wnd_end = self.snd.una + self.snd.wnd;
+        let fin_pending = self.snd.fin_queued && !self.snd.fin_acked;
+        let (seq, len, fin) = if wnd_end > self.snd.max && data_end > self.snd.max {
+            let seq = self.snd.max;
             let len = (data_end - seq).min(wnd_end - seq).min(self.payload_limit());
             // The FIN takes a sequence number too: only inside the window.
             (seq, len, fin_pending && seq + len == data_end && data_end < wnd_end)
         } else {
-            let fin_sent = fin_pending && self.snd_max > data_end;
+            let fin_sent = fin_pending && self.snd.max > data_end;
             // The end of the data sent, cut at the window's right edge.
-            let end = self.snd_max.min(data_end).min(wnd_end.max(self.snd_una));
-            let len = (end - self.snd_una).min(self.payload_limit());
+            let end = self.snd.max.min(data_end).min(wnd_end.max(self.snd.una));
+            let len = (end - self.snd.una).min(self.payload_limit());
             let fin = fin_sent && end == data_end;
             if len == 0 && !fin {
                 return None;
@@ -268,18 +274,18 @@ impl Connection {
             (end - len, len, fin)
         };
         let end = seq + len + u32::from(fin);
-        if seq < self.snd_max {
+        if seq < self.snd.max {
             self.stats.retransmits += 1;
             self.resent(end);
             self.forget_rate_probe_within(seq, end);
         } else {
             self.note_small(seq, len);
         }
-        self.snd_max = self.snd_max.max(end);
-        if self.snd_nxt < end && seq <= self.snd_nxt {
-            self.snd_nxt = end;
+        self.snd.max = self.snd.max.max(end);
+        if self.snd.nxt < end && seq <= self.snd.nxt {
+            self.snd.nxt = end;
         }
-        self.payload_range = PayloadRange { offset: (seq - self.snd_una) as usize, len: len as usize };
+        self.payload_range = PayloadRange { offset: (seq - self.snd.una) as usize, len: len as usize };
         let mut flags = TcpFlags::ACK;
         if len > 0 {
             flags |= TcpFlags::PSH;
@@ -289,14 +295,14 @@ impl Connection {
         }
         let window = self.advertise();
         let options = self.segment_options(now);
-        Some(TcpHeaderOut { seq, ack: self.rcv_nxt, flags, window, options })
+        Some(TcpHeaderOut { seq, ack: self.rcv.nxt, flags, window, options })
     }
 
     /// Data up to `end` went out again: nothing in flight is timed by sequence any more
     /// (Karn), and ACKs up to `end` are left to the timestamp echo.
     fn resent(&mut self, end: SeqNum) {
-        self.rtt_probe = None;
-        self.resent_up_to = Some(self.resent_up_to.map_or(end, |up_to| up_to.max(end)));
+        self.timing.rtt_probe = None;
+        self.timing.resent_up_to = Some(self.timing.resent_up_to.map_or(end, |up_to| up_to.max(end)));
     }
 
     /// Nagle's algorithm (RFC 896) in Minshall's variant, as Linux has it: the small tail of
@@ -307,15 +313,15 @@ impl Connection {
     /// off, for data the application pushed, or with the FIN queued (nothing more will come
     /// to fill the segment). Returns the length to send: `len`, or 0 to wait.
     fn nagle(&mut self, seq: SeqNum, len: u32) -> u32 {
-        let pushed = self.push_end.is_some_and(|p| seq + len <= p);
-        if self.nodelay || pushed || self.fin_queued {
+        let pushed = self.nagle.push_end.is_some_and(|p| seq + len <= p);
+        if self.nagle.nodelay || pushed || self.snd.fin_queued {
             return len;
         }
         // As Linux's tcp_minshall_check: sent (not rewound by a timeout) and not acknowledged.
-        let held = self.snd_sml > self.snd_una && self.snd_sml <= self.snd_nxt;
-        if !(held && self.nagle_noted) {
-            self.nagle_noted = held;
-            self.event(ConnEvent::Nagle { len, held, small_end: self.snd_sml - self.iss });
+        let held = self.nagle.sml > self.snd.una && self.nagle.sml <= self.snd.nxt;
+        if !(held && self.nagle.noted) {
+            self.nagle.noted = held;
+            self.event(ConnEvent::Nagle { len, held, small_end: self.nagle.sml - self.snd.iss });
         }
         if held {
             0
@@ -327,20 +333,20 @@ impl Connection {
     /// Remember where the last segment of new data that was not full ended (Minshall's
     /// SND.SML). With segmentation offload, a chunk whose last piece is short counts.
     fn note_small(&mut self, seq: SeqNum, len: u32) {
-        if seq >= self.snd_max && len > 0 && !len.is_multiple_of(self.payload_limit()) {
-            self.snd_sml = seq + len;
+        if seq >= self.snd.max && len > 0 && !len.is_multiple_of(self.payload_limit()) {
+            self.nagle.sml = seq + len;
         }
-        self.nagle_noted = false;
-        if self.push_end.is_some_and(|p| p <= self.snd_una) {
-            self.push_end = None;
+        self.nagle.noted = false;
+        if self.nagle.push_end.is_some_and(|p| p <= self.snd.una) {
+            self.nagle.push_end = None;
         }
     }
 
     /// A retransmission of the timed segment: its ACK may answer the second copy, and the
     /// round would be timed from the first, so it is not timed at all (Karn's rule again).
     fn forget_rate_probe_within(&mut self, seq: SeqNum, end: SeqNum) {
-        if self.rate_probe.is_some_and(|p| seq < p.end && p.end - 1 < end) {
-            self.rate_probe = None;
+        if self.timing.rate_probe.is_some_and(|p| seq < p.end && p.end - 1 < end) {
+            self.timing.rate_probe = None;
         }
     }
 
@@ -350,25 +356,25 @@ impl Connection {
     /// Without that, a lost retransmission with everything else SACKed leaves nothing in
     /// flight to bring news, and recovery waits out the retransmission timer.
     fn recovery_allowance(&self) -> u32 {
-        let flight = self.snd_max - self.snd_una;
-        let pipe = flight.saturating_sub(self.scoreboard.sacked_bytes());
-        self.recovery_credit.max(self.cc.ssthresh().saturating_sub(pipe))
+        let flight = self.snd.max - self.snd.una;
+        let pipe = flight.saturating_sub(self.recovery.scoreboard.sacked_bytes());
+        self.recovery.credit.max(self.cc.ssthresh().saturating_sub(pipe))
     }
 
     /// The range to resend in fast recovery: the next hole the scoreboard knows of, or
     /// without SACK information the segment at SND.UNA (NewReno).
     fn next_hole(&self) -> Option<(SeqNum, SeqNum)> {
-        let from = self.rexmit_next.max(self.snd_una);
-        let data_end = self.snd_una + self.send_buf.len() as u32;
-        match self.scoreboard.next_hole(from) {
+        let from = self.recovery.rexmit_next.max(self.snd.una);
+        let data_end = self.snd.una + self.send_buf.len() as u32;
+        match self.recovery.scoreboard.next_hole(from) {
             Some((l, r)) => Some((l, r.min(data_end.max(l)))),
-            None if from == self.snd_una => Some((self.snd_una, data_end)),
+            None if from == self.snd.una => Some((self.snd.una, data_end)),
             None => None,
         }
     }
 
     fn ack_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {
-        if !self.ack_now {
+        if !self.ack.now {
             return None;
         }
         let window = self.advertise();
@@ -376,7 +382,7 @@ impl Connection {
         // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT, the peer's RCV.NXT may be
         // past it, and an ACK below RCV.NXT fails its acceptability test and is thrown away
         // whole, ACK field included. Two sides both retransmitting would then deadlock.
-        Some(TcpHeaderOut { seq: self.snd_max, ack: self.rcv_nxt, flags: TcpFlags::ACK, window, options })
+        Some(TcpHeaderOut { seq: self.snd.max, ack: self.rcv.nxt, flags: TcpFlags::ACK, window, options })
     }
 
     /// Payload bytes that fit in one segment with the options it will carry: the MSS counts
@@ -384,11 +390,11 @@ impl Connection {
     /// packet would outgrow the MTU. While blocks may be sent, room for as many as fit is
     /// kept (a few bytes, only while data is missing or a D-SACK is owed).
     pub(super) fn payload_limit(&self) -> u32 {
-        let sack = self.sack_enabled && (self.dsack.is_some() || self.recv_buf.has_out_of_order());
+        let sack = self.opts.sack_enabled && (self.ack.dsack.is_some() || self.recv_buf.has_out_of_order());
         if !sack {
             return self.seg_size();
         }
-        let blocks: u32 = if self.ts_enabled { 3 } else { 4 };
+        let blocks: u32 = if self.opts.ts_enabled { 3 } else { 4 };
         // Kind, length, 8 bytes a block; padded to a 4-byte boundary with NOPs.
         let reserve = (2 + 8 * blocks).div_ceil(4) * 4;
         self.seg_size().saturating_sub(reserve).max(1)
@@ -399,15 +405,15 @@ impl Connection {
     /// arrival first, then those of the arrivals before it, then the rest (RFC 2018 §4).
     fn segment_options(&mut self, now: Instant) -> TcpOptions {
         let mut o = TcpOptions::default();
-        if self.ts_enabled {
-            o.timestamps = Some((self.ts_now(now), self.ts_recent));
+        if self.opts.ts_enabled {
+            o.timestamps = Some((self.ts_now(now), self.opts.ts_recent));
         }
-        if !self.sack_enabled {
+        if !self.opts.sack_enabled {
             return o;
         }
-        let room = if self.ts_enabled { 3 } else { 4 };
+        let room = if self.opts.ts_enabled { 3 } else { 4 };
         let mut n = 0;
-        let dsack = self.dsack.take();
+        let dsack = self.ack.dsack.take();
         if let Some(d) = dsack {
             o.sack[0] = d;
             n = 1;
@@ -419,6 +425,7 @@ impl Connection {
             let holding =
                 dsack.and_then(|(l, r)| self.recv_buf.out_of_order_blocks().find(|&(bl, br)| bl <= l && r <= br));
             let recent = self
+                .ack
                 .sack_recent
                 .iter()
                 .flatten()
@@ -439,12 +446,12 @@ impl Connection {
 
     /// Every segment we send acknowledges RCV.NXT: nothing is owed any more.
     pub(super) fn ack_sent(&mut self) {
-        self.ack_now = false;
-        self.ooo_since_ack = 0;
-        self.ack_at_once = false;
-        self.delack_at = None;
-        self.unacked_bytes = 0;
-        self.last_ack_sent = self.rcv_nxt;
+        self.ack.now = false;
+        self.ack.ooo_since = 0;
+        self.ack.at_once = false;
+        self.ack.delack_at = None;
+        self.ack.unacked_bytes = 0;
+        self.ack.last_sent = self.rcv.nxt;
     }
 
     /// The window field to send, with receiver-side silly window avoidance: the right edge
@@ -452,12 +459,12 @@ impl Connection {
     pub(super) fn advertise(&mut self) -> u16 {
         self.ack_sent();
         let free = self.recv_buf.window() as u32;
-        let current = if self.rcv_adv > self.rcv_nxt { self.rcv_adv - self.rcv_nxt } else { 0 };
+        let current = if self.rcv.adv > self.rcv.nxt { self.rcv.adv - self.rcv.nxt } else { 0 };
         let wnd = if free >= current + self.sws_threshold() { free } else { current };
-        let field = (wnd >> self.rcv_wscale).min(65535);
-        let edge = self.rcv_nxt + (field << self.rcv_wscale);
-        if edge > self.rcv_adv {
-            self.rcv_adv = edge;
+        let field = (wnd >> self.rcv.wscale).min(65535);
+        let edge = self.rcv.nxt + (field << self.rcv.wscale);
+        if edge > self.rcv.adv {
+            self.rcv.adv = edge;
         }
         field as u16
     }
