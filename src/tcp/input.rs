@@ -292,20 +292,7 @@ impl Connection {
         let window = u32::from(seg.window) << self.snd.wscale;
         self.recovery.newly_sacked = 0;
         if self.opts.sack_enabled && seg.options.sack_len > 0 {
-            self.recovery.newly_sacked =
-                self.recovery.scoreboard.update(seg.options.sack_blocks(), self.snd.una, self.snd.max);
-            if self.recovery.newly_sacked > 0 {
-                self.recovery.probed = false;
-            }
-            let resent_some = self.recovery.rexmit_next > self.snd.una;
-            if self.recovery.recover.is_some()
-                && resent_some
-                && self.recovery.scoreboard.highest().is_some_and(|h| h > self.recovery.rexmit_mark)
-            {
-                self.recovery.rexmit_next = self.snd.una;
-                self.recovery.rexmit_mark = self.snd.max;
-                self.event(ConnEvent::FastRetransmit { seq: self.snd.una });
-            }
+            self.on_sack_blocks(seg);
         }
         if seg.ack > self.snd.una {
             let ts_rtt = match (self.opts.ts_enabled, seg.options.timestamps) {
@@ -328,7 +315,7 @@ impl Connection {
             // Answers to zero-window probes repeat the ACK, but they signal no loss.
             && window > 0
         {
-            self.duplicate_ack();
+            self.on_duplicate_ack();
         }
         self.time_round(now);
         // Window update, guarded against old segments (SND.WL1/SND.WL2).
@@ -393,31 +380,10 @@ impl Connection {
         }
         // RFC 6298 §5.3: restart the timer for what is still outstanding.
         self.timers.rto_at = None;
-        self.recovery.early_at = None;
-        self.recovery.tlp_sent = false;
-        self.recovery.probed = false;
         self.timers.retries = 0;
-        self.recovery.dup_acks = 0;
-        self.recovery.limited_transmit = 0;
+        self.recovery.on_progress();
         let data = data as u32;
-        match self.recovery.recover {
-            Some(recover) if ack >= recover => {
-                self.recovery.recover = None;
-                self.recovery.credit = 0;
-                let flight = self.snd.max - self.snd.una;
-                let what = self.cc.on_recovery_end(flight, self.snd.mss);
-                self.congestion_event(what);
-            }
-            Some(_) => {
-                // Partial ACK: the next hole is lost too; resend it at once (RFC 6582).
-                self.cc.on_partial_ack(data, self.snd.mss);
-                self.recovery.credit += data + self.recovery.newly_sacked;
-                self.recovery.rexmit_next = self.recovery.rexmit_next.max(self.snd.una);
-                self.recovery.retransmit_hole = true;
-            }
-            None if data > 0 => self.cc.on_ack(data, self.snd.mss, self.send_chunk()),
-            None => {}
-        }
+        self.recovery_on_ack(ack, data);
         self.stats.bytes_out += u64::from(data);
     }
 
@@ -448,28 +414,6 @@ impl Connection {
         };
         if let Some(what) = self.cc.on_round(sample) {
             self.congestion_event(what);
-        }
-    }
-
-    /// Three duplicate ACKs mean a segment was lost while later ones arrived: fast
-    /// retransmit and enter fast recovery (RFC 5681 §3.2, RFC 6582).
-    fn duplicate_ack(&mut self) {
-        self.recovery.dup_acks += 1;
-        if self.recovery.recover.is_none() && self.recovery.dup_acks < 3 {
-            self.recovery.limited_transmit = self.recovery.dup_acks * self.seg_size();
-        }
-        if self.recovery.recover.is_some() {
-            self.cc.on_dup_ack_in_recovery(self.snd.mss);
-            // What left the network may be replaced: the newly SACKed bytes, or one segment
-            // per duplicate when the peer does not SACK (RFC 5681's inflation).
-            let left = if self.recovery.newly_sacked > 0 { self.recovery.newly_sacked } else { self.seg_size() };
-            self.recovery.credit = self.recovery.credit.saturating_add(left);
-        } else if self.recovery.dup_acks >= 3 || self.recovery.scoreboard.sacked_bytes() >= 3 * self.seg_size() {
-            // RFC 6675 §5: three duplicates, or three segments' worth SACKed above SND.UNA.
-            self.enter_recovery();
-        } else {
-            // New SACK information: re-arm the early timer from now (RACK).
-            self.recovery.early_at = None;
         }
     }
 

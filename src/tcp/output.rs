@@ -350,29 +350,6 @@ impl Connection {
         }
     }
 
-    /// New data fast recovery may send: the credit earned from what left the network, or
-    /// more while the estimated flight (sent, neither acknowledged nor SACKed) is below
-    /// ssthresh, the window recovery aims for (RFC 6675 §5 sends while cwnd - pipe >= 1 SMSS).
-    /// Without that, a lost retransmission with everything else SACKed leaves nothing in
-    /// flight to bring news, and recovery waits out the retransmission timer.
-    fn recovery_allowance(&self) -> u32 {
-        let flight = self.snd.max - self.snd.una;
-        let pipe = flight.saturating_sub(self.recovery.scoreboard.sacked_bytes());
-        self.recovery.credit.max(self.cc.ssthresh().saturating_sub(pipe))
-    }
-
-    /// The range to resend in fast recovery: the next hole the scoreboard knows of, or
-    /// without SACK information the segment at SND.UNA (NewReno).
-    fn next_hole(&self) -> Option<(SeqNum, SeqNum)> {
-        let from = self.recovery.rexmit_next.max(self.snd.una);
-        let data_end = self.snd.una + self.send_buf.len() as u32;
-        match self.recovery.scoreboard.next_hole(from) {
-            Some((l, r)) => Some((l, r.min(data_end.max(l)))),
-            None if from == self.snd.una => Some((self.snd.una, data_end)),
-            None => None,
-        }
-    }
-
     fn ack_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {
         if !self.ack.now {
             return None;

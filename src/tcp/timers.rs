@@ -3,7 +3,7 @@
 //! orphaned FIN-WAIT-2 timeout. Each is a separate deadline, so any number can be pending.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::connection::{ConnEvent, Connection};
 use super::state::State;
@@ -80,90 +80,14 @@ impl Connection {
         // Go-back-N retransmissions would time the wrong copy.
         self.timing.rate_probe = None;
         self.timing.rtt.back_off();
-        self.recovery.early_at = None;
         self.timing.rtt_probe = None;
-        self.recovery.recover = None;
-        self.recovery.dup_acks = 0;
-        self.recovery.retransmit_hole = false;
-        self.recovery.credit = 0;
         // Keep the SACK information, so the resend skips what the peer holds; but a second
         // timeout in a row may mean the peer reneged on it (RFC 2018 §8): forget it then.
-        if self.timers.retries >= 2 {
-            self.recovery.scoreboard.clear();
-        }
+        self.recovery.reset(self.timers.retries >= 2);
         // Go back: resend from the oldest unacknowledged byte (or the SYN), as cwnd allows.
         self.snd.nxt = self.snd.una;
         // Whatever the next transmission does, data outstanding keeps a timer.
         self.update_timers(now);
-    }
-
-    /// When to act if no ACK moves things on: a hole the peer's SACKs show gets about a
-    /// round trip plus a quarter for reordering (RACK); otherwise one probe after two round
-    /// trips (TLP), plus the delayed-ACK time when a single segment is out.
-    fn early_deadline(&self, now: Instant) -> Option<Instant> {
-        if !self.cfg.early_retransmit {
-            return None;
-        }
-        let srtt = self.timing.rtt.srtt()?;
-        let wait = if self.recovery.recover.is_some() && self.recovery.probed {
-            // One resend per round of news from the peer; after that, the backed-off
-            // retransmission timer (RFC 6675 and 8985 resend again only on evidence).
-            return None;
-        } else if self.recovery.recover.is_some() {
-            // In recovery with no ACK for two round trips: a retransmission or its ACK was
-            // lost. Resend the first hole rather than wait out the retransmission timer.
-            srtt * 2
-        } else if !self.recovery.scoreboard.is_empty() {
-            srtt + srtt / 4
-        } else if self.recovery.tlp_sent {
-            return None;
-        } else if self.snd.max - self.snd.una <= self.seg_size() {
-            srtt * 2 + Duration::from_millis(40)
-        } else {
-            srtt * 2
-        };
-        let wait = wait.max(Duration::from_millis(2));
-        // Only worth it while it comes before the retransmission timer.
-        (wait < self.timing.rtt.rto()).then_some(now + wait)
-    }
-
-    fn on_early_timer(&mut self) {
-        if self.snd.max <= self.snd.una || !self.state.is_synchronized() || self.snd.wnd == 0 {
-            return;
-        }
-        if self.recovery.recover.is_some() {
-            self.recovery.probed = true;
-            self.recovery.rexmit_next = self.snd.una;
-            self.recovery.rexmit_mark = self.snd.max;
-            self.recovery.retransmit_hole = true;
-            self.event(ConnEvent::FastRetransmit { seq: self.snd.una });
-        } else if !self.recovery.scoreboard.is_empty() {
-            // The peer holds data above SND.UNA and has had a round trip to fill the hole.
-            self.enter_recovery();
-        } else if !self.recovery.tlp_sent {
-            self.recovery.tlp_sent = true;
-            self.recovery.tlp_probe = true;
-            // RFC 8985 §7.3: after the probe the retransmission timer is re-armed (a full RTO
-            // from now), so the probe has a round trip to be answered before the RTO fires.
-            self.timers.rto_at = None;
-            self.event(ConnEvent::TailLossProbe);
-        }
-    }
-
-    /// Fast retransmit: halve, remember the recovery point, resend the first hole.
-    pub(super) fn enter_recovery(&mut self) {
-        let flight = self.snd.max - self.snd.una;
-        let what = self.cc.on_fast_retransmit(flight, self.snd.mss);
-        self.recovery.limited_transmit = 0;
-        self.recovery.credit = 0;
-        self.recovery.rexmit_next = self.snd.una;
-        self.recovery.rexmit_mark = self.snd.max;
-        self.recovery.recover = Some(self.snd.max);
-        self.recovery.retransmit_hole = true;
-        self.recovery.early_at = None;
-        self.timing.rtt_probe = None;
-        self.event(ConnEvent::FastRetransmit { seq: self.snd.una });
-        self.congestion_event(what);
     }
 
     fn on_persist(&mut self, now: Instant) {
