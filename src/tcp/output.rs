@@ -8,6 +8,16 @@ use super::state::State;
 use super::tcb::RateProbe;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
 
+/// One segment a send mode decided on: `len` bytes from `seq`, and the FIN after them.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    seq: SeqNum,
+    len: u32,
+    fin: bool,
+    /// A tail loss probe (RFC 8985 §7.3): neither timed nor counted as new data sent.
+    tail_probe: bool,
+}
+
 /// Where a segment's payload lies in the send buffer: `len` bytes from `offset` past SND.UNA.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PayloadRange {
@@ -123,7 +133,9 @@ impl Connection {
         }
     }
 
-    /// A data segment, a FIN, a fast retransmission or a window probe.
+    /// A data segment, a FIN, a fast retransmission or a window probe: the plan of one send
+    /// mode (a tail loss probe, a hole, new data in recovery, or normal sending), then the
+    /// segment.
     fn data_segment(&mut self, now: Instant) -> Option<TcpHeaderOut> {
         if self.snd.una == self.snd.iss || matches!(self.state, State::TimeWait | State::Closed) {
             return None;
@@ -131,70 +143,20 @@ impl Connection {
         let data_end = self.snd.una + self.send_buf.len() as u32;
         let zero_window_probe = self.timers.force_probe && self.snd.wnd == 0;
         if std::mem::take(&mut self.recovery.tlp_probe) {
-            if let Some(probe) = self.tail_loss_probe(now, data_end) {
-                return Some(probe);
+            if let Some(plan) = self.plan_tail_probe(data_end) {
+                return Some(self.emit(now, plan, data_end));
             }
         }
         let in_recovery = self.recovery.recover.is_some();
         let may_resend = self.recovery.retransmit_hole || (in_recovery && self.recovery_allowance() > 0);
         let hole = if may_resend { self.next_hole() } else { None };
         let forced = std::mem::take(&mut self.recovery.retransmit_hole);
-        let (seq, len) = if let Some((seq, end)) = hole {
-            let len = (end - seq).min(self.payload_limit()).min(data_end - seq);
-            self.recovery.rexmit_next = seq + len.max(1);
-            if !forced {
-                self.recovery.credit = self.recovery.credit.saturating_sub(len.max(1));
-            }
-            (seq, len)
+        let (seq, len) = if let Some(hole) = hole {
+            self.plan_hole(hole, forced, data_end)
         } else if in_recovery {
-            // No known hole: new data, as far as the credit and the peer's window allow.
-            let seq = self.snd.nxt.max(self.snd.max);
-            let unsent = if data_end > seq { data_end - seq } else { 0 };
-            let room = (self.snd.una + self.snd.wnd).0.wrapping_sub(seq.0).min(self.snd.wnd);
-            let len = unsent.min(self.recovery_allowance()).min(room).min(self.payload_limit());
-            if len == 0 {
-                return None;
-            }
-            self.recovery.credit = self.recovery.credit.saturating_sub(len);
-            (seq, len)
+            self.plan_recovery_new_data(data_end)?
         } else {
-            let mut seq = self.snd.nxt;
-            let mut limit = u32::MAX;
-            if seq < self.snd.max {
-                // Resending after a timeout: skip what the peer has SACKed, and stop short
-                // of the next block it holds. Never the left edge, though: RFC 2018 §8 says
-                // it MUST go again whatever the SACKs said (the peer may have reneged).
-                while seq != self.snd.una {
-                    let Around::Inside(end) = self.recovery.scoreboard.around(seq) else { break };
-                    seq = end;
-                }
-                self.snd.nxt = seq;
-                if let Around::Before(next) = self.recovery.scoreboard.around(seq) {
-                    limit = next - seq;
-                }
-            }
-            let unsent = if data_end > seq { (data_end - seq).min(limit) } else { 0 };
-            let in_flight = seq - self.snd.una;
-            let wnd = self.send_window();
-            let full = self.payload_limit();
-            // With segmentation offload one segment may carry many MSS (within the windows).
-            let chunk = if self.send_chunk() > self.seg_size() { self.send_chunk() } else { full };
-            let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(chunk);
-            if zero_window_probe {
-                // One byte at SND.NXT (RFC 9293 §3.8.6.1): the peer takes it if its window
-                // has opened, and answers with its window either way.
-                len = unsent.min(1);
-            }
-            // Sender silly window avoidance (RFC 1122 §4.2.3.4): no small segment while
-            // earlier data is in flight, unless it is the last of what we have.
-            if len < unsent && len < full && in_flight > 0 && len < self.snd.max_wnd / 2 {
-                len = 0;
-            }
-            let new_data = seq >= self.snd.max;
-            if len > 0 && len == unsent && len < full && in_flight > 0 && new_data && !zero_window_probe {
-                len = self.nagle(seq, len);
-            }
-            (seq, len)
+            self.plan_normal(data_end, zero_window_probe)
         };
         self.timers.force_probe = false;
         // A window probe carries no FIN: the FIN would lie beyond the window as well.
@@ -206,47 +168,74 @@ impl Connection {
         if len == 0 && !fin {
             return None;
         }
-        let end = seq + len + u32::from(fin);
+        Some(self.emit(now, Plan { seq, len, fin, tail_probe: false }, data_end))
+    }
+
+    /// Fast recovery resends (part of) a hole: as much as one segment takes.
+    fn plan_hole(&mut self, (seq, end): (SeqNum, SeqNum), forced: bool, data_end: SeqNum) -> (SeqNum, u32) {
+        let len = (end - seq).min(self.payload_limit()).min(data_end - seq);
+        self.recovery.rexmit_next = seq + len.max(1);
+        if !forced {
+            self.recovery.credit = self.recovery.credit.saturating_sub(len.max(1));
+        }
+        (seq, len)
+    }
+
+    /// In recovery with no known hole: new data, as far as the credit and the peer's window
+    /// allow. `None`: nothing may go.
+    fn plan_recovery_new_data(&mut self, data_end: SeqNum) -> Option<(SeqNum, u32)> {
+        let seq = self.snd.nxt.max(self.snd.max);
+        let unsent = if data_end > seq { data_end - seq } else { 0 };
+        let room = (self.snd.una + self.snd.wnd).0.wrapping_sub(seq.0).min(self.snd.wnd);
+        let len = unsent.min(self.recovery_allowance()).min(room).min(self.payload_limit());
+        if len == 0 {
+            return None;
+        }
+        self.recovery.credit = self.recovery.credit.saturating_sub(len);
+        Some((seq, len))
+    }
+
+    /// Normal sending from SND.NXT (again from SND.UNA after a timeout), within the windows,
+    /// with sender silly window avoidance, Nagle, and the persist timer's one-byte probe.
+    /// A length of 0 sends nothing (unless a FIN is due).
+    fn plan_normal(&mut self, data_end: SeqNum, zero_window_probe: bool) -> (SeqNum, u32) {
+        let mut seq = self.snd.nxt;
+        let mut limit = u32::MAX;
         if seq < self.snd.max {
-            // Sent before: a retransmission, which Karn's rule says must not be timed.
-            self.stats.retransmits += 1;
-            self.resent(end);
-            self.forget_rate_probe_within(seq, end);
-        } else {
-            if self.timing.rtt_probe.is_none() {
-                self.timing.rtt_probe = Some((end, now));
+            // Resending after a timeout: skip what the peer has SACKed, and stop short
+            // of the next block it holds. Never the left edge, though: RFC 2018 §8 says
+            // it MUST go again whatever the SACKs said (the peer may have reneged).
+            while seq != self.snd.una {
+                let Around::Inside(end) = self.recovery.scoreboard.around(seq) else { break };
+                seq = end;
             }
-            let flight = end - self.snd.una;
-            if end >= data_end && flight < self.cc.cwnd() {
-                // Nothing more to send with room in the window: until what is in flight now
-                // has arrived, the application sets the rate, not the path.
-                self.timing.app_limited_until = Some(self.timing.delivered + u64::from(flight));
+            self.snd.nxt = seq;
+            if let Around::Before(next) = self.recovery.scoreboard.around(seq) {
+                limit = next - seq;
             }
-            // (A zero-window probe would time the stall, not the path.)
-            if self.timing.rate_probe.is_none() && self.snd.wnd > 0 {
-                let app_limited = self.timing.app_limited_until.is_some();
-                self.timing.rate_probe =
-                    Some(RateProbe { end, sent_at: now, delivered: self.timing.delivered, app_limited });
-            }
-            // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
-            self.recovery.early_at = None;
         }
-        self.note_small(seq, len);
-        self.snd.max = self.snd.max.max(end);
-        if seq == self.snd.nxt {
-            self.snd.nxt = end;
+        let unsent = if data_end > seq { (data_end - seq).min(limit) } else { 0 };
+        let in_flight = seq - self.snd.una;
+        let wnd = self.send_window();
+        let full = self.payload_limit();
+        // With segmentation offload one segment may carry many MSS (within the windows).
+        let chunk = if self.send_chunk() > self.seg_size() { self.send_chunk() } else { full };
+        let mut len = unsent.min(wnd.saturating_sub(in_flight)).min(chunk);
+        if zero_window_probe {
+            // One byte at SND.NXT (RFC 9293 §3.8.6.1): the peer takes it if its window
+            // has opened, and answers with its window either way.
+            len = unsent.min(1);
         }
-        self.payload_range = PayloadRange { offset: (seq - self.snd.una) as usize, len: len as usize };
-        let mut flags = TcpFlags::ACK;
-        if len > 0 && seq + len == data_end {
-            flags |= TcpFlags::PSH;
+        // Sender silly window avoidance (RFC 1122 §4.2.3.4): no small segment while
+        // earlier data is in flight, unless it is the last of what we have.
+        if len < unsent && len < full && in_flight > 0 && len < self.snd.max_wnd / 2 {
+            len = 0;
         }
-        if fin {
-            flags |= TcpFlags::FIN;
+        let new_data = seq >= self.snd.max;
+        if len > 0 && len == unsent && len < full && in_flight > 0 && new_data && !zero_window_probe {
+            len = self.nagle_allows(seq, len);
         }
-        let window = self.advertise();
-        let options = self.segment_options(now);
-        Some(TcpHeaderOut { seq, ack: self.rcv.nxt, flags, window, options })
+        (seq, len)
     }
 
     /// RFC 8985 §7.3: one new segment if the peer's window has room beyond what is in flight
@@ -254,7 +243,7 @@ impl Connection {
     /// within the window the peer offered: a probe never sends past its right edge, nor moves
     /// SND.MAX over data never sent (a zero window is the persist timer's, with its one-byte
     /// probes).
-    fn tail_loss_probe(&mut self, now: Instant, data_end: SeqNum) -> Option<TcpHeaderOut> {
+    fn plan_tail_probe(&self, data_end: SeqNum) -> Option<Plan> {
         let wnd_end = self.snd.una + self.snd.wnd;
         let fin_pending = self.snd.fin_queued && !self.snd.fin_acked;
         let (seq, len, fin) = if wnd_end > self.snd.max && data_end > self.snd.max {
@@ -273,29 +262,69 @@ impl Connection {
             }
             (end - len, len, fin)
         };
+        Some(Plan { seq, len, fin, tail_probe: true })
+    }
+
+    /// Turn a plan into a segment: Karn's rule and the rate sample for what it carries, the
+    /// send sequence space moved past it, and the header, which pays off the ACK owed.
+    fn emit(&mut self, now: Instant, plan: Plan, data_end: SeqNum) -> TcpHeaderOut {
+        let Plan { seq, len, fin, tail_probe } = plan;
         let end = seq + len + u32::from(fin);
         if seq < self.snd.max {
+            // Sent before: a retransmission, which Karn's rule says must not be timed.
             self.stats.retransmits += 1;
             self.resent(end);
             self.forget_rate_probe_within(seq, end);
+            // A probe resending the tail leaves Nagle's record as it is.
+            if !tail_probe {
+                self.note_small(seq, len);
+            }
         } else {
+            // (A loss probe's new data is not timed: it went out beyond cwnd.)
+            if !tail_probe {
+                self.time_new_data(now, end, data_end);
+            }
             self.note_small(seq, len);
         }
         self.snd.max = self.snd.max.max(end);
-        if self.snd.nxt < end && seq <= self.snd.nxt {
+        let moves_nxt = if tail_probe { self.snd.nxt < end && seq <= self.snd.nxt } else { seq == self.snd.nxt };
+        if moves_nxt {
             self.snd.nxt = end;
         }
         self.payload_range = PayloadRange { offset: (seq - self.snd.una) as usize, len: len as usize };
         let mut flags = TcpFlags::ACK;
-        if len > 0 {
+        // A probe pushes whatever it carries: the peer should answer at once.
+        if len > 0 && (tail_probe || seq + len == data_end) {
             flags |= TcpFlags::PSH;
         }
         if fin {
             flags |= TcpFlags::FIN;
         }
-        let window = self.advertise();
+        let window = self.advertise_and_clear_ack_debt();
         let options = self.segment_options(now);
-        Some(TcpHeaderOut { seq, ack: self.rcv.nxt, flags, window, options })
+        TcpHeaderOut { seq, ack: self.rcv.nxt, flags, window, options }
+    }
+
+    /// New data from `end`'s segment leaves: time its round trip if nothing is being timed,
+    /// note whether the application is what limits the rate, and re-arm the loss probe.
+    fn time_new_data(&mut self, now: Instant, end: SeqNum, data_end: SeqNum) {
+        if self.timing.rtt_probe.is_none() {
+            self.timing.rtt_probe = Some((end, now));
+        }
+        let flight = end - self.snd.una;
+        if end >= data_end && flight < self.cc.cwnd() {
+            // Nothing more to send with room in the window: until what is in flight now
+            // has arrived, the application sets the rate, not the path.
+            self.timing.app_limited_until = Some(self.timing.delivered + u64::from(flight));
+        }
+        // (A zero-window probe would time the stall, not the path.)
+        if self.timing.rate_probe.is_none() && self.snd.wnd > 0 {
+            let app_limited = self.timing.app_limited_until.is_some();
+            self.timing.rate_probe =
+                Some(RateProbe { end, sent_at: now, delivered: self.timing.delivered, app_limited });
+        }
+        // New data re-arms the loss probe for the flight as it now stands (RFC 8985 §7.2).
+        self.recovery.early_at = None;
     }
 
     /// Data up to `end` went out again: nothing in flight is timed by sequence any more
@@ -312,7 +341,7 @@ impl Connection {
     /// delayed ACK, 40 ms, on every request of a keep-alive connection. No wait with Nagle
     /// off, for data the application pushed, or with the FIN queued (nothing more will come
     /// to fill the segment). Returns the length to send: `len`, or 0 to wait.
-    fn nagle(&mut self, seq: SeqNum, len: u32) -> u32 {
+    fn nagle_allows(&mut self, seq: SeqNum, len: u32) -> u32 {
         let pushed = self.nagle.push_end.is_some_and(|p| seq + len <= p);
         if self.nagle.nodelay || pushed || self.snd.fin_queued {
             return len;
@@ -354,7 +383,7 @@ impl Connection {
         if !self.ack.now {
             return None;
         }
-        let window = self.advertise();
+        let window = self.advertise_and_clear_ack_debt();
         let options = self.segment_options(now);
         // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT, the peer's RCV.NXT may be
         // past it, and an ACK below RCV.NXT fails its acceptability test and is thrown away
@@ -431,9 +460,10 @@ impl Connection {
         self.ack.last_sent = self.rcv.nxt;
     }
 
-    /// The window field to send, with receiver-side silly window avoidance: the right edge
-    /// moves only in steps of at least min(buffer/2, MSS), and never moves left.
-    pub(super) fn advertise(&mut self) -> u16 {
+    /// For a segment about to go: clear the ACK owed (the segment acknowledges RCV.NXT) and
+    /// return the window field to send, with receiver-side silly window avoidance: the right
+    /// edge moves only in steps of at least min(buffer/2, MSS), and never moves left.
+    pub(super) fn advertise_and_clear_ack_debt(&mut self) -> u16 {
         self.ack_sent();
         let free = self.recv_buf.window() as u32;
         let current = if self.rcv.adv > self.rcv.nxt { self.rcv.adv - self.rcv.nxt } else { 0 };
