@@ -266,21 +266,7 @@ impl Connection {
     /// The ACK field (RFC 9293 §3.10.7.4, fifth check).
     fn check_ack(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<Flow, DropReason> {
         if self.state == State::SynReceived {
-            if seg.ack <= self.snd.una || seg.ack > self.snd.max {
-                self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
-                return Err(DropReason::AckOfUnsent);
-            }
-            let next = if self.snd.fin_queued { State::FinWait1 } else { State::Established };
-            self.set_state(now, next);
-            // The window in the handshake's ACK is the first one that is scaled.
-            self.snd.wl1 = seg.seq;
-            self.snd.wl2 = seg.ack;
-            self.snd.wnd = u32::from(seg.window) << self.snd.wscale;
-            self.snd.max_wnd = self.snd.wnd;
-            if let Some(text) = self.rcv.syn_text.take() {
-                let (payload, fin) = *text;
-                self.receive_text(now, self.rcv.irs + 1, &payload, fin);
-            }
+            self.complete_handshake(now, seg)?;
         }
         if seg.ack > self.snd.max {
             // RFC 5961 §5.2: answer (rate-limited) and drop.
@@ -295,16 +281,52 @@ impl Connection {
             self.on_sack_blocks(seg);
         }
         if seg.ack > self.snd.una {
-            let ts_rtt = match (self.opts.ts_enabled, seg.options.timestamps) {
-                (true, Some((_, ecr))) if ecr != 0 => {
-                    let ms = self.ts_now(now).wrapping_sub(ecr);
-                    // An echo from the future or from long ago is no measurement.
-                    (ms < 60_000).then(|| std::time::Duration::from_millis(u64::from(ms)))
-                }
-                _ => None,
-            };
+            let ts_rtt = self.timestamp_rtt(now, seg);
             self.ack_received(now, seg.ack, ts_rtt);
-        } else if seg.ack == self.snd.una
+        } else if self.is_duplicate_ack(seg, window) {
+            self.on_duplicate_ack();
+        }
+        self.time_round(now);
+        self.update_send_window(seg, window);
+        Ok(self.on_fin_acked(now))
+    }
+
+    /// SYN-RECEIVED: an ACK of our SYN completes the handshake (ESTABLISHED, or FIN-WAIT-1
+    /// when the application already closed); any other ACK is answered with a RST.
+    fn complete_handshake(&mut self, now: Instant, seg: &TcpSegment<'_>) -> Result<(), DropReason> {
+        if seg.ack <= self.snd.una || seg.ack > self.snd.max {
+            self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
+            return Err(DropReason::AckOfUnsent);
+        }
+        let next = if self.snd.fin_queued { State::FinWait1 } else { State::Established };
+        self.set_state(now, next);
+        // The window in the handshake's ACK is the first one that is scaled.
+        self.snd.wl1 = seg.seq;
+        self.snd.wl2 = seg.ack;
+        self.snd.wnd = u32::from(seg.window) << self.snd.wscale;
+        self.snd.max_wnd = self.snd.wnd;
+        if let Some(text) = self.rcv.syn_text.take() {
+            let (payload, fin) = *text;
+            self.receive_text(now, self.rcv.irs + 1, &payload, fin);
+        }
+        Ok(())
+    }
+
+    /// The round trip the segment's timestamp echo measures, when timestamps are on.
+    fn timestamp_rtt(&self, now: Instant, seg: &TcpSegment<'_>) -> Option<std::time::Duration> {
+        match (self.opts.ts_enabled, seg.options.timestamps) {
+            (true, Some((_, ecr))) if ecr != 0 => {
+                let ms = self.ts_now(now).wrapping_sub(ecr);
+                // An echo from the future or from long ago is no measurement.
+                (ms < 60_000).then(|| std::time::Duration::from_millis(u64::from(ms)))
+            }
+            _ => None,
+        }
+    }
+
+    /// An ACK of nothing new that signals a segment left the network (RFC 5681 §2).
+    fn is_duplicate_ack(&self, seg: &TcpSegment<'_>, window: u32) -> bool {
+        seg.ack == self.snd.una
             && seg.payload.is_empty()
             && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
             // RFC 5681 asks for an unchanged window, but a Linux receiver opens its window
@@ -314,11 +336,10 @@ impl Connection {
             && self.snd.max > self.snd.una
             // Answers to zero-window probes repeat the ACK, but they signal no loss.
             && window > 0
-        {
-            self.on_duplicate_ack();
-        }
-        self.time_round(now);
-        // Window update, guarded against old segments (SND.WL1/SND.WL2).
+    }
+
+    /// Window update, guarded against old segments (SND.WL1/SND.WL2).
+    fn update_send_window(&mut self, seg: &TcpSegment<'_>, window: u32) {
         if seg.ack >= self.snd.una && (self.snd.wl1 < seg.seq || (self.snd.wl1 == seg.seq && self.snd.wl2 <= seg.ack)) {
             if self.snd.wnd == 0 && window > 0 {
                 // The window reopened. A probe byte it refused is still unacknowledged:
@@ -330,16 +351,20 @@ impl Connection {
             self.snd.wl1 = seg.seq;
             self.snd.wl2 = seg.ack;
         }
+    }
+
+    /// Our FIN acknowledged: FIN-WAIT-1, CLOSING and LAST-ACK move on; LAST-ACK ends here.
+    fn on_fin_acked(&mut self, now: Instant) -> Flow {
         match self.state {
             State::FinWait1 if self.snd.fin_acked => self.set_state(now, State::FinWait2),
             State::Closing if self.snd.fin_acked => self.set_state(now, State::TimeWait),
             State::LastAck if self.snd.fin_acked => {
                 self.set_state(now, State::Closed);
-                return Ok(Flow::Stop);
+                return Flow::Stop;
             }
             _ => {}
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
     /// SND.UNA advances to `ack`: free acknowledged data, time the round trip, grow cwnd.
