@@ -104,7 +104,7 @@ failed_tests() {
             if (t ~ /^--lib$/ || t ~ /src\/lib\.rs/) return "lib"
             if (t ~ /^--bin/ || t ~ /src\/main\.rs/) return "bin"
             if (t ~ /^--doc$/ || t ~ /^Doc-tests/) return "doc"
-            sub(/^--test /, "", t); sub(/^tests\//, "", t); sub(/\.rs$/, "", t)
+            sub(/^-p [^ ]+ /, "", t); sub(/^--test /, "", t); sub(/^tests\//, "", t); sub(/\.rs$/, "", t)
             return t
         }
         /^ *Running / { target = label($2 == "unittests" ? $3 : $2); inlist = 0; next }
