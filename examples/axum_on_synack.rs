@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sudo scripts/setup.sh                  # the TUN device synack0, kernel side 10.7.0.1
-//! cargo run --features tokio --example axum_on_synack [-- DEVICE [PORT]]
+//! cargo run --example axum_on_synack [-- DEVICE [PORT]]
 //! curl http://10.7.0.2/                  # from the kernel's side
 //! ```
 //!

@@ -3,7 +3,7 @@
 //! ```text
 //! sudo scripts/setup.sh                      # the TUN device synack0, kernel side 10.7.0.1
 //! python3 -m http.server 8000 --bind 10.7.0.1 &
-//! cargo run --features tokio --example hyper_client_on_synack [-- ADDR:PORT [PATH [DEVICE]]]
+//! cargo run --example hyper_client_on_synack [-- ADDR:PORT [PATH [DEVICE]]]
 //! ```
 //!
 //! hyper is used as it comes: `hyper::client::conn::http1` over a `synack::tokio::TcpStream`

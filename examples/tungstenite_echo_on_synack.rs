@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sudo scripts/setup.sh                      # the TUN device synack0, kernel side 10.7.0.1
-//! cargo run --features tokio --example tungstenite_echo_on_synack [-- DEVICE [PORT]]
+//! cargo run --example tungstenite_echo_on_synack [-- DEVICE [PORT]]
 //! python3 -m websockets ws://10.7.0.2:9001/  # from the kernel's side
 //! ```
 //!

@@ -15,7 +15,7 @@ Usage: sudo $PROG [--no-install] [-- CARGO_TEST_ARGS...]
 Run every check and test of synack, from the repository root:
   1. install missing test tools (root only):    scripts/install-deps.sh
   2. formatting:                                cargo fmt --all --check
-  3. lints:                                     cargo clippy --all-targets [--all-features] -- -D warnings
+  3. lints:                                     cargo clippy --all-targets [--no-default-features] -- -D warnings
   4. release build (what the demo runs):        cargo build --release
      examples (the protocol suites' server):   cargo build --examples --all-features
   5. unit, scripted-peer and real-TUN tests:    cargo test --all-targets --all-features --no-fail-fast [ARGS]
@@ -151,7 +151,7 @@ NETNS_BEFORE=$(netns_names)
 
 step "format" cargo fmt --all --check
 step "clippy" cargo clippy --all-targets -- -D warnings
-step "clippy (every feature: the async API)" cargo clippy --all-targets --all-features -- -D warnings
+step "clippy (without the default async API)" cargo clippy --all-targets --no-default-features -- -D warnings
 step "release build" cargo build --release
 # The protocol-suite tests run an example server (cargo test compiles examples, but under
 # hashed names only).
