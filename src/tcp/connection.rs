@@ -13,6 +13,11 @@ use super::rtt::RttEstimator;
 use super::send_buf::SendBuf;
 use super::state::State;
 use super::tcb::{AckOwed, EventLog, Modes, Nagle, Negotiated, RecvSeq, SendSeq, Timers, Timing};
+
+/// Mixed into the ISS to give each connection its own timestamp clock offset, so TSval says
+/// nothing about how long the host has been up (RFC 7323 §7.1). Any odd constant mixes the
+/// bits; this one is MurmurHash2's multiplier.
+const TS_OFFSET_MIX: u32 = 0x5bd1_e995;
 use super::TcpConfig;
 use crate::wire::{SeqNum, TcpFlags, TcpHeaderOut, TcpSegment};
 
@@ -156,7 +161,7 @@ impl Connection {
                 ts_enabled: false,
                 ts_recent: 0,
                 ts_epoch: now,
-                ts_offset: iss.0.rotate_left(13) ^ 0x5bd1_e995,
+                ts_offset: iss.0.rotate_left(13) ^ TS_OFFSET_MIX,
                 sack_enabled: false,
             },
             cc: cfg.congestion.build(mss),
@@ -462,24 +467,6 @@ impl Connection {
         self.state == State::Closed && self.rst_out.is_none()
     }
 
-    pub fn is_orphaned(&self) -> bool {
-        self.modes.orphaned
-    }
-
-    /// A blocked reader should wake.
-    pub fn readable(&self) -> bool {
-        !self.recv_buf.is_empty() || self.state.fin_received() || self.state == State::Closed || self.error.is_some()
-    }
-
-    /// A blocked writer should wake.
-    pub fn writable(&self) -> bool {
-        match self.state {
-            State::SynSent | State::SynReceived => false,
-            State::Established | State::CloseWait => self.send_buf.free() > 0 || self.snd.fin_queued,
-            _ => true,
-        }
-    }
-
     /// Established (or past it): `connect` may return.
     pub fn is_connected(&self) -> bool {
         self.state.is_synchronized()
@@ -516,11 +503,6 @@ impl Connection {
 }
 
 impl Connection {
-    /// Data is held beyond a gap in what arrived (so ACKs now are duplicates that count).
-    pub fn has_out_of_order(&self) -> bool {
-        self.recv_buf.has_out_of_order()
-    }
-
     /// RCV.NXT, for traces and for deciding whether a SYN may reuse a TIME-WAIT four-tuple.
     pub fn rcv_nxt(&self) -> SeqNum {
         self.rcv.nxt

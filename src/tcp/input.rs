@@ -31,7 +31,7 @@ impl Connection {
         if let Err(reason) = result {
             // Every drop gets a reason line in the trace, with detail where a rule gave one.
             if self.log.on && !self.log.events[before..].iter().any(|e| matches!(e, ConnEvent::Dropped { .. })) {
-                self.drop_note(format!("{reason} in {}", self.state));
+                self.drop_note(|c| format!("{reason} in {}", c.state));
             }
         }
         result
@@ -44,7 +44,7 @@ impl Connection {
             if !flags.contains(TcpFlags::RST) {
                 self.rst_out = Some(TcpHeaderOut { seq: seg.ack, flags: TcpFlags::RST, ..Default::default() });
             }
-            self.drop_note(format!("SYN-SENT: ack {} is not for our SYN", seg.ack));
+            self.drop_note(|_| format!("SYN-SENT: ack {} is not for our SYN", seg.ack));
             return Err(DropReason::AckOfUnsent);
         }
         if flags.contains(TcpFlags::RST) {
@@ -126,14 +126,14 @@ impl Connection {
                     flags: TcpFlags::RST | TcpFlags::ACK,
                     ..Default::default()
                 });
-                self.drop_note("SYN inside the window: reset (RFC 793, insecure option)".into());
+                self.drop_note(|_| "SYN inside the window: reset (RFC 793, insecure option)".into());
                 self.reset_by_peer(now);
                 return Ok(());
             }
             // RFC 5961 §4: a SYN on a synchronized connection gets a challenge ACK; a genuine
             // peer that restarted answers it with a RST we can then believe.
             self.ack.challenge = true;
-            self.drop_note("SYN on a synchronized connection: challenge ACK (RFC 5961)".into());
+            self.drop_note(|_| "SYN on a synchronized connection: challenge ACK (RFC 5961)".into());
             return Err(DropReason::SynOnOpenConnection);
         }
         if !seg.flags.contains(TcpFlags::ACK) {
@@ -167,7 +167,7 @@ impl Connection {
             return Ok(());
         }
         self.ack.now = true;
-        self.drop_note(format!("PAWS: timestamp {tsval} is older than {}", self.opts.ts_recent));
+        self.drop_note(|c| format!("PAWS: timestamp {tsval} is older than {}", c.opts.ts_recent));
         Err(DropReason::StaleTimestamp)
     }
 
@@ -202,12 +202,14 @@ impl Connection {
         }
         if self.log.on {
             let (_, irs) = self.isns();
-            self.drop_note(format!(
-                "outside window: seq {} not in [{}, {})",
-                seg.seq - irs,
-                self.rcv.nxt - irs,
-                (self.rcv.nxt + wnd) - irs
-            ));
+            self.drop_note(|c| {
+                format!(
+                    "outside window: seq {} not in [{}, {})",
+                    seg.seq - irs,
+                    c.rcv.nxt - irs,
+                    (c.rcv.nxt + wnd) - irs
+                )
+            });
         }
         Err(DropReason::OutsideWindow)
     }
@@ -234,7 +236,7 @@ impl Connection {
     fn on_rst(&mut self, now: Instant, seg: &TcpSegment<'_>) {
         if seg.seq != self.rcv.nxt && !self.cfg.rfc793_rst_syn {
             self.ack.challenge = true;
-            self.drop_note("RST inside the window but not at RCV.NXT: challenge ACK (RFC 5961)".into());
+            self.drop_note(|_| "RST inside the window but not at RCV.NXT: challenge ACK (RFC 5961)".into());
             return;
         }
         self.reset_by_peer(now);
@@ -271,7 +273,7 @@ impl Connection {
         if seg.ack > self.snd.max {
             // RFC 5961 §5.2: answer (rate-limited) and drop.
             self.ack.challenge = true;
-            self.drop_note(format!("ack {} acknowledges data never sent", seg.ack - self.snd.iss));
+            self.drop_note(|c| format!("ack {} acknowledges data never sent", seg.ack - c.snd.iss));
             return Err(DropReason::AckOfUnsent);
         }
         self.timers.persist_unanswered = 0;
@@ -493,7 +495,7 @@ impl Connection {
             } else {
                 // Out of order: a duplicate ACK at once tells the sender (RFC 5681 §4.2).
                 if self.modes.memory_pressure {
-                    self.drop_note("out-of-order data not held: the stack is over its memory budget".into());
+                    self.drop_note(|_| "out-of-order data not held: the stack is over its memory budget".into());
                 } else {
                     let blocks = self.recv_buf.out_of_order_count();
                     // Out-of-order data already held: reported as a D-SACK too (RFC 2883 §4).
@@ -503,7 +505,7 @@ impl Connection {
                         self.ack.dsack = Some((seq, end));
                     }
                     if !self.recv_buf.insert_out_of_order(seq, payload) {
-                        self.drop_note("out-of-order data not held: too many separate pieces".into());
+                        self.drop_note(|_| "out-of-order data not held: too many separate pieces".into());
                     }
                     // A new hole (more blocks), or a hole between blocks filled (fewer): the
                     // ACK goes at once; only the growth of a reported block may wait.
@@ -543,8 +545,12 @@ impl Connection {
         }
     }
 
-    fn drop_note(&mut self, why: String) {
-        self.event(ConnEvent::Dropped { why });
+    /// Why a segment was dropped, for the trace: the text is built only when events are kept.
+    fn drop_note(&mut self, why: impl FnOnce(&Self) -> String) {
+        if self.log.on {
+            let why = why(self);
+            self.event(ConnEvent::Dropped { why });
+        }
     }
 }
 

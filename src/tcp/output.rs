@@ -65,22 +65,6 @@ impl Connection {
         }
     }
 
-    /// Unsent data (or a FIN) that the windows allow now.
-    pub(super) fn has_sendable(&self) -> bool {
-        match self.state {
-            State::SynSent | State::SynReceived => self.snd.nxt == self.snd.iss,
-            State::Closed | State::TimeWait => false,
-            _ => {
-                let data_end = self.snd.una + self.send_buf.len() as u32;
-                let fin_unsent = self.snd.fin_queued && !self.snd.fin_acked && self.snd.nxt <= data_end;
-                let unsent = data_end > self.snd.nxt;
-                let in_flight = self.snd.nxt - self.snd.una;
-                let wnd = self.send_window();
-                fin_unsent || (unsent && in_flight < wnd)
-            }
-        }
-    }
-
     /// How far past SND.UNA we may send: the peer's window, the congestion window, and
     /// RFC 3042's limited transmit (a new segment for each of the first two duplicate ACKs,
     /// so a small window still collects the three duplicates fast retransmit needs).
@@ -395,12 +379,21 @@ impl Connection {
     /// none (RFC 6691), so SACK blocks riding on data take room from the payload, or the
     /// packet would outgrow the MTU. While blocks may be sent, room for as many as fit is
     /// kept (a few bytes, only while data is missing or a D-SACK is owed).
+    /// SACK blocks that fit in the 40 bytes of options: 3 beside timestamps, else 4 (RFC 2018 §3).
+    fn sack_blocks_that_fit(&self) -> u32 {
+        if self.opts.ts_enabled {
+            3
+        } else {
+            4
+        }
+    }
+
     pub(super) fn payload_limit(&self) -> u32 {
         let sack = self.opts.sack_enabled && (self.ack.dsack.is_some() || self.recv_buf.has_out_of_order());
         if !sack {
             return self.seg_size();
         }
-        let blocks: u32 = if self.opts.ts_enabled { 3 } else { 4 };
+        let blocks = self.sack_blocks_that_fit();
         // Kind, length, 8 bytes a block; padded to a 4-byte boundary with NOPs.
         let reserve = (2 + 8 * blocks).div_ceil(4) * 4;
         self.seg_size().saturating_sub(reserve).max(1)
@@ -417,7 +410,7 @@ impl Connection {
         if !self.opts.sack_enabled {
             return o;
         }
-        let room = if self.opts.ts_enabled { 3 } else { 4 };
+        let room = self.sack_blocks_that_fit() as usize;
         let mut n = 0;
         let dsack = self.ack.dsack.take();
         if let Some(d) = dsack {

@@ -9,6 +9,12 @@ use super::connection::{ConnEvent, Connection};
 use super::sack::Scoreboard;
 use crate::wire::{SeqNum, TcpSegment};
 
+/// RFC 8985 §7.2's WCDelAckT, the longest the peer may hold its ACK of a lone segment: a
+/// probe for a single segment in flight waits this much more than two round trips. 40 ms is
+/// Linux's delayed-ACK minimum, what the peers on a TUN use; the RFC's conservative 200 ms
+/// would leave a lost tail waiting as long as the retransmission timer.
+const PEER_DELAYED_ACK_WORST: Duration = Duration::from_millis(40);
+
 /// The loss-recovery state of one connection.
 #[derive(Debug)]
 pub(super) struct Recovery {
@@ -158,7 +164,7 @@ impl Connection {
         } else if self.recovery.tlp_sent {
             return None;
         } else if self.snd.max - self.snd.una <= self.seg_size() {
-            srtt * 2 + Duration::from_millis(40)
+            srtt * 2 + PEER_DELAYED_ACK_WORST
         } else {
             srtt * 2
         };

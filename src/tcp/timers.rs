@@ -24,16 +24,6 @@ impl Connection {
         .min()
     }
 
-    /// There is something to send now.
-    pub fn wants_transmit(&self) -> bool {
-        self.rst_out.is_some()
-            || self.ack.now
-            || self.recovery.retransmit_hole
-            || self.timers.force_probe
-            || self.recovery.tlp_probe
-            || self.has_sendable()
-    }
-
     pub fn on_timer(&mut self, now: Instant) {
         if self.timers.time_wait_at.is_some_and(|t| now >= t) {
             self.timers.time_wait_at = None;
