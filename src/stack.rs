@@ -343,8 +343,18 @@ impl Host {
         }
         if flags.contains(TcpFlags::ACK) {
             self.tracer.segment_in(now, seg, None);
-            if !flags.contains(TcpFlags::SYN) && self.cfg.syn_cookies && self.accept_cookie(now, seg) {
-                return;
+            if !flags.contains(TcpFlags::SYN) && self.cfg.syn_cookies {
+                if self.accept_cookie(now, seg) {
+                    return;
+                }
+                // The cookie covers the client's ISN, so only its first segment after the SYN
+                // (SEG.SEQ = ISN + 1) carries it. If that one was lost (a flood fills the
+                // TUN's queue), its later segments fail the check: a RST would kill a real
+                // connection, a drop lets the client resend from its first unacknowledged
+                // byte, which passes (Linux's syncookie check discards such segments too).
+                if self.cookies.sent_recently(now) {
+                    return self.count_drop(now, DropReason::SynCookieMismatch, None);
+                }
             }
             return self.reset_for(now, seg);
         }

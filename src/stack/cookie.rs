@@ -70,6 +70,11 @@ impl CookieJar {
         (SeqNum(cookie), MSS_TABLE[idx])
     }
 
+    /// Cookies went out within their lifetime: an ACK for a listener may be a client's.
+    pub fn sent_recently(&self, now: Instant) -> bool {
+        self.last_sent.is_some_and(|t| now.saturating_duration_since(t) < PERIOD * 2)
+    }
+
     /// Check the cookie an ACK returns; `irs` is the client's ISN (its SEG.SEQ − 1).
     /// Returns the MSS the cookie carried.
     pub fn check(
@@ -80,8 +85,7 @@ impl CookieJar {
         irs: SeqNum,
         cookie: SeqNum,
     ) -> Option<u16> {
-        let recently = self.last_sent.is_some_and(|t| now.saturating_duration_since(t) < PERIOD * 2);
-        if !recently {
+        if !self.sent_recently(now) {
             return None;
         }
         let c = cookie.0;

@@ -68,6 +68,9 @@ pub enum DropReason {
     MemoryLimit,
     /// A SYN for a listener whose accept queue is full.
     AcceptQueueFull,
+    /// An ACK for a listener whose SYN cookie does not check out while cookies are in use:
+    /// dropped, not reset (a client whose cookie-carrying ACK was lost sends it again).
+    SynCookieMismatch,
     /// The source is our own address: a LAND packet (RFC 1122 §3.2.1.3).
     SourceIsUs,
     /// The source is the directed broadcast (or network) address of our prefix.
@@ -84,7 +87,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 34] = [
+    pub const ALL: [DropReason; 35] = [
         DropReason::Truncated,
         DropReason::NotIpv4,
         DropReason::BadIpHeader,
@@ -113,6 +116,7 @@ impl DropReason {
         DropReason::SourceLimit,
         DropReason::MemoryLimit,
         DropReason::AcceptQueueFull,
+        DropReason::SynCookieMismatch,
         DropReason::SourceIsUs,
         DropReason::SourceBroadcast,
         DropReason::SynFin,
@@ -151,6 +155,7 @@ impl DropReason {
             DropReason::SourceLimit => "source-limit",
             DropReason::MemoryLimit => "memory-limit",
             DropReason::AcceptQueueFull => "accept-queue-full",
+            DropReason::SynCookieMismatch => "syn-cookie-mismatch",
             DropReason::SourceIsUs => "source-is-us",
             DropReason::SourceBroadcast => "source-broadcast",
             DropReason::SynFin => "syn-fin",
