@@ -206,5 +206,5 @@ impl std::fmt::Debug for TaskStream {
 }
 
 #[cfg(test)]
-#[path = "task_tests.rs"]
+#[path = "task/tests.rs"]
 mod tests;
