@@ -130,8 +130,10 @@ command -v apt-get >/dev/null ||
 export DEBIAN_FRONTEND=noninteractive
 echo "$PROG: apt-get update"
 apt-get update || die "apt-get update failed (network or mirror problem?); fix it, or install '${missing[*]}' by hand"
-echo "$PROG: apt-get install ${PACKAGES[*]}"
-apt-get install -y --no-install-recommends "${PACKAGES[@]}" ||
+# Only what is missing: asking apt for a package whose tool is already here from elsewhere can
+# conflict (NodeSource's nodejs bundles npm and conflicts with Debian's npm package).
+echo "$PROG: apt-get install ${missing[*]}"
+apt-get install -y --no-install-recommends "${missing[@]}" ||
     die "apt-get install failed; install '${missing[*]}' by hand"
 
 still=()
