@@ -59,3 +59,32 @@ stop_pids_and_namespaces() {
     done
     return 0
 }
+
+# rps_mask_except CPU: the CPUs online except CPU, as a hex mask in the format rps_cpus takes
+# (comma-separated 32-bit groups, highest first); 0 when CPU is the only one.
+rps_mask_except() {
+    local skip=$1 n g i bits out=""
+    n=$(getconf _NPROCESSORS_ONLN)
+    for ((g = (n - 1) / 32; g >= 0; g--)); do
+        bits=0
+        for ((i = 0; i < 32 && g * 32 + i < n; i++)); do
+            ((g * 32 + i == skip)) || bits=$((bits | (1 << i)))
+        done
+        if [[ -z $out ]]; then out=$(printf '%x' "$bits"); else out+=$(printf ',%08x' "$bits"); fi
+    done
+    echo "$out"
+}
+
+# set_rps NS DEV MASK: Receive Packet Steering for DEV's receive queue (for a TUN: every packet
+# written into it) to the CPUs in MASK, 0 for none (off). NS empty: the machine's namespace;
+# otherwise the write happens inside NS, where 'ip netns exec' mounts a /sys of its own.
+set_rps() {
+    local ns=$1 dev=$2 mask=$3
+    local file=/sys/class/net/$dev/queues/rx-0/rps_cpus
+    if [[ -n $ns ]]; then
+        # shellcheck disable=SC2016 # $1 and $2 are the inner shell's
+        ip netns exec "$ns" sh -c 'echo "$1" > "$2"' sh "$mask" "$file"
+    else
+        echo "$mask" >"$file"
+    fi
+}

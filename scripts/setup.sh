@@ -3,6 +3,7 @@
 #
 #   sudo scripts/setup.sh                     # synack0, kernel side 10.7.0.1/24
 #   sudo scripts/setup.sh --netns lab         # the same, inside network namespace "lab"
+#   sudo scripts/setup.sh --rps               # and Receive Packet Steering off CPU0 (see --help)
 #
 # Idempotent: run it again and it reuses what is already there. Undo with scripts/teardown.sh.
 set -euo pipefail
@@ -11,11 +12,13 @@ set -euo pipefail
 NAME=synack0
 ADDR=10.7.0.1/24
 NETNS=
+# rps_cpus for the device's receive queue: 0 (off) unless --rps or --rps-cpus says otherwise.
+RPS=0
 ORIG_ARGS=("$@")
 
 usage() {
     cat <<EOF
-Usage: sudo $PROG [--name DEV] [--addr CIDR] [--netns NS]
+Usage: sudo $PROG [--name DEV] [--addr CIDR] [--netns NS] [--rps | --rps-cpus MASK]
 
 Create a persistent TUN device for synack, owned by the user who ran sudo
 (\$SUDO_USER; the current user when that is unset), so that 'synack serve'
@@ -26,6 +29,10 @@ can attach to it without root.
                  the stack answers as the next address (10.7.0.2 by default)
   --netns NS     put the device in network namespace NS (created if missing,
                  with its loopback brought up) instead of the machine's own
+  --rps          turn on Receive Packet Steering for the device, to every CPU
+                 but CPU0 (off by default; see below)
+  --rps-cpus MASK  the same to the CPUs of a hex MASK in rps_cpus's format
+                 (e.g. 2 = CPU1, fe = CPUs 1-7; 0 = off)
   -h, --help     show this help
 
 What it does: ip tuntap add DEV mode tun user USER; disables IPv6 on DEV (the
@@ -36,6 +43,18 @@ makes CIDR the device's only IPv4 address; brings it up.
 Running it again is safe: an existing TUN device with the right owner is
 reused and the address is not added twice. Undo: sudo scripts/teardown.sh
 (with the same --name/--netns).
+
+RPS: every packet the stack writes into a TUN goes through the kernel's whole
+receive path (IP, TCP, waking the reading socket) inside that write, on the
+stack's own thread: when the stack sends, that is most of its time. With RPS
+the write only queues the packet, and a CPU of MASK does the rest, so the
+stack's writes return sooner. It helps when the stack runs on a CPU outside the
+mask and another CPU has time to spare: --rps leaves CPU0 out, so pin the stack
+there (taskset -c 0 target/release/synack serve ...); unpinned, it may run on
+the very CPU the packets are steered to, which adds a queue and gains nothing.
+On one CPU there is nowhere to steer to. It is off unless asked for (a run
+without --rps/--rps-cpus turns it off); scripts/bench.sh measures synack and
+smoltcp with and without it (its "+rps" rows).
 EOF
 }
 
@@ -48,6 +67,9 @@ while [[ $# -gt 0 ]]; do
         --addr=*) ADDR=${1#*=}; shift ;;
         --netns) [[ $# -ge 2 ]] || die "--netns needs a value (e.g. --netns lab)"; NETNS=$2; shift 2 ;;
         --netns=*) NETNS=${1#*=}; shift ;;
+        --rps) RPS=except-cpu0; shift ;;
+        --rps-cpus) [[ $# -ge 2 ]] || die "--rps-cpus needs a hex mask (e.g. --rps-cpus 2)"; RPS=$2; shift 2 ;;
+        --rps-cpus=*) RPS=${1#*=}; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
 done
@@ -59,6 +81,13 @@ if [[ -n $NETNS ]]; then
     [[ $NETNS =~ ^[A-Za-z0-9_.-]+$ && $NETNS != . && $NETNS != .. ]] ||
         die "bad namespace name '$NETNS': use letters, digits, '_', '.', '-'"
 fi
+
+if [[ $RPS == except-cpu0 ]]; then
+    RPS=$(rps_mask_except 0)
+    [[ $RPS != 0 ]] || die "--rps: this machine has one CPU, so there is no other CPU to steer packets to; leave --rps out"
+fi
+[[ $RPS =~ ^[0-9a-fA-F]{1,8}(,[0-9a-fA-F]{1,8})*$ ]] ||
+    die "bad --rps-cpus '$RPS': a hex CPU mask like 2 (CPU1) or fe (CPUs 1-7), 0 for off"
 
 ip_to_int() {
     local IFS=. a b c d
@@ -173,6 +202,14 @@ while read -r other; do
     say "removed old address $other from $NAME (asked for $ADDR)"
 done <<<"$have"
 
+set_rps "$NETNS" "$NAME" "$RPS" 2>/dev/null ||
+    die "could not set /sys/class/net/$NAME/queues/rx-0/rps_cpus to $RPS$WHERE (a kernel without CONFIG_RPS has no such file; a mask may name only CPUs that exist)"
+if [[ $RPS =~ ^[0,]+$ ]]; then
+    say "RPS off"
+else
+    say "RPS on: rps_cpus=$(in_ns cat "/sys/class/net/$NAME/queues/rx-0/rps_cpus")"
+fi
+
 in_ns ip link set dev "$NAME" up
 say "$NAME is up"
 
@@ -185,11 +222,13 @@ fi
 
 # ---- next steps ----
 run=${NETNS:+sudo ip netns exec $NETNS }
+pin=
+[[ $RPS =~ ^[0,]+$ ]] || pin="taskset -c 0 " # steered packets go to the other CPUs (--rps)
 cat <<EOF
 
 Ready: the kernel is $KERNEL_IP on $NAME$WHERE; the stack will answer as $STACK_IP.
 Next:
-  ${run}target/release/synack serve --tun $NAME --ip $STACK_IP --trace
+  ${run}${pin}target/release/synack serve --tun $NAME --ip $STACK_IP --trace
 and from another terminal:
   ${run}curl http://$STACK_IP/
   ${run}nc $STACK_IP 7          # echo
