@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: synack next to the kernel's own TCP and smoltcp, in one run: bulk throughput
-# (clean and under loss), connection rate, memory per idle connection, the cost of --pcap,
-# and bulk with --offload next to the kernel with its offloads on.
+# (clean and under loss) beside the limit of a one-thread stack on a TUN, with and without
+# RPS, connection rate, memory per idle connection, the cost of --pcap, and bulk with
+# --offload next to the kernel with its offloads on.
 #
 #   sudo scripts/bench.sh            # 3 interleaved rounds of 100 MB, clean and 1% / 5% loss
 #   sudo scripts/bench.sh --quick    # 1 round of 20 MB, 0% and 5% loss, short timeouts
@@ -30,13 +31,14 @@ IDLE=10000
 PCAP=1
 OFFLOAD=1
 KEEPALIVE=1
+CEILING=1
 TAG=sbench$$
 
 usage() {
     cat <<EOF
 Usage: sudo $PROG [--quick] [--rounds N] [--size MB] [--loss LIST] [--timeout S]
                   [--conns N] [--idle N] [--no-pcap] [--no-offload] [--no-keepalive]
-                  [--synack-cc ALG]
+                  [--no-ceiling] [--synack-cc ALG]
                   [--synack-args ARGS]
                   [--no-build]
 
@@ -50,6 +52,16 @@ Bulk (examples/bulk_client.rs), SIZE megabytes (10^6 bytes) both directions: dow
 /bytes/N from the server (the server sends, check every byte), up = N bytes to the server's
 discard port, then wait for its FIN. Each at every loss rate in LIST, P% of the packets
 dropped at random both ways.
+The limit (examples/tun_ceiling.rs), beside the clean bulk rows: one thread that does only
+the packet I/O a stack on a TUN must do (pre-built segments, cumulative ACKs, no TCP logic),
+pinned to CPU0 with the kernel's socket on CPU1, on a TUN of its own set up like the stacks'.
+down: it writes 1448-byte segments as the kernel's window allows; up: it reads the kernel's
+and acknowledges as synack does (and, a second limit, once per 256 KiB). Every stack is also
+given as a fraction of it, per round, with the rounds' cache level (tun_ceiling --cache-probe
+before, between and after the clean transfers: F, the two CPUs share a cache; S, they do not).
++rps: the clean transfers again for synack, smoltcp and the limit with Receive Packet Steering
+on their TUN's receive queue to every CPU but CPU0 (scripts/setup.sh --rps) and the server
+pinned to CPU0 for the run, on the same device and process as the plain rows.
 Connection rate (examples/conn_rate.rs, one client thread, no loss), one connection at a time
 (the rate is one over a connection's latency: the chain of wake-ups on both sides) and then
 K in flight from the same thread (non-blocking sockets, one poll; what the server sustains):
@@ -94,6 +106,7 @@ Where the loss happens (--loss-at):
   --no-pcap         skip the --pcap on/off comparison
   --no-offload      skip the bulk-with---offload rows
   --no-keepalive    skip the keep-alive rows (ab, wrk; synack vs nginx)
+  --no-ceiling      skip the limit, the cache levels and the +rps rows
   --synack-cc ALG   synack's congestion control, bbr (default; the kernel's here too) or
                     newreno
   --synack-args A   extra arguments for 'synack serve' (e.g. "--pcap /tmp/b.pcap")
@@ -137,6 +150,7 @@ while [[ $# -gt 0 ]]; do
         --no-pcap) PCAP=0; shift ;;
         --no-offload) OFFLOAD=0; shift ;;
         --no-keepalive) KEEPALIVE=0; shift ;;
+        --no-ceiling) CEILING=0; shift ;;
         --no-build) BUILD=0; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
@@ -159,7 +173,7 @@ LOSS_BYTES=$((LOSS_MB * 1000000))
 bytes_for() { if (($1 > 0)); then echo "$LOSS_BYTES"; else echo "$BYTES"; fi; }
 
 [[ $EUID -eq 0 ]] || die "must be run as root (network namespaces, TUN, nft): sudo $0 ${ORIG_ARGS[*]}"
-for tool in ip nft timeout awk; do
+for tool in ip nft timeout awk taskset; do
     command -v "$tool" >/dev/null || die "'$tool' is missing (scripts/install-deps.sh installs the test tools)"
 done
 if ! command -v ethtool >/dev/null; then
@@ -202,9 +216,9 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Build.
 if ((BUILD)); then
-    say "building release binaries (synack; examples bulk_client, conn_rate, idle_conns, kernel_peer, smoltcp_peer)"
+    say "building release binaries (synack; examples bulk_client, conn_rate, idle_conns, kernel_peer, smoltcp_peer, tun_ceiling)"
     cargo build --release --quiet --bin synack --example bulk_client --example kernel_peer \
-        --example smoltcp_peer --example conn_rate --example idle_conns ||
+        --example smoltcp_peer --example conn_rate --example idle_conns --example tun_ceiling ||
         die "cargo build failed"
 fi
 SYNACK=$REPO/target/release/synack
@@ -213,7 +227,8 @@ PEER=$REPO/target/release/examples/kernel_peer
 SMOL=$REPO/target/release/examples/smoltcp_peer
 CONN_RATE=$REPO/target/release/examples/conn_rate
 IDLE_CONNS=$REPO/target/release/examples/idle_conns
-for bin in "$SYNACK" "$CLIENT" "$PEER" "$SMOL" "$CONN_RATE" "$IDLE_CONNS"; do
+CEIL=$REPO/target/release/examples/tun_ceiling
+for bin in "$SYNACK" "$CLIENT" "$PEER" "$SMOL" "$CONN_RATE" "$IDLE_CONNS" "$CEIL"; do
     [[ -x $bin ]] || die "$bin is missing (run without --no-build)"
 done
 
@@ -423,6 +438,12 @@ source "$REPO/scripts/bench-offload.sh"
 if ((OFFLOAD)); then
     offload_setup
 fi
+# The limit and the +rps rows (scripts/bench-ceiling.sh).
+# shellcheck source=scripts/bench-ceiling.sh disable=SC1091  # checked on its own
+source "$REPO/scripts/bench-ceiling.sh"
+if ((CEILING)); then
+    ceiling_setup
+fi
 # A fresh capture file for every transfer (the restart is not timed).
 # One 'synack serve --pcap' for the whole run, long-lived like the plain one: a fresh process
 # per transfer paid its warm-up (first touches of fresh 4 MiB buffers) inside the timed part.
@@ -525,6 +546,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
         for stack in "${STACKS[@]}"; do
             "loss_$stack" "$loss"
         done
+        # The limit runs beside the clean transfers: the cache level before, between, after.
+        limit=$((CEILING && loss == 0))
+        ((limit)) && ceiling_probe "$round" start
         for dir in down up; do
             # Alternate which stack goes first, so neither always runs on a warmer machine.
             order=("${STACKS[@]}")
@@ -532,9 +556,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 order=()
                 for ((i = ${#STACKS[@]} - 1; i >= 0; i--)); do order+=("${STACKS[i]}"); done
             fi
+            ((limit && round % 2 == 0)) && ceiling_runs "$dir" "$round"
             for stack in "${order[@]}"; do
                 run_one "$stack" "$dir" "$loss" "$round"
             done
+            ((limit && round % 2 == 1)) && ceiling_runs "$dir" "$round"
+            ((limit)) && ceiling_probe "$round" "$([[ $dir == down ]] && echo mid || echo end)"
             if ((PCAP && loss == 0)); then
                 run_one pcap "$dir" 0 "$round"
             fi
@@ -684,7 +711,9 @@ else
     echo "loss:    nft egress+ingress drop on the client's device (veth end / TUN), same rule for every stack; egress drops of kernel-sent data are re-sent at once (no real loss)"
 fi
 echo "congestion control: kernel $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown), synack $SYNACK_CC, smoltcp cubic"
-echo "devices: MTU 1500; kernel veth kv0: $(offload_state "$KA" kv0); TUN synack0: $(offload_state "$ST" synack0); TUN smol0: $(offload_state "$SM" smol0)"
+devices="devices: MTU 1500; kernel veth kv0: $(offload_state "$KA" kv0); TUN synack0: $(offload_state "$ST" synack0); TUN smol0: $(offload_state "$SM" smol0)"
+((CEILING)) && devices+="; TUN ceil0 (the limit): $(offload_state "$CE" ceil0)"
+echo "$devices"
 echo "down = client GETs /bytes/N (server sends); up = client sends to discard :9 and waits for FIN"
 echo
 
@@ -701,6 +730,10 @@ for pair in "${RATIOS[@]}"; do
     header+=" ${pair% *}/${pair#* } |"
     rule+="---|"
 done
+if ((CEILING)); then
+    header+=" limit |"
+    rule+="---|"
+fi
 echo "$header"
 echo "$rule"
 declare -A DIR_TEXT=([down]="stack → kernel (down)" [up]="kernel → stack (up)")
@@ -722,6 +755,7 @@ for dir in down up; do
                 row+=" – |"
             fi
         done
+        ((CEILING)) && row+=" $(ceiling_limit_cell "$dir" "$loss") |"
         echo "$row"
         unset MED
     done
@@ -730,6 +764,10 @@ unset CELL_BYTES
 echo
 echo "ratio A/B = A's throughput / B's (= B's time / A's time); 'kernel → stack' means"
 echo "the kernel's TCP sends and the stack receives (for the kernel column, kernel → kernel)."
+if ((CEILING)); then
+    echo "limit: examples/tun_ceiling.rs, the packet I/O alone of a one-thread stack on a TUN (clean only; see below)."
+    ceiling_report
+fi
 
 if ((CONNS > 0)); then
     # conn_median STACK MODE: "RATE OK N", the median of the runs that completed
@@ -828,6 +866,7 @@ fi
 # shellcheck source=scripts/bench-targets.sh
 source "$REPO/scripts/bench-targets.sh"
 targets_report
+((CEILING)) && ceiling_targets
 
 if ((${#NOTES[@]})); then
     echo
@@ -837,7 +876,7 @@ fi
 
 # The numbers are not judged here, but synack failing a transfer (not a timeout under loss: a
 # wrong byte, a reset, a crash) fails the run, so CI's quick run catches a broken stack.
-if awk '($1 == "synack" || $1 == "pcap" || $1 == "offload") && $5 == "fail" { bad = 1 } END { exit !bad }' "$RESULTS"; then
+if awk '($1 == "synack" || $1 == "synack_rps" || $1 == "pcap" || $1 == "offload") && $5 == "fail" { bad = 1 } END { exit !bad }' "$RESULTS"; then
     echo "$PROG: synack failed a transfer (see the notes)" >&2
     exit 1
 fi
