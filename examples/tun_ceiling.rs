@@ -17,8 +17,9 @@
 //!
 //! The time is taken as `examples/bulk_client.rs` takes it, on the kernel's side: from
 //! `connect` to the last byte read (write) or to the FIN after the last byte (read).
-//! Prints one line, `ceiling mode=… bytes=… secs=… mbps=… level=…`, where level is the cache
-//! probe's before and after the run (see `probe.rs`). `--cache-probe` prints only that:
+//! Prints one line, `ceiling mode=… bytes=… secs=… mbps=… level=… … busy=…`, where level is
+//! the cache probe's before and after the run (see `probe.rs`) and busy the share of the
+//! transfer the TUN thread spent on a CPU. `--cache-probe` prints only that:
 //! `cache cpu=0 peer_cpu=1 rtt_ns=… level=F|S`. Run it in the namespace that
 //! `scripts/setup.sh --netns NS --name DEV --addr 10.7.0.1/24` made.
 
@@ -137,7 +138,8 @@ fn run(args: &Args) -> Result<()> {
     let kernel = spawn_kernel_side(mode, ours, n, args.peer_cpu, deadline);
     let tun_side = (|| -> Result<String> {
         let mut c = conn::Conn::accept(tun, ours, deadline).context("the handshake")?;
-        Ok(match mode {
+        let (cpu0, wall0) = (thread_cpu_time()?, Instant::now());
+        let counts = match mode {
             Mode::Write => {
                 let s = send::run(&mut c, n)?;
                 format!("segments={} acks={} retx={} waits={}", s.segments, s.acks, s.retransmits, s.waits)
@@ -146,7 +148,11 @@ fn run(args: &Args) -> Result<()> {
                 let s = recv::run(&mut c, n, args.ack_every)?;
                 format!("segments={} acks={} ooo={} waits={}", s.segments, s.acks, s.out_of_order, s.waits)
             }
-        })
+        };
+        // The share of the transfer the TUN thread was on a CPU: near 1, it is the limit;
+        // well below, it waited (for the kernel's side, or for a CPU another process held).
+        let busy = (thread_cpu_time()? - cpu0).as_secs_f64() / wall0.elapsed().as_secs_f64();
+        Ok(format!("{counts} busy={busy:.2}"))
     })();
     let counts = match tun_side {
         Ok(counts) => counts,
@@ -180,6 +186,12 @@ fn run(args: &Args) -> Result<()> {
         args.peer_cpu
     );
     Ok(())
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Result<Duration> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).context("clock_gettime")?;
+    Ok(Duration::from(t))
 }
 
 /// A short cache probe (9 batches of 500 round trips, at most a few ms) on the run's CPUs;

@@ -51,7 +51,7 @@ ensure_smoltcp_rps() { ensure_smoltcp; }
 # ceiling_run KEY DIR ROUND: one transfer of the limit (KEY ceiling, ceil256 or ceiling_rps),
 # recorded like run_one's.
 ceiling_run() {
-    local key=$1 dir=$2 round=$3 out rc secs args=(--mode write) extra
+    local key=$1 dir=$2 round=$3 out rc secs args=(--mode write) extra busy
     if [[ $dir == up ]]; then
         args=(--mode read --ack-every batch)
         [[ $key == ceil256 ]] && args=(--mode read --ack-every 256k)
@@ -71,8 +71,15 @@ ceiling_run() {
     # Go-back-N resends or out-of-order arrivals: the run lost packets on a clean TUN.
     extra=$(grep -o ' \(retx\|ooo\)=[1-9][0-9]*' "$out.out" || true)
     [[ -z $extra ]] || NOTES+=("$key $dir round $round:$extra (packets lost inside the kernel)")
+    # busy: the share of the transfer its TUN thread was on a CPU. Well below 1, it waited for
+    # the kernel's side (then that is the limit), or another process held CPU0 (then the run
+    # is no limit at all).
+    busy=$(sed -n 's/.* busy=\([0-9.]*\) .*/\1/p' "$out.out")
+    if [[ -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.5) }'; then
+        NOTES+=("$key $dir round $round: its TUN thread ran only $busy of the time (waiting for the kernel's side, or CPU$CEIL_CPU busy with other work)")
+    fi
     echo "$key $dir 0 $round $secs" >>"$RESULTS"
-    [[ $secs =~ ^[0-9] ]] && secs+=" s ($(sed -n 's/.* level=\([^ ]*\) .*/level \1/p' "$out.out"))"
+    [[ $secs =~ ^[0-9] ]] && secs+=" s ($(sed -n 's/.* level=\([^ ]*\) .*/level \1/p' "$out.out"), busy ${busy:-?})"
     say "round $round  limit ($key)  $dir: $secs"
 }
 
