@@ -228,7 +228,9 @@ SMOL=$REPO/target/release/examples/smoltcp_peer
 CONN_RATE=$REPO/target/release/examples/conn_rate
 IDLE_CONNS=$REPO/target/release/examples/idle_conns
 CEIL=$REPO/target/release/examples/tun_ceiling
-for bin in "$SYNACK" "$CLIENT" "$PEER" "$SMOL" "$CONN_RATE" "$IDLE_CONNS" "$CEIL"; do
+BINS=("$SYNACK" "$CLIENT" "$PEER" "$SMOL" "$CONN_RATE" "$IDLE_CONNS")
+((CEILING)) && BINS+=("$CEIL")
+for bin in "${BINS[@]}"; do
     [[ -x $bin ]] || die "$bin is missing (run without --no-build)"
 done
 
