@@ -18,6 +18,7 @@
 # down and up, and after them, in LEVELS.
 
 CE=$TAG-ce
+# The CPUs of the limit's TUN thread and of its kernel socket's thread (ceiling_setup).
 CEIL_CPU=0
 CEIL_PEER_CPU=1
 CEIL_RPS=1
@@ -26,10 +27,22 @@ LEVELS=$WORK/levels
 : >"$LEVELS"
 
 ceiling_setup() {
-    if (($(getconf _NPROCESSORS_ONLN) < 2)); then
-        CEIL_PEER_CPU=0
+    # The first two CPUs this process may run on (CPU0 and CPU1 unless a cpuset says otherwise).
+    local part parts c cpus=()
+    IFS=, read -r -a parts <<<"$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)"
+    for part in "${parts[@]}"; do
+        [[ $part =~ ^([0-9]+)(-([0-9]+))?$ ]] || continue
+        for ((c = BASH_REMATCH[1]; c <= ${BASH_REMATCH[3]:-${BASH_REMATCH[1]}} && ${#cpus[@]} < 2; c++)); do cpus+=("$c"); done
+    done
+    CEIL_CPU=${cpus[0]:-0}
+    CEIL_PEER_CPU=${cpus[1]:-$CEIL_CPU}
+    if ((CEIL_PEER_CPU == CEIL_CPU)); then
         CEIL_RPS=0
-        NOTES+=("one CPU: the limit runs both its threads on CPU0; no cache levels, no +rps rows")
+        NOTES+=("one CPU: the limit runs both its threads on CPU$CEIL_CPU; no cache levels, no +rps rows")
+    fi
+    if ! command -v taskset >/dev/null; then
+        CEIL_RPS=0
+        NOTES+=("no taskset (util-linux): no +rps rows, which pin the servers")
     fi
     RPS_MASK=$(rps_mask_except "$CEIL_CPU")
     make_ns "$CE"

@@ -173,7 +173,7 @@ LOSS_BYTES=$((LOSS_MB * 1000000))
 bytes_for() { if (($1 > 0)); then echo "$LOSS_BYTES"; else echo "$BYTES"; fi; }
 
 [[ $EUID -eq 0 ]] || die "must be run as root (network namespaces, TUN, nft): sudo $0 ${ORIG_ARGS[*]}"
-for tool in ip nft timeout awk taskset; do
+for tool in ip nft timeout awk; do
     command -v "$tool" >/dev/null || die "'$tool' is missing (scripts/install-deps.sh installs the test tools)"
 done
 if ! command -v ethtool >/dev/null; then
