@@ -58,8 +58,7 @@ struct Acker {
 
 impl Acker {
     fn send(&mut self, c: &mut Conn, stats: &mut RecvStats) -> Result<()> {
-        let ack = c.rcv_base.wrapping_add(self.rcv_nxt as u32).wrapping_add(u32::from(self.fin));
-        self.ack.set_ack(ack);
+        self.ack.set_ack(c.rcv_base.wrapping_add(self.rcv_nxt as u32));
         self.ack.set_timestamps(c.ts_now(), c.ts_recent);
         c.send(&self.ack.bytes)?;
         self.acked = self.rcv_nxt;
