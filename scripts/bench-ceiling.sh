@@ -25,6 +25,8 @@ CEIL_RPS=1
 RPS_MASK=0
 LEVELS=$WORK/levels
 : >"$LEVELS"
+# The limit's runs whose TUN thread was on a CPU less than half the time ("KEY DIR rROUND: BUSY").
+CEIL_IDLE_RUNS=()
 
 ceiling_setup() {
     # The first two CPUs this process may run on (CPU0 and CPU1 unless a cpuset says otherwise).
@@ -89,7 +91,7 @@ ceiling_run() {
     # is no limit at all).
     busy=$(sed -n 's/.* busy=\([0-9.]*\) .*/\1/p' "$out.out")
     if [[ -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.5) }'; then
-        NOTES+=("$key $dir round $round: its TUN thread ran only $busy of the time (waiting for the kernel's side, or CPU$CEIL_CPU busy with other work)")
+        CEIL_IDLE_RUNS+=("$key $dir r$round: $busy")
     fi
     echo "$key $dir 0 $round $secs" >>"$RESULTS"
     [[ $secs =~ ^[0-9] ]] && secs+=" s ($(sed -n 's/.* level=\([^ ]*\) .*/level \1/p' "$out.out"), busy ${busy:-?})"
@@ -205,7 +207,11 @@ CEIL_ROWS=(
 )
 
 ceiling_report() {
-    local spec text dir limit keys key secs ok n row ratios round level_a level_b mark
+    local spec text dir limit keys key secs ok n row ratios round level_a level_b mark list
+    if ((${#CEIL_IDLE_RUNS[@]})); then
+        list=$(printf '%s, ' "${CEIL_IDLE_RUNS[@]}")
+        NOTES+=("the limit's TUN thread ran less than half the time (waiting for the kernel's side, or CPU$CEIL_CPU busy with other work) in ${#CEIL_IDLE_RUNS[@]} run(s): ${list%, }")
+    fi
     echo
     echo "Against the limit: examples/tun_ceiling.rs, one thread doing only the packet I/O of a stack on a TUN"
     echo "(pre-built segments, cumulative ACKs, no TCP logic) on CPU$CEIL_CPU, the kernel's socket on CPU$CEIL_PEER_CPU; down: it writes"
