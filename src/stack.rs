@@ -6,6 +6,7 @@
 mod arrivals;
 mod batch;
 mod conn_fault;
+mod conn_map;
 mod cookie;
 mod cookie_host;
 mod counters;
@@ -17,6 +18,7 @@ mod quad_table;
 mod reclaim;
 mod wire_out;
 
+pub use conn_map::ConnMap;
 pub use counters::{Counters, Summary};
 
 use std::cmp::Reverse;
@@ -136,7 +138,7 @@ struct Listener {
 
 pub struct Host {
     cfg: HostConfig,
-    conns: HashMap<ConnId, Entry>,
+    conns: ConnMap<Entry>,
     by_quad: quad_table::QuadTable,
     listeners: HashMap<u16, Listener>,
     next_id: ConnId,
@@ -178,7 +180,7 @@ impl Host {
         let icmp_errors = icmp_out::TokenBucket::new(cfg.icmp_errors_per_sec, cfg.icmp_error_burst);
         Host {
             cfg,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             by_quad: quad_table::QuadTable::default(),
             listeners: HashMap::new(),
             next_id: 1,

@@ -7,14 +7,13 @@
 //! Why: a connection served by a thread costs a wake-up to accept, one per request and one to
 //! close; on the loop, a `GET` and its answer take none.
 
-use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
 use super::http::{self, Body, HttpConfig, PatternBlock, ReadOutcome, Response, Status};
 use super::live::lab::Lab;
 use crate::runtime::{LoopConn, LoopService};
-use crate::stack::ConnId;
+use crate::stack::ConnMap;
 
 /// Bytes of a `/bytes/N` body handed to the stack per `send`.
 const CHUNK: usize = 64 * 1024;
@@ -51,7 +50,7 @@ pub struct LoopHttp {
     idle: Duration,
     /// Paths whose requests go to a thread.
     thread_path: fn(&str) -> bool,
-    conns: HashMap<ConnId, Phase>,
+    conns: ConnMap<Phase>,
     peek: Vec<u8>,
     block: PatternBlock,
 }
@@ -63,7 +62,7 @@ impl LoopHttp {
             cfg,
             idle: http::IDLE_TIMEOUT,
             thread_path,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             peek,
             block: PatternBlock::new(CHUNK),
         }

@@ -40,7 +40,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::device::{self, Device, FaultConfig, FaultCounts, OffloadCounts, PacketMeta};
 use crate::stack::Summary;
-use crate::stack::{ConnId, Counters, Host, HostConfig};
+use crate::stack::{ConnMap, Counters, Host, HostConfig};
 use crate::tcp::{ConnStats, State};
 
 /// Packets read per wake-up before timers and output get their turn.
@@ -90,7 +90,7 @@ struct Shared {
 struct Inner {
     host: Host,
     device_flushed: Instant,
-    conn_waiters: HashMap<ConnId, Sleepers<ConnTasks>>,
+    conn_waiters: ConnMap<Sleepers<ConnTasks>>,
     port_waiters: HashMap<u16, Sleepers<Vec<std::task::Waker>>>,
     /// Wakes the loop for the next timer. Any thread that makes an earlier deadline arms it
     /// itself (one system call), instead of waking the loop just to shorten its sleep.
@@ -303,7 +303,7 @@ impl Stack {
         let inner = Inner {
             host,
             device_flushed: now,
-            conn_waiters: HashMap::new(),
+            conn_waiters: ConnMap::default(),
             port_waiters: HashMap::new(),
             timer: TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
                 .map_err(io::Error::from)?,

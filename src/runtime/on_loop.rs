@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::stack::{ConnId, Host};
+use crate::stack::{ConnId, ConnMap, Host};
 use crate::tcp::State;
 
 /// A service on the event loop. Its calls hold the stack's lock: they must not block, nor
@@ -196,13 +196,13 @@ impl HandOff {
 pub(super) struct LoopServices {
     services: HashMap<u16, Box<dyn LoopService>>,
     hand_offs: HashMap<u16, HandOff>,
-    conns: HashMap<ConnId, u16>,
+    conns: ConnMap<u16>,
     /// Connections whose readiness changed outside the loop's own pass (another thread
     /// flushed first), or that asked to be called again: served on the loop's next pass.
     pending: Vec<ConnId>,
     /// The services' deadlines: the heap may hold stale entries, `deadline_of` is the truth.
     deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
-    deadline_of: HashMap<ConnId, Instant>,
+    deadline_of: ConnMap<Instant>,
 }
 
 /// Passes per loop iteration: a service's own calls change readiness again (reading makes
