@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use nix::sched::{sched_getaffinity, CpuSet};
 use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
 
 use synack::app::http::HttpConfig;
 use synack::app::services;
-use synack::device::{FaultConfig, Tun};
+use synack::device::{rps, FaultConfig, Tun};
 use synack::runtime::StackOptions;
 use synack::stack::HostConfig;
 use synack::tcp::congestion::Algorithm;
@@ -178,6 +180,24 @@ fn device_exists(name: &str) -> bool {
     unsafe { nix::libc::if_nametoindex(name.as_ptr()) != 0 }
 }
 
+/// Where the event loop may run: with RPS on the TUN, on the CPUs this process may use outside
+/// the RPS mask, so that the kernel's processing of what the loop writes happens beside it, not
+/// on it (see `synack::device::rps`); with RPS off, or no CPU left outside it, anywhere.
+fn loop_cpus(tun: &str) -> Vec<usize> {
+    let rps = match rps::rps_cpus(tun) {
+        Ok(cpus) => cpus,
+        Err(e) => {
+            tracing::debug!("no RPS mask for {tun}: {e}");
+            return Vec::new();
+        }
+    };
+    if rps.is_empty() {
+        return Vec::new();
+    }
+    let Ok(allowed) = sched_getaffinity(Pid::from_raw(0)) else { return Vec::new() };
+    (0..CpuSet::count()).filter(|&cpu| allowed.is_set(cpu).unwrap_or(false) && !rps.contains(&cpu)).collect()
+}
+
 fn serve(args: ServeArgs, start: Instant) -> Result<()> {
     // Checked before anything else, so a typo costs nothing.
     for (flag, value) in [
@@ -227,6 +247,10 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
             faults += &format!(", faults {dir} {cfg}");
         }
     }
+    let loop_cpus = loop_cpus(&args.tun);
+    if !loop_cpus.is_empty() {
+        faults += &format!(", event loop on CPUs {loop_cpus:?} (outside {}'s RPS mask)", args.tun);
+    }
     let opts = StackOptions {
         host,
         trace: args.trace.is_some(),
@@ -237,6 +261,7 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
         pcap: args.pcap.clone(),
         faults_in,
         faults_out,
+        loop_cpus,
     };
     let stack = Stack::new(device, opts).context("starting the stack")?;
     let http = HttpConfig { head_timeout: Duration::from_millis(args.header_timeout_ms), ..Default::default() };

@@ -9,6 +9,7 @@ mod capture_file;
 pub mod faults;
 pub mod pcap;
 pub mod pipe;
+pub mod rps;
 pub mod tun;
 pub mod vnet;
 

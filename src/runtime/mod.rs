@@ -34,9 +34,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{sched_setaffinity, CpuSet};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use nix::unistd::Pid;
 
 use crate::device::{self, Device, FaultConfig, FaultCounts, OffloadCounts, PacketMeta};
 use crate::stack::Summary;
@@ -71,6 +73,9 @@ pub struct StackOptions {
     pub faults_in: Option<FaultConfig>,
     /// Faults on what the stack sends to the device.
     pub faults_out: Option<FaultConfig>,
+    /// CPUs the event loop may run on (empty: wherever the scheduler puts it). With RPS on the
+    /// device, the loop belongs on a CPU outside its mask (see [`device::rps`]).
+    pub loop_cpus: Vec<usize>,
 }
 
 /// A handle to a running stack; cheap to clone.
@@ -326,7 +331,11 @@ impl Stack {
             loop_thread: Mutex::new(None),
         });
         let loop_shared = shared.clone();
-        let handle = std::thread::Builder::new().name("synack-loop".into()).spawn(move || run_loop(&loop_shared))?;
+        let loop_cpus = opts.loop_cpus;
+        let handle = std::thread::Builder::new().name("synack-loop".into()).spawn(move || {
+            pin_to(&loop_cpus);
+            run_loop(&loop_shared)
+        })?;
         if let Ok(mut slot) = shared.loop_thread.lock() {
             *slot = Some(handle);
         }
@@ -509,6 +518,25 @@ impl Stack {
     }
 }
 
+/// Keep the calling thread on `cpus` (none: leave it to the scheduler). A failure costs speed,
+/// not correctness: it is logged and the thread runs unpinned.
+fn pin_to(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        if let Err(e) = set.set(cpu) {
+            tracing::warn!("cannot pin the event loop to CPU {cpu}: {e}");
+            return;
+        }
+    }
+    // Pid 0: the calling thread.
+    if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
+        tracing::warn!("pinning the event loop to CPUs {cpus:?} failed: {e}");
+    }
+}
+
 fn run_loop(shared: &Shared) {
     let stack_fd = match shared.lock_tx() {
         Ok(tx) => tx.device.fd(),
@@ -587,5 +615,31 @@ fn run_loop(shared: &Shared) {
             let Ok(mut tx) = shared.lock_tx() else { return };
             tx.flush_device();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pin_to;
+    use nix::sched::sched_getaffinity;
+    use nix::unistd::Pid;
+
+    #[test]
+    fn pinning_keeps_the_calling_thread_on_the_cpus_given() {
+        let Ok(allowed) = sched_getaffinity(Pid::from_raw(0)) else { return };
+        let Some(cpu) = (0..nix::sched::CpuSet::count()).find(|&c| allowed.is_set(c).unwrap_or(false)) else {
+            return;
+        };
+        let pinned = std::thread::spawn(move || {
+            pin_to(&[cpu]);
+            let set = sched_getaffinity(Pid::from_raw(0)).unwrap();
+            (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect::<Vec<_>>()
+        });
+        assert_eq!(pinned.join().unwrap(), vec![cpu]);
+        let unpinned = std::thread::spawn(|| {
+            pin_to(&[]);
+            sched_getaffinity(Pid::from_raw(0)).unwrap()
+        });
+        assert_eq!(unpinned.join().unwrap(), allowed, "no CPUs given: left as it was");
     }
 }
