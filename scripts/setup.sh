@@ -49,9 +49,10 @@ receive path (IP, TCP, waking the reading socket) inside that write, on the
 stack's own thread: when the stack sends, that is most of its time. With RPS
 the write only queues the packet, and a CPU of MASK does the rest, so the
 stack's writes return sooner. It helps when the stack runs on a CPU outside the
-mask and another CPU has time to spare: --rps leaves CPU0 out, so pin the stack
-there (taskset -c 0 target/release/synack serve ...); unpinned, it may run on
-the very CPU the packets are steered to, which adds a queue and gains nothing.
+mask and another CPU has time to spare: --rps leaves CPU0 out, and synack serve,
+started after it, runs its event loop on the CPUs outside the mask by itself
+(another stack: taskset -c 0 ...); unpinned, a stack may run on the very CPU
+the packets are steered to, which adds a queue and gains nothing.
 On one CPU there is nowhere to steer to. It is off unless asked for (a run
 without --rps/--rps-cpus turns it off); scripts/bench.sh measures synack and
 smoltcp with and without it (its "+rps" rows).
