@@ -5,6 +5,7 @@
 
 mod arrivals;
 mod batch;
+mod burst;
 mod conn_fault;
 mod conn_map;
 mod cookie;
@@ -120,6 +121,8 @@ struct Entry {
     timer: Option<Instant>,
     /// Its output waits for the end of the current receive batch (see `batch.rs`).
     deferred: bool,
+    /// The output budget stopped it; it is in `held` (see `burst.rs`).
+    held: bool,
     /// Its readiness when the application was last told; a change wakes its threads.
     ready: Option<Readiness>,
     /// Drops a share of its outgoing segments, when asked to (a demonstration of loss).
@@ -168,6 +171,11 @@ pub struct Host {
     /// Inside `begin_batch`/`end_batch`: whether output may wait, and who is waiting.
     batching: bool,
     deferred: Vec<ConnId>,
+    /// Packets built before the caller takes them, at most (see `burst.rs`); `None`: any.
+    out_budget: Option<usize>,
+    /// Connections the budget stopped, oldest first, and a spare list for `send_held`.
+    held: Vec<ConnId>,
+    held_spare: Vec<ConnId>,
     /// The latest arrival of in-order data on any connection (see `arrival_number`).
     last_arrival: u64,
 }
@@ -202,6 +210,9 @@ impl Host {
             tracer: Tracer::new(now),
             batching: false,
             deferred: Vec::new(),
+            out_budget: None,
+            held: Vec::new(),
+            held_spare: Vec::new(),
             last_arrival: 0,
         }
     }
@@ -436,14 +447,23 @@ impl Host {
         self.tracer.drop(now, reason);
     }
 
-    /// Pull every segment the connection wants to send, and keep the tables in step with
-    /// its state.
+    /// Pull every segment the connection wants to send (or as many as the output budget
+    /// leaves room for, holding it for `send_held`), and keep the tables in step with its
+    /// state.
     fn dispatch(&mut self, now: Instant, id: ConnId) {
-        let Host { conns, tracer, wire, counters, .. } = self;
+        let Host { conns, tracer, wire, counters, out_budget, held, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);
         let tso = self.cfg.tcp.tso_max > 0;
-        while let Some((hdr, range)) = entry.conn.poll_segment(now) {
+        loop {
+            if Host::budget_spent(*out_budget, wire.out.len()) {
+                if !entry.held {
+                    entry.held = true;
+                    held.push(id);
+                }
+                break;
+            }
+            let Some((hdr, range)) = entry.conn.poll_segment(now) else { break };
             let ctx = tracer.active().then(|| entry.conn.trace_context());
             if entry.fault.as_mut().is_some_and(|f| f.drops()) {
                 counters.fault_drops += 1;
@@ -569,6 +589,7 @@ impl Host {
                 memory: 0,
                 timer: None,
                 deferred: false,
+                held: false,
                 ready: None,
                 fault: None,
                 arrivals: arrivals::ArrivalLog::default(),

@@ -49,6 +49,10 @@ use crate::tcp::{ConnStats, State};
 const BATCH: usize = 256;
 /// How late a timer may fire, so that timers due close together share one wake-up.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// Packets one pass builds before it writes them (see `stack/burst.rs`): small enough that
+/// a burst's buffers stay in the cache until the kernel copies them, large enough that the
+/// pass's own cost (a poll, a read that finds nothing) is shared by many packets.
+const BURST: usize = 64;
 /// How often the device chain is flushed (a live capture reaches the disk).
 const DEVICE_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
@@ -554,6 +558,8 @@ fn run_loop(shared: &Shared) {
             let Ok(mut g) = shared.lock() else { return };
             let Ok(tx) = shared.lock_tx() else { return };
             match g.next_deadline(&tx) {
+                // Held output goes on at once, after a look at what arrived meanwhile.
+                _ if g.host.has_held_output() => PollTimeout::ZERO,
                 Some(d) if !g.arm(d) => {
                     // Without the timer, poll's timeout (rounded up: waking a millisecond
                     // early would spin until the timer is due).
@@ -591,6 +597,10 @@ fn run_loop(shared: &Shared) {
             g.armed = None;
         }
         let now = Instant::now();
+        g.host.set_output_budget(Some(BURST));
+        // What the last pass held back goes first, so no connection waits behind another's
+        // fresh ACKs for long.
+        g.host.send_held(now);
         {
             let Ok(mut tx) = shared.lock_tx() else { return };
             // Held packets that are due: outbound ones go to the wire, inbound ones become
@@ -606,6 +616,8 @@ fn run_loop(shared: &Shared) {
                 let _ = shared.wake.write(1);
             }
         }
+        // Other threads' calls build all they may at once and write it themselves.
+        g.host.set_output_budget(None);
         let flush_device = now.duration_since(g.device_flushed) >= DEVICE_FLUSH_EVERY;
         if flush_device {
             g.device_flushed = now;

@@ -3,6 +3,7 @@
 //! clock, so every run is the same.
 
 mod batch;
+mod burst;
 mod close;
 mod congestion;
 mod counted;
