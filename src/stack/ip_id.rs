@@ -18,6 +18,9 @@ const BUCKETS: usize = 2048;
 pub(super) struct IpIds {
     key: [u8; 16],
     counters: Vec<u16>,
+    /// The last flow hashed and its hash: a bulk transfer sends every packet to the same
+    /// destination, and SipHash per packet was a tenth of the stack's own work per segment.
+    last: Option<((Ipv4Addr, Ipv4Addr, u8), u64)>,
 }
 
 impl IpIds {
@@ -29,19 +32,31 @@ impl IpIds {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
             key.copy_from_slice(&t.to_le_bytes());
         }
-        IpIds { key, counters: vec![0; BUCKETS] }
+        IpIds { key, counters: vec![0; BUCKETS], last: None }
     }
 
     /// The ID for the next packet from `src` to `dst` carrying `protocol`.
     pub(super) fn next(&mut self, src: Ipv4Addr, dst: Ipv4Addr, protocol: u8) -> u16 {
+        let flow = (src, dst, protocol);
+        let hash = match self.last {
+            Some((f, hash)) if f == flow => hash,
+            _ => {
+                let hash = self.hash(flow);
+                self.last = Some((flow, hash));
+                hash
+            }
+        };
+        let counter = &mut self.counters[hash as usize % BUCKETS];
+        *counter = counter.wrapping_add(1);
+        counter.wrapping_add((hash >> 48) as u16)
+    }
+
+    fn hash(&self, (src, dst, protocol): (Ipv4Addr, Ipv4Addr, u8)) -> u64 {
         let mut h = SipHasher24::new_with_key(&self.key);
         h.write(&src.octets());
         h.write(&dst.octets());
         h.write_u8(protocol);
-        let hash = h.finish();
-        let counter = &mut self.counters[hash as usize % BUCKETS];
-        *counter = counter.wrapping_add(1);
-        counter.wrapping_add((hash >> 48) as u16)
+        h.finish()
     }
 }
 
@@ -59,7 +74,7 @@ mod tests {
         let b = (3..=254u8)
             .map(|i| Ipv4Addr::new(10, 7, 0, i))
             .find(|&b| {
-                let mut probe = IpIds { key: ids.key, counters: vec![0; BUCKETS] };
+                let mut probe = IpIds { key: ids.key, counters: vec![0; BUCKETS], last: None };
                 probe.next(US, a, 6);
                 let before = probe.next(US, b, 6);
                 probe.next(US, a, 6);
@@ -72,6 +87,18 @@ mod tests {
             ids.next(US, b, 6);
         }
         assert_eq!(ids.next(US, a, 6), first.wrapping_add(1));
+    }
+
+    #[test]
+    fn the_remembered_hash_gives_the_ids_a_fresh_one_would() {
+        let mut ids = IpIds::new();
+        let mut fresh = IpIds { key: ids.key, counters: vec![0; BUCKETS], last: None };
+        let (a, b) = (Ipv4Addr::new(10, 7, 0, 1), Ipv4Addr::new(10, 7, 0, 9));
+        for dst in [a, a, a, b, a, b, b, a] {
+            fresh.last = None;
+            assert_eq!(ids.next(US, dst, 6), fresh.next(US, dst, 6), "to {dst}");
+        }
+        assert_eq!(ids.next(US, a, 17), fresh.next(US, a, 17), "another protocol is another flow");
     }
 
     #[test]
