@@ -403,47 +403,44 @@ impl Frame {
                 LinkLayer { name, fields: Vec::new(), header_len: 0, ipv4 }
             }
             LINKTYPE_ETHERNET => {
-                if d.len() < 14 {
+                let Ok(eth) = etherparse::Ethernet2HeaderSlice::from_slice(d) else {
                     return LinkLayer { name, fields: Vec::new(), header_len: d.len(), ipv4: short(14) };
-                }
-                let mut fields = vec![field("Destination", mac(&d[0..6])), field("Source", mac(&d[6..12]))];
-                let mut at = 12;
-                let mut len = 14;
+                };
+                let mut fields =
+                    vec![field("Destination", mac(&eth.destination())), field("Source", mac(&eth.source()))];
+                let mut t = eth.ether_type().0;
+                let mut len = eth.slice().len();
                 // 802.1Q / QinQ tags sit between the addresses and the real EtherType.
-                loop {
-                    let Some(t) = be16(d, at) else {
-                        return LinkLayer { name, fields, header_len: d.len(), ipv4: short(len) };
-                    };
-                    if t == 0x8100 || t == 0x88a8 {
-                        let Some(tci) = be16(d, at + 2) else {
-                            return LinkLayer { name, fields, header_len: d.len(), ipv4: short(len + 4) };
-                        };
-                        fields.push(field(
+                while t == 0x8100 || t == 0x88a8 {
+                    let vlan_tag = |priority: u8, id: u16| {
+                        field(
                             "VLAN tag",
-                            format!(
-                                "0x{t:04x} ({}), priority {}, VLAN ID {}",
-                                ethertype_name(t),
-                                tci >> 13,
-                                tci & 0x0fff
-                            ),
-                        ));
-                        at += 4;
-                        len += 4;
-                        continue;
-                    }
-                    if t <= 1500 {
-                        fields.push(field("Length", format!("{t} (IEEE 802.3 frame, not Ethernet II)")));
-                        return LinkLayer {
-                            name,
-                            fields,
-                            header_len: len,
-                            ipv4: Err("is an 802.3/LLC frame, not IPv4".to_string()),
-                        };
-                    }
-                    fields.push(field("Type", format!("0x{t:04x} ({})", ethertype_name(t))));
-                    return LinkLayer { name, fields, header_len: len, ipv4: ip_by_ethertype(t, len) };
+                            format!("0x{t:04x} ({}), priority {priority}, VLAN ID {id}", ethertype_name(t)),
+                        )
+                    };
+                    let Ok(vlan) = etherparse::SingleVlanHeaderSlice::from_slice(&d[len..]) else {
+                        // A tag cut off after its TCI: show what was captured of it.
+                        fields.extend(be16(d, len).map(|tci| vlan_tag((tci >> 13) as u8, tci & 0x0fff)));
+                        return LinkLayer { name, fields, header_len: d.len(), ipv4: short(len + 4) };
+                    };
+                    fields.push(vlan_tag(vlan.priority_code_point().value(), vlan.vlan_identifier().value()));
+                    t = vlan.ether_type().0;
+                    len += vlan.slice().len();
                 }
+                if t <= 1500 {
+                    fields.push(field("Length", format!("{t} (IEEE 802.3 frame, not Ethernet II)")));
+                    return LinkLayer {
+                        name,
+                        fields,
+                        header_len: len,
+                        ipv4: Err("is an 802.3/LLC frame, not IPv4".to_string()),
+                    };
+                }
+                fields.push(field("Type", format!("0x{t:04x} ({})", ethertype_name(t))));
+                LinkLayer { name, fields, header_len: len, ipv4: ip_by_ethertype(t, len) }
             }
+            // By hand: etherparse's LinuxSllHeaderSlice refuses packet types and
+            // address-type/protocol pairs it does not know, and those must be shown too.
             LINKTYPE_LINUX_SLL => {
                 let (Some(pkttype), Some(hatype), Some(halen), Some(proto)) =
                     (be16(d, 0), be16(d, 2), be16(d, 4), be16(d, 14))
@@ -460,6 +457,7 @@ impl Frame {
                 ];
                 LinkLayer { name, fields, header_len: 16, ipv4: ip_by_ethertype(proto, 16) }
             }
+            // By hand: etherparse has no Linux cooked capture v2.
             LINKTYPE_LINUX_SLL2 => {
                 let (Some(proto), Some(ifindex), Some(hatype), Some(&pkttype), Some(&halen)) =
                     (be16(d, 0), be32(d, 4), be16(d, 8), d.get(10), d.get(11))
@@ -480,6 +478,7 @@ impl Frame {
                 ];
                 LinkLayer { name, fields, header_len: 20, ipv4: ip_by_ethertype(proto, 20) }
             }
+            // By hand: etherparse has no BSD loopback header.
             LINKTYPE_NULL | LINKTYPE_LOOP => {
                 let Some(raw) = d.get(0..4) else {
                     return LinkLayer { name, fields: Vec::new(), header_len: d.len(), ipv4: short(4) };
@@ -549,6 +548,12 @@ mod tests {
         let link = frame(LINKTYPE_ETHERNET, eth).link();
         assert_eq!(link.ipv4, Ok(18));
         assert!(link.fields.iter().any(|f| f.value.contains("VLAN ID 10")));
+        // Cut off after the tag's TCI: the tag is still shown, the frame called short.
+        let mut cut = vec![0u8; 12];
+        cut.extend_from_slice(&[0x81, 0x00, 0x20, 0x0a]);
+        let link = frame(LINKTYPE_ETHERNET, cut).link();
+        assert!(link.fields.iter().any(|f| f.value.contains("priority 1, VLAN ID 10")), "{:?}", link.fields);
+        assert!(link.ipv4.is_err_and(|e| e.contains("18-byte link header")));
         assert_eq!(frame(LINKTYPE_NULL, vec![2, 0, 0, 0, 0x45]).link().ipv4, Ok(4));
         assert_eq!(frame(LINKTYPE_LOOP, vec![0, 0, 0, 2, 0x45]).link().ipv4, Ok(4));
         assert!(frame(LINKTYPE_ETHERNET, {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::capture::Capture;
 use super::headers::{flags, parse_ipv4, parse_tcp, Tcp};
 use super::payload;
+use crate::wire::SeqNum;
 
 /// One end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,12 +243,13 @@ pub fn analyze(capture: &Capture) -> Analysis {
     out
 }
 
+/// Sequence order modulo 2^32, the stack's own ([`SeqNum`]).
 fn gt_seq(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
+    SeqNum(a) > SeqNum(b)
 }
 
 fn lt_seq(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
+    SeqNum(a) < SeqNum(b)
 }
 
 impl Conversation {

@@ -16,6 +16,7 @@ use super::headers::{
 };
 use super::payload;
 use super::timefmt;
+use crate::wire::SeqNum;
 
 const IND: &str = "    ";
 
@@ -482,7 +483,7 @@ fn option_text(o: &TcpOption, peer_offset: Option<u32>, ack: Option<u32>) -> Str
             let kind = if peer_offset.is_some() { "relative" } else { "raw" };
             // RFC 2883: a first block at or below the cumulative ACK reports data that
             // arrived twice.
-            let dsack = matches!((blocks.first(), ack), (Some((_, r)), Some(a)) if r.wrapping_sub(a) as i32 <= 0);
+            let dsack = matches!((blocks.first(), ack), (Some((_, r)), Some(a)) if SeqNum(*r) <= SeqNum(a));
             if dsack {
                 format!(
                     "SACK: {} ({kind}; D-SACK: the first block arrived twice, so its retransmission was not \

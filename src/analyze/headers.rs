@@ -2,25 +2,24 @@
 //!
 //! Unlike the stack's own parser (which drops what it cannot trust), this one has to *show*
 //! broken packets: it reads every field it can, lists what is wrong in `problems`, and only
-//! gives up when not even the fixed part of a header is there. Checksums are verified here
-//! because etherparse does not verify them when it parses.
+//! gives up when not even the fixed part of a header is there. What it shares with the stack
+//! comes from [`crate::wire`]: the checksum, the TCP option walker, the flag names.
 
 use std::net::Ipv4Addr;
 
-/// Internet checksum (RFC 1071): one's-complement sum of 16-bit words, carries folded back in.
-pub fn ones_complement_sum(data: &[u8], mut sum: u32) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-        sum = (sum & 0xffff) + (sum >> 16);
+use crate::wire::checksum;
+use crate::wire::tcp::{flag_names, TcpFlags, FLAG_NS};
+use crate::wire::tcp_options::{self, OptionError};
+
+/// Check the checksum field at `field` of `covered` (the bytes it covers, `acc` the sum of a
+/// pseudo-header if any); when it is wrong, what it should have held.
+fn checksum_status(covered: &[u8], field: usize, acc: u64) -> ChecksumStatus {
+    if checksum::fold(checksum::sum_words(covered, acc)) == 0 {
+        return ChecksumStatus::Good;
     }
-    if let [last] = chunks.remainder() {
-        sum = sum.wrapping_add(u32::from(*last) << 8);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+    let mut copy = covered.to_vec();
+    copy[field..field + 2].fill(0);
+    ChecksumStatus::Bad { expected: checksum::fold(checksum::sum_words(&copy, acc)) }
 }
 
 /// The result of checking a checksum field.
@@ -113,16 +112,7 @@ pub fn parse_ipv4(b: &[u8]) -> Result<Ipv4, String> {
     let flags_frag = u16::from_be_bytes([b[6], b[7]]);
     let checksum = u16::from_be_bytes([b[10], b[11]]);
     let checksum_status = match b.get(..header_len) {
-        Some(h) if ihl >= 5 => {
-            if ones_complement_sum(h, 0) == 0xffff {
-                ChecksumStatus::Good
-            } else {
-                let mut copy = h.to_vec();
-                copy[10] = 0;
-                copy[11] = 0;
-                ChecksumStatus::Bad { expected: !ones_complement_sum(&copy, 0) }
-            }
-        }
+        Some(h) if ihl >= 5 => checksum_status(h, 10, 0),
         _ => ChecksumStatus::Unverifiable,
     };
     if header_len > b.len() {
@@ -261,26 +251,27 @@ pub struct Tcp {
     pub problems: Vec<String>,
 }
 
-/// TCP flag bits.
+/// TCP flag bits, as the stack's [`TcpFlags`] numbers them, and NS.
 pub mod flags {
+    use super::{TcpFlags, FLAG_NS};
     /// No more data from sender.
-    pub const FIN: u16 = 0x001;
+    pub const FIN: u16 = TcpFlags::FIN.bits() as u16;
     /// Synchronize sequence numbers.
-    pub const SYN: u16 = 0x002;
+    pub const SYN: u16 = TcpFlags::SYN.bits() as u16;
     /// Reset the connection.
-    pub const RST: u16 = 0x004;
+    pub const RST: u16 = TcpFlags::RST.bits() as u16;
     /// Push: deliver to the application now.
-    pub const PSH: u16 = 0x008;
+    pub const PSH: u16 = TcpFlags::PSH.bits() as u16;
     /// The acknowledgment field is valid.
-    pub const ACK: u16 = 0x010;
+    pub const ACK: u16 = TcpFlags::ACK.bits() as u16;
     /// The urgent pointer is valid.
-    pub const URG: u16 = 0x020;
+    pub const URG: u16 = TcpFlags::URG.bits() as u16;
     /// ECN echo.
-    pub const ECE: u16 = 0x040;
+    pub const ECE: u16 = TcpFlags::ECE.bits() as u16;
     /// Congestion window reduced.
-    pub const CWR: u16 = 0x080;
+    pub const CWR: u16 = TcpFlags::CWR.bits() as u16;
     /// Nonce sum (RFC 3540, historic) / AE (accurate ECN).
-    pub const NS: u16 = 0x100;
+    pub const NS: u16 = FLAG_NS;
 }
 
 impl Tcp {
@@ -316,20 +307,9 @@ impl Tcp {
     }
 }
 
-/// See [`Tcp::flags_str`]; Wireshark's order is FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS.
+/// See [`Tcp::flags_str`]; the names and their order are the stack's ([`flag_names`]).
 pub fn flags_str(f: u16) -> String {
-    const NAMES: [(u16, &str); 9] = [
-        (flags::FIN, "FIN"),
-        (flags::SYN, "SYN"),
-        (flags::RST, "RST"),
-        (flags::PSH, "PSH"),
-        (flags::ACK, "ACK"),
-        (flags::URG, "URG"),
-        (flags::ECE, "ECE"),
-        (flags::CWR, "CWR"),
-        (flags::NS, "NS"),
-    ];
-    let names: Vec<&str> = NAMES.iter().filter(|(b, _)| f & b != 0).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = flag_names(f).collect();
     if names.is_empty() {
         "[<None>]".to_string()
     } else {
@@ -337,76 +317,44 @@ pub fn flags_str(f: u16) -> String {
     }
 }
 
-/// The options, and where each lies in the option bytes.
+/// The options, and where each lies in the option bytes, from the walker the stack uses.
 fn parse_tcp_options(all: &[u8]) -> (Vec<TcpOption>, Vec<std::ops::Range<usize>>) {
-    let mut out = Vec::new();
-    let mut spans = Vec::new();
-    let mut o = all;
-    loop {
-        let start = all.len() - o.len();
-        let Some(&kind) = o.first() else { break };
-        match kind {
-            0 => {
-                out.push(TcpOption::Eol);
-                spans.push(start..all.len());
-                break;
-            }
-            1 => {
-                out.push(TcpOption::Nop);
-                spans.push(start..start + 1);
-                o = &o[1..];
-                continue;
-            }
-            _ => {}
-        }
-        let Some(&len) = o.get(1) else {
-            out.push(TcpOption::Malformed { kind, reason: "the length byte is missing".into() });
-            break;
-        };
-        let len = usize::from(len);
-        if len < 2 {
-            out.push(TcpOption::Malformed { kind, reason: format!("length {len} is less than 2") });
-            break;
-        }
-        let Some(body) = o.get(2..len) else {
-            out.push(TcpOption::Malformed {
-                kind,
-                reason: format!("length {len} runs past the end of the header ({} bytes left)", o.len()),
-            });
-            break;
-        };
-        let wrong = |want: &str| TcpOption::Malformed { kind, reason: format!("length {len}, expected {want}") };
-        let opt = match kind {
-            2 if len == 4 => TcpOption::Mss(u16::from_be_bytes([body[0], body[1]])),
-            2 => wrong("4"),
-            3 if len == 3 => TcpOption::WindowScale(body[0]),
-            3 => wrong("3"),
-            4 if len == 2 => TcpOption::SackPermitted,
-            4 => wrong("2"),
-            5 if (len - 2) % 8 == 0 && len > 2 => TcpOption::Sack(
-                body.chunks_exact(8)
-                    .map(|c| {
-                        (u32::from_be_bytes([c[0], c[1], c[2], c[3]]), u32::from_be_bytes([c[4], c[5], c[6], c[7]]))
-                    })
-                    .collect(),
-            ),
-            5 => wrong("2 + 8 × blocks"),
-            8 if len == 10 => TcpOption::Timestamps {
-                value: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
-                echo: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
-            },
-            8 => wrong("10"),
-            _ => TcpOption::Unknown { kind, data: body.to_vec() },
-        };
-        out.push(opt);
-        spans.push(start..start + len);
-        o = &o[len..];
-    }
-    // A malformed option runs to the end of the options.
-    while spans.len() < out.len() {
-        spans.push(spans.last().map_or(0, |r: &std::ops::Range<usize>| r.end)..all.len());
-    }
-    (out, spans)
+    use tcp_options::TcpOption as Wire;
+    tcp_options::walk(all)
+        .map(|(span, opt)| {
+            let opt = match opt {
+                Ok(Wire::Eol) => TcpOption::Eol,
+                Ok(Wire::Nop) => TcpOption::Nop,
+                Ok(Wire::Mss(m)) => TcpOption::Mss(m),
+                Ok(Wire::WindowScale(s)) => TcpOption::WindowScale(s),
+                Ok(Wire::SackPermitted) => TcpOption::SackPermitted,
+                Ok(Wire::Sack(blocks)) => TcpOption::Sack(blocks.iter().collect()),
+                Ok(Wire::Timestamps { value, echo }) => TcpOption::Timestamps { value, echo },
+                Ok(Wire::Unknown { kind, data }) => TcpOption::Unknown { kind, data: data.to_vec() },
+                Ok(Wire::WrongLength { kind, len }) => {
+                    let want = match kind {
+                        2 => "4",
+                        3 => "3",
+                        4 => "2",
+                        5 => "2 + 8 × blocks",
+                        _ => "10",
+                    };
+                    TcpOption::Malformed { kind, reason: format!("length {len}, expected {want}") }
+                }
+                Err(e) => TcpOption::Malformed {
+                    kind: e.kind(),
+                    reason: match e {
+                        OptionError::NoLength { .. } => "the length byte is missing".into(),
+                        OptionError::TooShort { len, .. } => format!("length {len} is less than 2"),
+                        OptionError::PastEnd { len, left, .. } => {
+                            format!("length {len} runs past the end of the header ({left} bytes left)")
+                        }
+                    },
+                },
+            };
+            (opt, span)
+        })
+        .unzip()
 }
 
 /// Parses a TCP segment carried by `ip` (whose payload it is).
@@ -435,15 +383,7 @@ pub fn parse_tcp(ip: &Ipv4) -> Result<Tcp, String> {
     let checksum_status = if b.len() < ip.payload_len || ip.is_fragment() {
         ChecksumStatus::Unverifiable
     } else {
-        let pseudo = pseudo_header_sum(ip, ip.payload_len);
-        if ones_complement_sum(b, pseudo) == 0xffff {
-            ChecksumStatus::Good
-        } else {
-            let mut copy = b.clone();
-            copy[16] = 0;
-            copy[17] = 0;
-            ChecksumStatus::Bad { expected: !ones_complement_sum(&copy, pseudo) }
-        }
+        checksum_status(b, 16, checksum::pseudo_header(ip.source, ip.destination, ip.protocol, ip.payload_len))
     };
     let len = ip.payload_len.saturating_sub(header_len);
     Ok(Tcp {
@@ -464,22 +404,6 @@ pub fn parse_tcp(ip: &Ipv4) -> Result<Tcp, String> {
         len: u32::try_from(len).unwrap_or(u32::MAX),
         problems,
     })
-}
-
-/// Sum of the IPv4 pseudo-header (source, destination, zero, protocol, length), unfolded.
-fn pseudo_header_sum(ip: &Ipv4, len: usize) -> u32 {
-    let s = ip.source.octets();
-    let d = ip.destination.octets();
-    let words = [
-        u16::from_be_bytes([s[0], s[1]]),
-        u16::from_be_bytes([s[2], s[3]]),
-        u16::from_be_bytes([d[0], d[1]]),
-        u16::from_be_bytes([d[2], d[3]]),
-        u16::from(ip.protocol),
-        // A TCP length above 65535 cannot happen in IPv4; truncation is harmless here.
-        len as u16,
-    ];
-    words.iter().map(|w| u32::from(*w)).sum()
 }
 
 /// An ICMP message header.
@@ -507,13 +431,8 @@ pub fn parse_icmp(ip: &Ipv4) -> Result<Icmp, String> {
     }
     let checksum_status = if b.len() < ip.payload_len || ip.is_fragment() {
         ChecksumStatus::Unverifiable
-    } else if ones_complement_sum(b, 0) == 0xffff {
-        ChecksumStatus::Good
     } else {
-        let mut copy = b.clone();
-        copy[2] = 0;
-        copy[3] = 0;
-        ChecksumStatus::Bad { expected: !ones_complement_sum(&copy, 0) }
+        checksum_status(b, 2, 0)
     };
     Ok(Icmp {
         kind: b[0],
@@ -541,13 +460,6 @@ pub fn icmp_type_name(t: u8) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checksum_of_rfc1071_example() {
-        // RFC 1071 section 3 example: sum of these words is 0xddf2.
-        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(ones_complement_sum(&data, 0), 0xddf2);
-    }
 
     #[test]
     fn flags_in_wireshark_order() {

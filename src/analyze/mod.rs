@@ -6,7 +6,8 @@
 //!
 //! Modules, one job each:
 //! - [`capture`]: read pcap/pcapng, number frames like Wireshark, peel off the link layer;
-//! - [`headers`]: tolerant IPv4/TCP/ICMP parsing with checksum verification;
+//! - [`headers`]: tolerant IPv4/TCP/ICMP parsing, with the stack's checksum, TCP option
+//!   walker and flag names from [`crate::wire`];
 //! - [`conversation`]: group segments into connections, relative seq/ack, expert findings;
 //! - [`payload`]: HTTP, WebSocket and Engine.IO/Socket.IO decoding;
 //! - [`ladder`]: the sequence diagram as text, SVG and HTML;

@@ -67,6 +67,7 @@ fn fold_sum(mut acc: u64) -> u16 {
     acc as u16
 }
 
+#[inline]
 pub fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -82,6 +83,7 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> 
 }
 
 /// Checksum of a whole buffer; a buffer that already holds a correct checksum sums to 0.
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     fold(sum_words(data, 0))
 }

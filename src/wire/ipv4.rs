@@ -34,35 +34,33 @@ pub struct Datagram<'a> {
 /// Verify an IPv4 header addressed to `local`: version, lengths, the header checksum (which
 /// etherparse leaves to the caller), no fragment, no source route, a source a host may use.
 /// Inlined: it is the first step of every packet received.
+///
+/// The header is sliced by etherparse's `Ipv4HeaderSlice`, not `Ipv4Slice`: the latter would
+/// also unwrap an authentication header, which this host does not serve (it is answered as an
+/// unserved protocol).
 #[inline]
 pub fn verify(local: Ipv4Addr, bytes: &[u8]) -> Result<Datagram<'_>, DropReason> {
-    let first = *bytes.first().ok_or(DropReason::Truncated)?;
-    if first >> 4 != 4 {
-        return Err(DropReason::NotIpv4);
-    }
-    if bytes.len() < IPV4_HEADER_LEN {
-        return Err(DropReason::Truncated);
-    }
-    let header_len = usize::from(first & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
-    if header_len < IPV4_HEADER_LEN || total_len < header_len {
+    let header = etherparse::Ipv4HeaderSlice::from_slice(bytes).map_err(|_| refused(bytes))?;
+    let header_bytes = header.slice();
+    let header_len = header_bytes.len();
+    let total_len = usize::from(header.total_len());
+    if total_len < header_len {
         return Err(DropReason::BadIpHeader);
     }
     if total_len > bytes.len() {
         return Err(DropReason::Truncated);
     }
-    if checksum::checksum(&bytes[..header_len]) != 0 {
+    if checksum::checksum(header_bytes) != 0 {
         return Err(DropReason::BadIpChecksum);
     }
     // Fragments are dropped, not reassembled: every peer here does PMTU discovery (DF set) and
     // the TUN's MTU bounds what the kernel sends us.
-    let frag = u16::from_be_bytes([bytes[6], bytes[7]]);
-    if frag & 0x2000 != 0 || frag & 0x1fff != 0 {
+    if header.is_fragmenting_payload() {
         return Err(DropReason::Fragment);
     }
-    check_options(&bytes[IPV4_HEADER_LEN..header_len])?;
-    let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
-    let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
+    check_options(header.options())?;
+    let src = header.source_addr();
+    let dst = header.destination_addr();
     if dst != local {
         return Err(DropReason::NotForUs);
     }
@@ -72,7 +70,31 @@ pub fn verify(local: Ipv4Addr, bytes: &[u8]) -> Result<Datagram<'_>, DropReason>
     if src == local {
         return Err(DropReason::SourceIsUs);
     }
-    Ok(Datagram { src, dst, protocol: bytes[9], body: &bytes[header_len..total_len], whole: &bytes[..total_len] })
+    Ok(Datagram {
+        src,
+        dst,
+        protocol: header.protocol().0,
+        body: &bytes[header_len..total_len],
+        whole: &bytes[..total_len],
+    })
+}
+
+/// Why etherparse refused a header, in the order synack checks: version before length, and a
+/// total length shorter than the header before options cut off. Off the hot path: only a
+/// refused packet comes here.
+#[cold]
+fn refused(bytes: &[u8]) -> DropReason {
+    let Some(&first) = bytes.first() else { return DropReason::Truncated };
+    let header_len = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 {
+        DropReason::NotIpv4
+    } else if bytes.len() < IPV4_HEADER_LEN {
+        DropReason::Truncated
+    } else if header_len < IPV4_HEADER_LEN || usize::from(u16::from_be_bytes([bytes[2], bytes[3]])) < header_len {
+        DropReason::BadIpHeader
+    } else {
+        DropReason::Truncated
+    }
 }
 
 /// IP options are accepted and ignored (RFC 1122 §3.2.1.8), except source routes, which only

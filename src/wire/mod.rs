@@ -1,5 +1,11 @@
 //! Wire formats: parse and build IPv4, TCP, UDP's header and ICMP (echo, unreachable). Pure functions on byte slices;
 //! nothing here knows about connections.
+//!
+//! The one header layer of synack: the stack parses strictly here (etherparse's
+//! `Ipv4HeaderSlice` and `TcpSlice` slice the headers without copying; the checksums, which
+//! etherparse leaves to the caller, and the option walk are [`checksum`] and
+//! [`tcp_options`]), and `analyze/` reads captures tolerantly with the same checksum, option
+//! walker, flag names and [`SeqNum`], adding only what it finds wrong.
 
 pub mod addr;
 pub mod checksum;
@@ -8,6 +14,7 @@ pub mod ipv4;
 pub mod packet;
 pub mod seq;
 pub mod tcp;
+pub mod tcp_options;
 pub mod udp;
 
 pub use addr::Quad;

@@ -105,6 +105,28 @@ mod tests {
         assert_eq!(parse_packet(US, &v6).unwrap_err(), DropReason::NotIpv4);
     }
 
+    #[test]
+    fn what_etherparse_refuses_keeps_synack_s_drop_reasons() {
+        let pkt = sample();
+        assert_eq!(parse_packet(US, &[]).unwrap_err(), DropReason::Truncated);
+        assert_eq!(parse_packet(US, &[0x60, 0, 0]).unwrap_err(), DropReason::NotIpv4, "version before length");
+        assert_eq!(parse_packet(US, &pkt[..12]).unwrap_err(), DropReason::Truncated);
+        let mut short_ihl = pkt.clone();
+        short_ihl[0] = 0x44;
+        assert_eq!(parse_packet(US, &short_ihl).unwrap_err(), DropReason::BadIpHeader);
+        // IHL 15 (60 bytes) in a 30-byte packet: options cut off.
+        let mut cut = pkt[..30].to_vec();
+        cut[0] = 0x4f;
+        cut[2..4].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(parse_packet(US, &cut).unwrap_err(), DropReason::Truncated);
+        cut[2..4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(parse_packet(US, &cut).unwrap_err(), DropReason::BadIpHeader, "total length below the header");
+        // A TCP header whose data offset says 60 bytes in a 40-byte segment.
+        let mut offset = pkt.clone();
+        offset[32] = 0xf0;
+        assert_eq!(parse_packet(US, &offset).unwrap_err(), DropReason::BadTcpHeader);
+    }
+
     fn with_options(opts: &[u8]) -> Vec<u8> {
         let mut p = sample();
         let ihl = (20 + opts.len()) / 4;

@@ -7,6 +7,7 @@ use bitflags::bitflags;
 
 use super::checksum;
 use super::seq::SeqNum;
+use super::tcp_options::{self, TcpOption};
 use super::DropReason;
 
 pub const TCP_HEADER_LEN: usize = 20;
@@ -27,29 +28,37 @@ bitflags! {
     }
 }
 
+/// The NS bit (RFC 3540, historic; AE in accurate ECN): the ninth flag, in the byte before
+/// the other eight. `TcpFlags` leaves it out, since synack neither sends nor reads it; the
+/// analyzer shows it.
+pub const FLAG_NS: u16 = 0x100;
+
+/// Flag names in Wireshark's order (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS), for the
+/// 12 flag bits of a header: bits 0-7 as in [`TcpFlags`], bit 8 NS.
+pub fn flag_names(bits: u16) -> impl Iterator<Item = &'static str> {
+    const ORDER: [(u16, &str); 9] = [
+        (0x01, "FIN"),
+        (0x02, "SYN"),
+        (0x04, "RST"),
+        (0x08, "PSH"),
+        (0x10, "ACK"),
+        (0x20, "URG"),
+        (0x40, "ECE"),
+        (0x80, "CWR"),
+        (FLAG_NS, "NS"),
+    ];
+    ORDER.into_iter().filter(move |(bit, _)| bits & bit != 0).map(|(_, name)| name)
+}
+
 impl fmt::Display for TcpFlags {
     /// Wireshark's way: `[SYN, ACK]`, `[PSH, ACK]`, `[FIN, ACK]`, `[RST]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const ORDER: [(TcpFlags, &str); 8] = [
-            (TcpFlags::FIN, "FIN"),
-            (TcpFlags::SYN, "SYN"),
-            (TcpFlags::RST, "RST"),
-            (TcpFlags::PSH, "PSH"),
-            (TcpFlags::ACK, "ACK"),
-            (TcpFlags::URG, "URG"),
-            (TcpFlags::ECE, "ECE"),
-            (TcpFlags::CWR, "CWR"),
-        ];
         f.write_str("[")?;
-        let mut first = true;
-        for (flag, name) in ORDER {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(", ")?;
-                }
-                f.write_str(name)?;
-                first = false;
+        for (i, name) in flag_names(u16::from(self.bits())).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
             }
+            f.write_str(name)?;
         }
         f.write_str("]")
     }
@@ -73,45 +82,29 @@ impl TcpOptions {
         &self.sack[..usize::from(self.sack_len)]
     }
 
-    /// Parse the option bytes between the fixed header and the data.
-    pub fn parse(mut bytes: &[u8]) -> Result<TcpOptions, DropReason> {
+    /// Parse the option bytes between the fixed header and the data: what synack understands
+    /// is kept, unknown kinds and malformed SACK options are skipped (RFC 9293 §3.1), and a
+    /// broken list or a known option of the wrong length drops the segment.
+    #[inline]
+    pub fn parse(bytes: &[u8]) -> Result<TcpOptions, DropReason> {
         let mut opts = TcpOptions::default();
-        while let Some(&kind) = bytes.first() {
-            match kind {
-                0 => break, // End of option list.
-                1 => {
-                    bytes = &bytes[1..];
-                    continue;
-                }
-                _ => {}
-            }
-            let len = usize::from(*bytes.get(1).ok_or(DropReason::BadTcpOptions)?);
-            if len < 2 || len > bytes.len() {
-                return Err(DropReason::BadTcpOptions);
-            }
-            let body = &bytes[2..len];
-            match (kind, body.len()) {
-                (2, 2) => opts.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+        for (_, opt) in tcp_options::walk(bytes) {
+            match opt.map_err(|_| DropReason::BadTcpOptions)? {
+                TcpOption::Eol | TcpOption::Nop | TcpOption::Unknown { .. } => {}
+                TcpOption::Mss(mss) => opts.mss = Some(mss),
                 // RFC 7323 §2.3: a shift above 14 is treated as 14.
-                (3, 1) => opts.window_scale = Some(body[0].min(14)),
-                (4, 0) => opts.sack_permitted = true,
-                (5, n) if n % 8 == 0 && n > 0 => {
-                    for block in body.chunks_exact(8).take(4) {
-                        let left = u32::from_be_bytes([block[0], block[1], block[2], block[3]]);
-                        let right = u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
+                TcpOption::WindowScale(shift) => opts.window_scale = Some(shift.min(14)),
+                TcpOption::SackPermitted => opts.sack_permitted = true,
+                TcpOption::Sack(blocks) => {
+                    for (left, right) in blocks.iter().take(4) {
                         opts.sack[usize::from(opts.sack_len)] = (SeqNum(left), SeqNum(right));
                         opts.sack_len += 1;
                     }
                 }
-                (8, 8) => {
-                    let val = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    let ecr = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-                    opts.timestamps = Some((val, ecr));
-                }
-                (2 | 3 | 4 | 8, _) => return Err(DropReason::BadTcpOptions),
-                _ => {} // Unknown or malformed SACK: skip, as RFC 9293 asks.
+                TcpOption::Timestamps { value, echo } => opts.timestamps = Some((value, echo)),
+                TcpOption::WrongLength { kind: 5, .. } => {}
+                TcpOption::WrongLength { .. } => return Err(DropReason::BadTcpOptions),
             }
-            bytes = &bytes[len..];
         }
         Ok(opts)
     }
@@ -200,28 +193,27 @@ pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8]) -> Result<TcpSegment<'_
 /// [`parse`], verifying the checksum only when `verify` is set: a caller passes false for a
 /// packet whose checksum the kernel vouches for (see `device::PacketMeta::csum_trusted`).
 pub fn parse_with(src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8], verify: bool) -> Result<TcpSegment<'_>, DropReason> {
-    if bytes.len() < TCP_HEADER_LEN {
-        return Err(DropReason::Truncated);
-    }
-    let data_offset = usize::from(bytes[12] >> 4) * 4;
-    if data_offset < TCP_HEADER_LEN || data_offset > bytes.len() {
-        return Err(DropReason::BadTcpHeader);
-    }
+    // etherparse checks the header's lengths; the checksum is the caller's.
+    let tcp = etherparse::TcpSlice::from_slice(bytes).map_err(|_| {
+        if bytes.len() < TCP_HEADER_LEN {
+            DropReason::Truncated
+        } else {
+            DropReason::BadTcpHeader
+        }
+    })?;
     let acc = checksum::pseudo_header(src, dst, PROTO_TCP, bytes.len());
     if verify && checksum::fold(checksum::sum_words(bytes, acc)) != 0 {
         return Err(DropReason::BadTcpChecksum);
     }
-    let be32 = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    let be16 = |i: usize| u16::from_be_bytes([bytes[i], bytes[i + 1]]);
     Ok(TcpSegment {
-        src: SocketAddrV4::new(src, be16(0)),
-        dst: SocketAddrV4::new(dst, be16(2)),
-        seq: SeqNum(be32(4)),
-        ack: SeqNum(be32(8)),
+        src: SocketAddrV4::new(src, tcp.source_port()),
+        dst: SocketAddrV4::new(dst, tcp.destination_port()),
+        seq: SeqNum(tcp.sequence_number()),
+        ack: SeqNum(tcp.acknowledgment_number()),
         flags: TcpFlags::from_bits_truncate(bytes[13]),
-        window: be16(14),
-        options: TcpOptions::parse(&bytes[TCP_HEADER_LEN..data_offset])?,
-        payload: &bytes[data_offset..],
+        window: tcp.window_size(),
+        options: TcpOptions::parse(tcp.options())?,
+        payload: tcp.payload(),
     })
 }
 
