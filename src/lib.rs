@@ -6,10 +6,16 @@
 //! `TcpListener`/`TcpStream`, and `runtime::task` for async tasks) → `app` (echo, discard,
 //! HTTP). With the `tokio` feature, `synack::tokio` puts tokio's traits on the async side.
 
+// Only what the library's users (README, docs/library.md, examples/, tests/, fuzz/, the
+// packetdrill adapter and the `synack` command) reach is `pub`; the rest is `pub(crate)`,
+// and these keep it so.
+#![warn(unreachable_pub)]
+#![warn(dead_code)]
+
 pub mod analyze;
 pub mod app;
 pub mod device;
-pub mod live;
+pub(crate) mod live;
 pub mod runtime;
 pub mod stack;
 pub mod tcp;

@@ -18,13 +18,13 @@ use std::time::Duration;
 use crate::wire::Quad;
 
 /// Packets kept per connection for dissection.
-pub const MAX_PACKETS: usize = 400;
+pub(crate) const MAX_PACKETS: usize = 400;
 /// Events kept per connection (the oldest go first).
-pub const MAX_EVENTS: usize = 4000;
+pub(crate) const MAX_EVENTS: usize = 4000;
 /// Connections with a history at once (the least recently active go first).
-pub const MAX_CONNS: usize = 64;
+pub(crate) const MAX_CONNS: usize = 64;
 /// Events waiting for one viewer before further ones are dropped (and counted).
-pub const VIEWER_QUEUE: usize = 8192;
+pub(crate) const VIEWER_QUEUE: usize = 8192;
 
 /// A packet kept for dissection: its number (unique in the hub), when it was seen (since the
 /// Unix epoch), and the IP packet as it crossed the device.

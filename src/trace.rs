@@ -5,7 +5,7 @@
 //!
 //! The stack is sans-I/O, so the tracer only collects lines; the runtime prints them.
 //!
-//! With a [`LiveHub`] attached and a viewer connected, the same JSON events (with each
+//! With a `LiveHub` attached and a viewer connected, the same JSON events (with each
 //! segment's bytes) also go to the hub, for the demo page's live ladder.
 
 use std::fmt::{self, Write as _};

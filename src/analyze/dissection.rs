@@ -18,7 +18,7 @@ use super::explain::dissect_frame;
 /// Dissects packet `index` of `packets` (raw IP packets, with their times), read as a
 /// capture of just these: relative numbers and findings (retransmission, duplicate ACK)
 /// come from the packets around it, as `synack explain` finds them in a file.
-pub fn dissect_packets(packets: &[(Duration, &[u8])], index: usize) -> Option<Value> {
+pub(crate) fn dissect_packets(packets: &[(Duration, &[u8])], index: usize) -> Option<Value> {
     let frames = packets
         .iter()
         .enumerate()

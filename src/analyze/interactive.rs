@@ -13,14 +13,14 @@ use super::explain::{dissect_frame, finding_meaning};
 use super::headers::{flags, TcpOption};
 use super::ladder::escape;
 
-pub const LADDER_CSS: &str = include_str!("../app/page/ladder.css");
-pub const LADDER_JS: &str = include_str!("../app/page/ladder.js");
+pub(crate) const LADDER_CSS: &str = include_str!("../app/page/ladder.css");
+pub(crate) const LADDER_JS: &str = include_str!("../app/page/ladder.js");
 
 /// Frames dissected into the file at most (each is a few kilobytes of JSON).
-pub const MAX_EMBEDDED: usize = 3000;
+pub(crate) const MAX_EMBEDDED: usize = 3000;
 
 /// One conversation as ladder events.
-pub fn events(conv: &Conversation, start: std::time::Duration) -> Vec<Value> {
+pub(crate) fn events(conv: &Conversation, start: std::time::Duration) -> Vec<Value> {
     let mut out = Vec::new();
     for s in &conv.segments {
         let t = &s.tcp;
@@ -48,7 +48,7 @@ pub fn events(conv: &Conversation, start: std::time::Duration) -> Vec<Value> {
 
 /// The whole page: the ladder of each conversation (one shown at a time), the layer view,
 /// and below them the static SVG and the text diagram.
-pub fn render(
+pub(crate) fn render(
     cap: &Capture,
     analysis: &Analysis,
     convs: &[&Conversation],

@@ -9,22 +9,22 @@
 //! - [`headers`]: tolerant IPv4/TCP/ICMP parsing, with the stack's checksum, TCP option
 //!   walker and flag names from [`crate::wire`];
 //! - [`conversation`]: group segments into connections, relative seq/ack, expert findings;
-//! - [`payload`]: HTTP, WebSocket and Engine.IO/Socket.IO decoding;
-//! - [`ladder`]: the sequence diagram as text, SVG and HTML;
-//! - [`dissection`]: a frame's dissection as lines that know their bytes;
-//! - [`interactive`]: the browser ladder for `--html` (the demo page's own script);
-//! - [`explain`]: the field-by-field dissection;
-//! - [`timefmt`]: time formatting shared by both outputs.
+//! - `payload`: HTTP, WebSocket and Engine.IO/Socket.IO decoding;
+//! - [`ladder`](mod@ladder): the sequence diagram as text, SVG and HTML;
+//! - `dissection`: a frame's dissection as lines that know their bytes;
+//! - `interactive`: the browser ladder for `--html` (the demo page's own script);
+//! - [`explain`](mod@explain): the field-by-field dissection;
+//! - `timefmt`: time formatting shared by both outputs.
 
 pub mod capture;
 pub mod conversation;
-pub mod dissection;
+pub(crate) mod dissection;
 pub mod explain;
 pub mod headers;
-pub mod interactive;
+pub(crate) mod interactive;
 pub mod ladder;
-pub mod payload;
-pub mod timefmt;
+pub(crate) mod payload;
+pub(crate) mod timefmt;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 
 /// A titled block of decoded lines for the explain output.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
+pub(crate) struct Section {
     /// Heading, e.g. "Hypertext Transfer Protocol (HTTP)".
     pub title: String,
     /// Field lines (without indentation).
@@ -16,7 +16,7 @@ pub struct Section {
 const METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
 
 /// Whether the bytes start like an HTTP/1.x request or response.
-pub fn looks_like_http(p: &[u8]) -> bool {
+pub(crate) fn looks_like_http(p: &[u8]) -> bool {
     if p.starts_with(b"HTTP/1.") {
         return true;
     }
@@ -25,7 +25,7 @@ pub fn looks_like_http(p: &[u8]) -> bool {
 
 /// Whether this is an HTTP `101 Switching Protocols` answer to a WebSocket upgrade, after which
 /// the connection carries WebSocket frames.
-pub fn is_upgrade_response(p: &[u8]) -> bool {
+pub(crate) fn is_upgrade_response(p: &[u8]) -> bool {
     if !(p.starts_with(b"HTTP/1.1 101") || p.starts_with(b"HTTP/1.0 101")) {
         return false;
     }
@@ -36,7 +36,7 @@ pub fn is_upgrade_response(p: &[u8]) -> bool {
 }
 
 /// A one-line summary for the ladder, or `None` when the payload is nothing we recognize.
-pub fn summarize(p: &[u8], websocket: bool) -> Option<String> {
+pub(crate) fn summarize(p: &[u8], websocket: bool) -> Option<String> {
     if looks_like_http(p) {
         let msg = parse_http(p)?;
         let mut s = msg.start_line.clone();
@@ -56,7 +56,7 @@ pub fn summarize(p: &[u8], websocket: bool) -> Option<String> {
 }
 
 /// Full decoding for explain: HTTP, WebSocket (+ Socket.IO), or a hex dump.
-pub fn describe(p: &[u8], websocket: bool) -> Vec<Section> {
+pub(crate) fn describe(p: &[u8], websocket: bool) -> Vec<Section> {
     if p.is_empty() {
         return Vec::new();
     }
@@ -75,7 +75,7 @@ pub fn describe(p: &[u8], websocket: bool) -> Vec<Section> {
 }
 
 /// Classic 16-bytes-per-line hex dump with offsets and printable ASCII.
-pub fn hex_dump(p: &[u8]) -> Vec<String> {
+pub(crate) fn hex_dump(p: &[u8]) -> Vec<String> {
     p.chunks(16)
         .enumerate()
         .map(|(i, c)| {
@@ -87,7 +87,7 @@ pub fn hex_dump(p: &[u8]) -> Vec<String> {
 }
 
 /// Printable preview of bytes: text in quotes (escaped, cut at `max` chars), else hex.
-pub fn preview(p: &[u8], max: usize) -> String {
+pub(crate) fn preview(p: &[u8], max: usize) -> String {
     match std::str::from_utf8(p) {
         Ok(s) if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') => {
             // Quotes stay as they are (JSON reads better that way); only line breaks are shown.
@@ -415,7 +415,7 @@ fn engineio_type(c: char) -> Option<&'static str> {
 
 /// A decoded Socket.IO v5 packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketIo {
+pub(crate) struct SocketIo {
     /// CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT or BINARY_ACK.
     pub kind: &'static str,
     /// Namespace ("/" when absent).
@@ -432,7 +432,7 @@ pub struct SocketIo {
 
 impl SocketIo {
     /// `EVENT chat message ["hi"]`, `CONNECT /admin {"sid":"x"}`, `ACK 12 ["ok"]`.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut s = self.kind.to_string();
         if self.namespace != "/" {
             s.push_str(&format!(" {}", self.namespace));
@@ -451,7 +451,7 @@ impl SocketIo {
 }
 
 /// Parses a Socket.IO v5 packet (the text after Engine.IO's `4`).
-pub fn parse_socketio(s: &str) -> Option<SocketIo> {
+pub(crate) fn parse_socketio(s: &str) -> Option<SocketIo> {
     let t = s.chars().next()?;
     let kind = match t {
         '0' => "CONNECT",

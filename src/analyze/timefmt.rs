@@ -3,17 +3,17 @@
 use std::time::Duration;
 
 /// Seconds with microsecond precision, e.g. `0.212300`, for the ladder's time column.
-pub fn secs6(d: Duration) -> String {
+pub(crate) fn secs6(d: Duration) -> String {
     format!("{}.{:06}", d.as_secs(), d.subsec_micros())
 }
 
 /// Seconds with nanosecond precision, as Wireshark's `frame.time_relative` shows them.
-pub fn secs9(d: Duration) -> String {
+pub(crate) fn secs9(d: Duration) -> String {
     format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
 }
 
 /// A short human duration: `850 µs`, `212 ms`, `1.50 s`, `3 min 20 s`.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let us = d.as_micros();
     if us < 1_000 {
         format!("{us} µs")
@@ -30,7 +30,7 @@ pub fn human(d: Duration) -> String {
 }
 
 /// Absolute UTC time from a Unix-epoch duration, `2024-05-01 12:00:00.000000000 UTC`.
-pub fn utc(d: Duration) -> String {
+pub(crate) fn utc(d: Duration) -> String {
     let secs = d.as_secs();
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;

@@ -23,10 +23,10 @@ use tungstenite::{Message, Utf8Bytes};
 use crate::app::ws::{handshake, open, Conn, Limits, TRACE_TARGET};
 
 /// Largest chat message accepted (a bigger one closes that client with 1009).
-pub const MAX_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 /// What a client may have waiting, beyond its TCP buffers, before it counts as stalled and
 /// is dropped: this bounds the memory a stalled client can pin.
-pub const QUEUE: QueueLimit = QueueLimit { messages: 4096, bytes: 4 << 20 };
+pub(crate) const QUEUE: QueueLimit = QueueLimit { messages: 4096, bytes: 4 << 20 };
 
 /// A client's queue limit: whichever is reached first.
 #[derive(Debug, Clone, Copy)]
@@ -171,13 +171,13 @@ impl HubInner {
 }
 
 /// `{"event":"join","id":3}`
-pub fn event(kind: &str, id: u64) -> Utf8Bytes {
+pub(crate) fn event(kind: &str, id: u64) -> Utf8Bytes {
     serde_json::json!({ "event": kind, "id": id }).to_string().into()
 }
 
 /// Serves one `/chat` connection: register, write the `101`, then read messages and
 /// broadcast them while a writer thread delivers this client's queue.
-pub fn run<S: Conn>(
+pub(crate) fn run<S: Conn>(
     hub: &Hub,
     mut stream: S,
     accepted: &handshake::Accepted,

@@ -45,7 +45,7 @@ struct Answer {
     close: bool,
 }
 
-pub struct LoopHttp {
+pub(crate) struct LoopHttp {
     cfg: HttpConfig,
     idle: Duration,
     /// Paths whose requests go to a thread.
@@ -56,7 +56,7 @@ pub struct LoopHttp {
 }
 
 impl LoopHttp {
-    pub fn new(cfg: HttpConfig, thread_path: fn(&str) -> bool) -> LoopHttp {
+    pub(crate) fn new(cfg: HttpConfig, thread_path: fn(&str) -> bool) -> LoopHttp {
         let peek = vec![0u8; cfg.max_header_bytes + 1];
         LoopHttp {
             cfg,
@@ -68,15 +68,17 @@ impl LoopHttp {
         }
     }
 
-    /// Close connections idle this long instead of [`http::IDLE_TIMEOUT`].
-    pub fn with_idle(mut self, idle: Duration) -> LoopHttp {
+    /// Close connections idle this long instead of [`http::IDLE_TIMEOUT`] (tests only).
+    #[cfg(test)]
+    pub(crate) fn with_idle(mut self, idle: Duration) -> LoopHttp {
         self.idle = idle;
         self
     }
 
     /// Close connections that take longer than this to send a request head, instead of
-    /// [`HttpConfig::head_timeout`].
-    pub fn with_head_timeout(mut self, timeout: Duration) -> LoopHttp {
+    /// [`HttpConfig::head_timeout`] (tests only).
+    #[cfg(test)]
+    pub(crate) fn with_head_timeout(mut self, timeout: Duration) -> LoopHttp {
         self.cfg.head_timeout = timeout;
         self
     }

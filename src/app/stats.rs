@@ -24,16 +24,16 @@ use crate::runtime::{ConnInfo, Stack};
 use crate::stack::Counters;
 
 /// How often a snapshot is pushed after the first.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
 
 /// A [`StatsSource`] reading `stack`.
-pub fn source(stack: Stack) -> StatsSource {
+pub(crate) fn source(stack: Stack) -> StatsSource {
     std::sync::Arc::new(move |you, seq| snapshot(&stack.connections(), &stack.counters(), you, seq).to_string())
 }
 
 /// One snapshot as JSON. Connections are ordered by remote then local address, so rows
 /// keep their place from one second to the next.
-pub fn snapshot(conns: &[ConnInfo], counters: &Counters, you: Option<SocketAddr>, seq: u64) -> Value {
+pub(crate) fn snapshot(conns: &[ConnInfo], counters: &Counters, you: Option<SocketAddr>, seq: u64) -> Value {
     let mut conns: Vec<&ConnInfo> = conns.iter().collect();
     conns.sort_by_key(|c| (c.remote, c.local));
     let rows: Vec<Value> = conns
@@ -78,7 +78,7 @@ pub fn snapshot(conns: &[ConnInfo], counters: &Counters, you: Option<SocketAddr>
 
 /// Serves one `/stats` connection: a pusher thread sends a snapshot at once and then every
 /// [`INTERVAL`]; this thread reads (pings, the close) until the client goes.
-pub fn run<S: Conn>(
+pub(crate) fn run<S: Conn>(
     source: StatsSource,
     mut stream: S,
     accepted: &handshake::Accepted,

@@ -2,11 +2,11 @@
 //!
 //! - `/ws`: echo. Every text or binary message (up to 16 MiB, fragmented or not) comes back
 //!   as it was; pings are answered; a close is answered with the peer's own code.
-//! - `/chat`: broadcast (see [`crate::app::chat`]).
+//! - `/chat`: broadcast (see `app::chat`).
 //! - `/stats`: the stack's connections and counters as JSON, at once and then every second
-//!   (see [`crate::app::stats`]).
+//!   (see `app::stats`).
 //! - `/events`: the live ladder, one connection's events as they happen (see
-//!   [`crate::app::live`]).
+//!   `app::live`).
 //!
 //! The HTTP server reads and routes the request, then offers it to [`Endpoints::hook`],
 //! which checks the handshake ([`handshake`]), writes the `101` and runs the connection on

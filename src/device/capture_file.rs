@@ -66,7 +66,7 @@ enum Job {
     Sync(Sender<io::Result<()>>),
 }
 
-pub struct CaptureFile {
+pub(super) struct CaptureFile {
     current: Block,
     /// File offset of `current`'s first byte.
     offset: u64,
@@ -77,7 +77,7 @@ pub struct CaptureFile {
 
 impl CaptureFile {
     /// Create (truncate) `path` and start its writer thread.
-    pub fn create(path: &Path) -> io::Result<CaptureFile> {
+    pub(super) fn create(path: &Path) -> io::Result<CaptureFile> {
         let plain = File::create(path)?;
         let direct = OpenOptions::new()
             .write(true)
@@ -96,7 +96,7 @@ impl CaptureFile {
     }
 
     /// Append `parts` as one record.
-    pub fn append(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+    pub(super) fn append(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         for p in parts {
             self.current.push(p);
         }
@@ -124,7 +124,7 @@ impl CaptureFile {
     }
 
     /// Everything appended so far reaches the file; returns the writer's first error.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(super) fn flush(&mut self) -> io::Result<()> {
         if self.current.len > 0 {
             self.send(Job::Tail(self.current.data().to_vec(), self.offset))?;
         }

@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 use super::Device;
 
 /// Packets a direction may hold (delayed, reordered or waiting to be read) at once.
-pub const MAX_HELD: usize = 10_000;
+pub(crate) const MAX_HELD: usize = 10_000;
 /// How long a reordered packet waits for later traffic when there is no `delay`.
-pub const REORDER_WAIT_WITHOUT_DELAY: Duration = Duration::from_millis(10);
+pub(crate) const REORDER_WAIT_WITHOUT_DELAY: Duration = Duration::from_millis(10);
 /// The longest `delay` or `jitter` a spec may ask for.
-pub const MAX_DELAY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60);
 /// Inbound packets read from the inner device per `recv` call before giving the loop a turn.
 const READS_PER_RECV: usize = 64;
 
@@ -452,7 +452,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 /// Where `Faults` reads the time when a packet arrives (the event loop hands `on_timer` its
 /// own `now`). Tests pass a fake clock.
-pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+pub(crate) type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// A device wrapper that applies [`FaultConfig`]s to the packets crossing it: `inbound` to
 /// what `D` receives (device → stack), `outbound` to what is sent to `D` (stack → device).

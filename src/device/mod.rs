@@ -6,12 +6,12 @@
 //! so a capture shows the wire: outbound packets after the faults, inbound before them.
 
 mod capture_file;
-pub mod faults;
-pub mod pcap;
-pub mod pipe;
+pub(crate) mod faults;
+pub(crate) mod pcap;
+pub(crate) mod pipe;
 pub mod rps;
-pub mod tun;
-pub mod vnet;
+pub(crate) mod tun;
+pub(crate) mod vnet;
 
 use std::fmt;
 use std::io;
@@ -25,7 +25,7 @@ pub use pipe::Pipe;
 pub use tun::Tun;
 
 /// What a device knows about a packet beyond its bytes: the virtio-net offload metadata of a
-/// TUN opened with a vnet header (see [`vnet`]). The default is a plain, complete packet.
+/// TUN opened with a vnet header (see `device::vnet`). The default is a plain, complete packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketMeta {
     /// Outbound: a TCP super-packet that the kernel cuts into segments of this many payload

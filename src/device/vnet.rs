@@ -16,21 +16,21 @@ use super::PacketMeta;
 use crate::wire::checksum;
 
 /// `sizeof(struct virtio_net_hdr)`, the size we set with `TUNSETVNETHDRSZ`.
-pub const VNET_HDR_LEN: usize = 10;
+pub(crate) const VNET_HDR_LEN: usize = 10;
 
-pub const F_NEEDS_CSUM: u8 = 1;
-pub const F_DATA_VALID: u8 = 2;
-pub const GSO_NONE: u8 = 0;
-pub const GSO_TCPV4: u8 = 1;
+pub(crate) const F_NEEDS_CSUM: u8 = 1;
+pub(crate) const F_DATA_VALID: u8 = 2;
+pub(crate) const GSO_NONE: u8 = 0;
+pub(crate) const GSO_TCPV4: u8 = 1;
 /// Set beside a GSO type when the segments carry ECN's CWR flag.
-pub const GSO_ECN: u8 = 0x80;
+pub(crate) const GSO_ECN: u8 = 0x80;
 
 /// Where the TCP checksum sits in an IPv4 packet's TCP header.
 const TCP_CSUM_OFFSET: u16 = 16;
 const PROTO_TCP: u8 = 6;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VnetHdr {
+pub(crate) struct VnetHdr {
     pub flags: u8,
     pub gso_type: u8,
     pub hdr_len: u16,
@@ -41,7 +41,7 @@ pub struct VnetHdr {
 
 /// Why an inbound header was refused (the packet is dropped and counted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BadVnet {
+pub(crate) enum BadVnet {
     Short,
     UnknownFlags,
     /// A GSO type other than TCPv4 (we asked for no other), or TCPv4 with `gso_size` 0.
@@ -51,7 +51,7 @@ pub enum BadVnet {
 }
 
 impl VnetHdr {
-    pub fn parse(b: &[u8]) -> Result<VnetHdr, BadVnet> {
+    pub(crate) fn parse(b: &[u8]) -> Result<VnetHdr, BadVnet> {
         let b: &[u8; VNET_HDR_LEN] = b.get(..VNET_HDR_LEN).and_then(|s| s.try_into().ok()).ok_or(BadVnet::Short)?;
         let le = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         Ok(VnetHdr {
@@ -64,7 +64,7 @@ impl VnetHdr {
         })
     }
 
-    pub fn encode(&self) -> [u8; VNET_HDR_LEN] {
+    pub(crate) fn encode(&self) -> [u8; VNET_HDR_LEN] {
         let mut b = [0u8; VNET_HDR_LEN];
         b[0] = self.flags;
         b[1] = self.gso_type;
@@ -79,7 +79,7 @@ impl VnetHdr {
     /// packet; `NEEDS_CSUM` at the TCP checksum for a partial one; TCPv4 GSO for a
     /// super-packet (which the stack always sends with a partial checksum, as the kernel's
     /// segmentation expects: it adjusts the pseudo-header sum for each segment's length).
-    pub fn for_outbound(packet: &[u8], meta: PacketMeta) -> Option<VnetHdr> {
+    pub(crate) fn for_outbound(packet: &[u8], meta: PacketMeta) -> Option<VnetHdr> {
         if !meta.csum_partial && meta.gso_size == 0 {
             return Some(VnetHdr::default());
         }
@@ -103,7 +103,7 @@ impl VnetHdr {
     /// otherwise a partial TCP checksum is left as it is and marked trusted (see
     /// [`PacketMeta::csum_trusted`]). A partial checksum anywhere but at the TCP checksum of
     /// an IPv4 packet is always finished here, so the stack's own check passes.
-    pub fn accept_inbound(&self, packet: &mut [u8], complete: bool) -> Result<PacketMeta, BadVnet> {
+    pub(crate) fn accept_inbound(&self, packet: &mut [u8], complete: bool) -> Result<PacketMeta, BadVnet> {
         if self.flags & !(F_NEEDS_CSUM | F_DATA_VALID) != 0 {
             return Err(BadVnet::UnknownFlags);
         }
@@ -147,7 +147,7 @@ fn tcp_layout(packet: &[u8]) -> Option<(usize, usize)> {
 
 /// Finish a partial checksum: the field at `start + offset` holds the pseudo-header sum;
 /// add everything from `start` to the end and store the complement (RFC 1071).
-pub fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) {
+pub(crate) fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) {
     if start + offset + 2 > packet.len() {
         return;
     }
@@ -157,7 +157,7 @@ pub fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) {
 
 /// Finish the partial TCP checksum of an IPv4 packet (as the stack builds super-packets);
 /// false when the packet is not IPv4/TCP.
-pub fn complete_tcp_checksum(packet: &mut [u8]) -> bool {
+pub(crate) fn complete_tcp_checksum(packet: &mut [u8]) -> bool {
     match tcp_layout(packet) {
         Some((ip_len, _)) => {
             complete_checksum(packet, ip_len, usize::from(TCP_CSUM_OFFSET));

@@ -23,7 +23,7 @@ pub(super) struct ArrivalLog {
 impl ArrivalLog {
     /// The connection's in-order input now reaches `total` bytes: if it grew, that growth is
     /// the host's next arrival (`last` is the host's latest arrival number).
-    pub fn note(&mut self, total: u64, last: &mut u64) {
+    pub(super) fn note(&mut self, total: u64, last: &mut u64) {
         let end = self.recent.back().map_or(self.floor, |&(end, _)| end);
         if total <= end {
             return;
@@ -39,7 +39,7 @@ impl ArrivalLog {
 
     /// The arrival number of the byte at input offset `offset`; `None` if it has not
     /// arrived or is forgotten.
-    pub fn number_of(&self, offset: u64) -> Option<u64> {
+    pub(super) fn number_of(&self, offset: u64) -> Option<u64> {
         if offset < self.floor {
             return None;
         }

@@ -17,12 +17,12 @@ use siphasher::sip::SipHasher24;
 use crate::wire::SeqNum;
 
 /// MSS values a cookie can carry; the client gets the largest not above what it asked for.
-pub const MSS_TABLE: [u16; 8] = [536, 1024, 1220, 1360, 1400, 1440, 1460, 8960];
+pub(super) const MSS_TABLE: [u16; 8] = [536, 1024, 1220, 1360, 1400, 1440, 1460, 8960];
 const PERIOD: Duration = Duration::from_secs(64);
 /// Low TSval bits: 4 for the window shift (15 = none), 1 for SACK-permitted.
 const TS_BITS: u32 = 0x1f;
 
-pub struct CookieJar {
+pub(super) struct CookieJar {
     key: [u8; 16],
     epoch: Instant,
     /// Cookies are accepted only while we have been sending them recently, so a blind ACK
@@ -31,7 +31,7 @@ pub struct CookieJar {
 }
 
 impl CookieJar {
-    pub fn new(epoch: Instant) -> Self {
+    pub(super) fn new(epoch: Instant) -> Self {
         let mut key = [0u8; 16];
         if getrandom::fill(&mut key).is_err() {
             tracing::warn!("no OS randomness for the SYN cookie key");
@@ -55,7 +55,7 @@ impl CookieJar {
     }
 
     /// The ISN to put in a stateless SYN,ACK, and the MSS it promises.
-    pub fn make(
+    pub(super) fn make(
         &mut self,
         now: Instant,
         local: SocketAddrV4,
@@ -71,13 +71,13 @@ impl CookieJar {
     }
 
     /// Cookies went out within their lifetime: an ACK for a listener may be a client's.
-    pub fn sent_recently(&self, now: Instant) -> bool {
+    pub(super) fn sent_recently(&self, now: Instant) -> bool {
         self.last_sent.is_some_and(|t| now.saturating_duration_since(t) < PERIOD * 2)
     }
 
     /// Check the cookie an ACK returns; `irs` is the client's ISN (its SEG.SEQ − 1).
     /// Returns the MSS the cookie carried.
-    pub fn check(
+    pub(super) fn check(
         &self,
         now: Instant,
         local: SocketAddrV4,
@@ -100,13 +100,13 @@ impl CookieJar {
 }
 
 /// Our TSval for a cookie SYN,ACK, carrying window scale and SACK-permitted in its low bits.
-pub fn encode_ts(ts_now: u32, window_scale: Option<u8>, sack: bool) -> u32 {
+pub(super) fn encode_ts(ts_now: u32, window_scale: Option<u8>, sack: bool) -> u32 {
     let ws = u32::from(window_scale.unwrap_or(15).min(15));
     (ts_now & !TS_BITS) | ws | (u32::from(sack) << 4)
 }
 
 /// What `encode_ts` put in, read back from the client's TSecr.
-pub fn decode_ts(tsecr: u32) -> (Option<u8>, bool) {
+pub(super) fn decode_ts(tsecr: u32) -> (Option<u8>, bool) {
     let ws = (tsecr & 0xf) as u8;
     ((ws <= 14).then_some(ws), tsecr & 0x10 != 0)
 }

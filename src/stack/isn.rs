@@ -10,13 +10,13 @@ use siphasher::sip::SipHasher24;
 
 use crate::wire::SeqNum;
 
-pub struct IsnGenerator {
+pub(super) struct IsnGenerator {
     key: [u8; 16],
     epoch: Instant,
 }
 
 impl IsnGenerator {
-    pub fn new(epoch: Instant) -> Self {
+    pub(super) fn new(epoch: Instant) -> Self {
         let mut key = [0u8; 16];
         if getrandom::fill(&mut key).is_err() {
             // No OS entropy: fall back to the address of a stack value and the time, which
@@ -29,7 +29,7 @@ impl IsnGenerator {
         IsnGenerator { key, epoch }
     }
 
-    pub fn generate(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> SeqNum {
+    pub(super) fn generate(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> SeqNum {
         let mut h = SipHasher24::new_with_key(&self.key);
         h.write(&local.ip().octets());
         h.write_u16(local.port());

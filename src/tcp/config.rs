@@ -81,7 +81,7 @@ impl Default for TcpConfig {
 
 /// The largest TCP payload in one IPv4 packet: a 16-bit total length less the IPv4 header
 /// and the largest TCP header.
-pub const MAX_TSO_PAYLOAD: u32 = 65_535 - 20 - 60;
+pub(crate) const MAX_TSO_PAYLOAD: u32 = 65_535 - 20 - 60;
 
 impl TcpConfig {
     /// The smallest shift that lets the receive buffer be advertised in 16 bits.

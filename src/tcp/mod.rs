@@ -4,18 +4,18 @@
 //! segment by segment with a fake clock.
 
 mod app_io;
-pub mod config;
+pub(crate) mod config;
 pub mod congestion;
 mod connection;
 mod input;
 mod output;
 mod recovery;
-pub mod recv_buf;
-pub mod rtt;
-pub mod sack;
-pub mod send_buf;
+pub(crate) mod recv_buf;
+pub(crate) mod rtt;
+pub(crate) mod sack;
+pub(crate) mod send_buf;
 mod seq_context;
-pub mod state;
+pub(crate) mod state;
 mod tcb;
 mod timers;
 

@@ -53,7 +53,7 @@ pub(super) struct Recovery {
 }
 
 impl Recovery {
-    pub fn new(iss: SeqNum) -> Self {
+    pub(super) fn new(iss: SeqNum) -> Self {
         Recovery {
             dup_acks: 0,
             recover: None,
@@ -72,14 +72,14 @@ impl Recovery {
     }
 
     /// A new round of hole retransmissions: from SND.UNA, with SND.MAX as its mark.
-    pub fn restart_round(&mut self, una: SeqNum, max: SeqNum) {
+    pub(super) fn restart_round(&mut self, una: SeqNum, max: SeqNum) {
         self.rexmit_next = una;
         self.rexmit_mark = max;
     }
 
     /// The peer acknowledged new data: the duplicate count, limited transmit and the early
     /// timer start over.
-    pub fn on_progress(&mut self) {
+    pub(super) fn on_progress(&mut self) {
         self.early_at = None;
         self.tlp_sent = false;
         self.probed = false;
@@ -89,7 +89,7 @@ impl Recovery {
 
     /// A retransmission timeout ends fast recovery; the SACK scoreboard goes too when
     /// `forget_sacks`.
-    pub fn reset(&mut self, forget_sacks: bool) {
+    pub(super) fn reset(&mut self, forget_sacks: bool) {
         self.early_at = None;
         self.recover = None;
         self.dup_acks = 0;

@@ -14,7 +14,7 @@ use crate::wire::SeqNum;
 const MAX_OOO_BLOCKS: usize = 1024;
 
 #[derive(Debug)]
-pub struct RecvBuf {
+pub(crate) struct RecvBuf {
     ready: VecDeque<u8>,
     capacity: usize,
     /// Out-of-order data, sorted by sequence number, never overlapping, all beyond RCV.NXT.
@@ -24,36 +24,36 @@ pub struct RecvBuf {
 }
 
 impl RecvBuf {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         RecvBuf { ready: VecDeque::new(), capacity, ooo: Vec::new(), ooo_bytes: 0 }
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Bytes the application can read now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ready.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ready.is_empty()
     }
 
     /// Space from RCV.NXT onward: the window we can honestly offer.
-    pub fn window(&self) -> usize {
+    pub(crate) fn window(&self) -> usize {
         self.capacity - self.ready.len()
     }
 
-    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = self.peek(buf);
         self.ready.drain(..n);
         n
     }
 
     /// Copy up to `buf.len()` bytes without consuming them.
-    pub fn peek(&self, buf: &mut [u8]) -> usize {
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.ready.len());
         let (a, b) = self.ready.as_slices();
         if n <= a.len() {
@@ -66,21 +66,21 @@ impl RecvBuf {
     }
 
     /// Drop up to `n` bytes unread; returns how many.
-    pub fn skip(&mut self, n: usize) -> usize {
+    pub(crate) fn skip(&mut self, n: usize) -> usize {
         let n = n.min(self.ready.len());
         self.ready.drain(..n);
         n
     }
 
     /// Append in-order data (the caller has trimmed it to the window).
-    pub fn push(&mut self, data: &[u8]) {
+    pub(crate) fn push(&mut self, data: &[u8]) {
         debug_assert!(data.len() <= self.window());
         self.ready.extend(data);
     }
 
     /// Hold data that starts beyond RCV.NXT; only the parts not already held are kept.
     /// Returns false if some of it was dropped: too many separate pieces already.
-    pub fn insert_out_of_order(&mut self, seq: SeqNum, data: &[u8]) -> bool {
+    pub(crate) fn insert_out_of_order(&mut self, seq: SeqNum, data: &[u8]) -> bool {
         let end = seq + data.len() as u32;
         let mut pieces: Vec<(SeqNum, SeqNum)> = Vec::new();
         let mut cur = seq;
@@ -139,7 +139,7 @@ impl RecvBuf {
 
     /// Move held data that now continues the stream at `rcv_nxt` into the readable part;
     /// returns the new RCV.NXT.
-    pub fn take_contiguous(&mut self, mut rcv_nxt: SeqNum) -> SeqNum {
+    pub(crate) fn take_contiguous(&mut self, mut rcv_nxt: SeqNum) -> SeqNum {
         while let Some((start, _)) = self.ooo.first() {
             if *start > rcv_nxt {
                 break;
@@ -158,20 +158,20 @@ impl RecvBuf {
     }
 
     /// The out-of-order blocks as (left, right) edges, for SACK and for the trace.
-    pub fn out_of_order_blocks(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+    pub(crate) fn out_of_order_blocks(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
         self.ooo.iter().map(|(s, d)| (*s, *s + d.len() as u32))
     }
 
-    pub fn out_of_order_bytes(&self) -> usize {
+    pub(crate) fn out_of_order_bytes(&self) -> usize {
         self.ooo_bytes
     }
 
-    pub fn has_out_of_order(&self) -> bool {
+    pub(crate) fn has_out_of_order(&self) -> bool {
         !self.ooo.is_empty()
     }
 
     /// Separate out-of-order pieces held.
-    pub fn out_of_order_count(&self) -> usize {
+    pub(crate) fn out_of_order_count(&self) -> usize {
         self.ooo.len()
     }
 }

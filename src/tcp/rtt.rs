@@ -6,7 +6,7 @@ use std::time::Duration;
 const CLOCK_GRANULARITY: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug)]
-pub struct RttEstimator {
+pub(crate) struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
     rto: Duration,
@@ -16,13 +16,13 @@ pub struct RttEstimator {
 }
 
 impl RttEstimator {
-    pub fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
+    pub(crate) fn new(initial_rto: Duration, min_rto: Duration, max_rto: Duration) -> Self {
         RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial_rto, min_rto, max_rto, backoff: 0 }
     }
 
     /// Take one RTT measurement (RFC 6298 §2.2 and §2.3) and clear any backoff (§5.7's
     /// "after the RTT has been re-measured").
-    pub fn sample(&mut self, rtt: Duration) {
+    pub(crate) fn sample(&mut self, rtt: Duration) {
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -40,21 +40,22 @@ impl RttEstimator {
     }
 
     /// The timeout to arm now, backoff included.
-    pub fn rto(&self) -> Duration {
+    pub(crate) fn rto(&self) -> Duration {
         let factor = 1u32.checked_shl(self.backoff).unwrap_or(u32::MAX);
         self.rto.saturating_mul(factor).min(self.max_rto)
     }
 
     /// The timer expired: double the next timeout (RFC 6298 §5.5).
-    pub fn back_off(&mut self) {
+    pub(crate) fn back_off(&mut self) {
         self.backoff = self.backoff.saturating_add(1).min(16);
     }
 
-    pub fn srtt(&self) -> Option<Duration> {
+    pub(crate) fn srtt(&self) -> Option<Duration> {
         self.srtt
     }
 
-    pub fn rttvar(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn rttvar(&self) -> Duration {
         self.rttvar
     }
 }

@@ -9,7 +9,7 @@ const MAX_BLOCKS: usize = 32;
 
 /// Where a sequence number lies relative to the SACKed blocks.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Around {
+pub(crate) enum Around {
     /// Not SACKed; the next SACKed block starts here.
     Before(SeqNum),
     /// SACKed; the block ends here.
@@ -19,7 +19,7 @@ pub enum Around {
 }
 
 #[derive(Debug, Default)]
-pub struct Scoreboard {
+pub(crate) struct Scoreboard {
     /// Sorted, disjoint, all above SND.UNA.
     blocks: Vec<(SeqNum, SeqNum)>,
 }
@@ -28,7 +28,7 @@ impl Scoreboard {
     /// Add the blocks of one ACK; blocks outside (SND.UNA, SND.MAX] are ignored (stale, or a
     /// D-SACK, or forged).
     /// Returns how many bytes are newly SACKed.
-    pub fn update(&mut self, sack: &[(SeqNum, SeqNum)], snd_una: SeqNum, snd_max: SeqNum) -> u32 {
+    pub(crate) fn update(&mut self, sack: &[(SeqNum, SeqNum)], snd_una: SeqNum, snd_max: SeqNum) -> u32 {
         let before = self.sacked_bytes();
         for &(l, r) in sack {
             if l >= r || l < snd_una || r > snd_max {
@@ -51,7 +51,7 @@ impl Scoreboard {
     }
 
     /// If `seq` is SACKed, where its block ends; otherwise where the next block starts.
-    pub fn around(&self, seq: SeqNum) -> Around {
+    pub(crate) fn around(&self, seq: SeqNum) -> Around {
         for &(l, r) in &self.blocks {
             if seq < l {
                 return Around::Before(l);
@@ -64,24 +64,24 @@ impl Scoreboard {
     }
 
     /// Forget what SND.UNA has passed.
-    pub fn prune(&mut self, snd_una: SeqNum) {
+    pub(crate) fn prune(&mut self, snd_una: SeqNum) {
         self.blocks.retain(|b| b.1 > snd_una);
         if let Some(first) = self.blocks.first_mut() {
             first.0 = first.0.max(snd_una);
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.blocks.clear();
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }
 
     /// The first range at or after `from` that the peer has not SACKed and that lies below
     /// the highest SACKed byte (so it is known lost, not merely in flight).
-    pub fn next_hole(&self, from: SeqNum) -> Option<(SeqNum, SeqNum)> {
+    pub(crate) fn next_hole(&self, from: SeqNum) -> Option<(SeqNum, SeqNum)> {
         let mut cur = from;
         for &(l, r) in &self.blocks {
             if r <= cur {
@@ -96,11 +96,11 @@ impl Scoreboard {
     }
 
     /// The end of the highest SACKed block.
-    pub fn highest(&self) -> Option<SeqNum> {
+    pub(crate) fn highest(&self) -> Option<SeqNum> {
         self.blocks.last().map(|b| b.1)
     }
 
-    pub fn sacked_bytes(&self) -> u32 {
+    pub(crate) fn sacked_bytes(&self) -> u32 {
         self.blocks.iter().map(|(l, r)| *r - *l).sum()
     }
 }

@@ -4,41 +4,41 @@
 use std::collections::VecDeque;
 
 #[derive(Debug)]
-pub struct SendBuf {
+pub(crate) struct SendBuf {
     data: VecDeque<u8>,
     capacity: usize,
 }
 
 impl SendBuf {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         SendBuf { data: VecDeque::new(), capacity }
     }
 
     /// Append as much of `bytes` as fits; returns how much was taken.
-    pub fn write(&mut self, bytes: &[u8]) -> usize {
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.free());
         self.data.extend(&bytes[..n]);
         n
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.data.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
-    pub fn free(&self) -> usize {
+    pub(crate) fn free(&self) -> usize {
         self.capacity - self.data.len()
     }
 
     /// Drop `n` acknowledged bytes from the front.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.data.len());
         self.data.drain(..n);
         if self.data.is_empty() && self.data.capacity() > self.capacity {
@@ -47,7 +47,7 @@ impl SendBuf {
     }
 
     /// Copy `len` bytes starting at `offset` (from SND.UNA) into `out`.
-    pub fn copy_range(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+    pub(crate) fn copy_range(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
         let (a, b) = self.data.as_slices();
         let end = offset + len;
         if offset < a.len() {

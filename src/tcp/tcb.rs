@@ -185,7 +185,7 @@ pub(super) struct EventLog {
 }
 
 impl EventLog {
-    pub fn push(&mut self, e: ConnEvent) {
+    pub(super) fn push(&mut self, e: ConnEvent) {
         if self.on {
             self.events.push(e);
         }

@@ -31,7 +31,7 @@ pub enum Unreachable {
     Port = 3,
 }
 
-pub fn parse_echo_request(src: Ipv4Addr, body: &[u8]) -> Result<EchoRequest<'_>, DropReason> {
+pub(crate) fn parse_echo_request(src: Ipv4Addr, body: &[u8]) -> Result<EchoRequest<'_>, DropReason> {
     if body.len() < 8 {
         return Err(DropReason::BadIcmp);
     }
@@ -46,7 +46,7 @@ pub fn parse_echo_request(src: Ipv4Addr, body: &[u8]) -> Result<EchoRequest<'_>,
 }
 
 /// Build the echo reply for `req`, sent from `local`.
-pub fn build_echo_reply(local: Ipv4Addr, req: &EchoRequest<'_>, id: u16, out: &mut Vec<u8>) {
+pub(crate) fn build_echo_reply(local: Ipv4Addr, req: &EchoRequest<'_>, id: u16, out: &mut Vec<u8>) {
     out.clear();
     write_header(local, req.src, PROTO_ICMP, 4 + req.rest.len(), id, out);
     let start = out.len();
@@ -59,7 +59,7 @@ pub fn build_echo_reply(local: Ipv4Addr, req: &EchoRequest<'_>, id: u16, out: &m
 /// Build a destination unreachable from `local` to the source of `datagram` (the offending
 /// IPv4 packet as received, header first), quoting as much of it as RFC 1812 allows. Sent
 /// without DF, so `id` must be unique for the destination (RFC 6864 §4.2).
-pub fn build_unreachable(
+pub(crate) fn build_unreachable(
     local: Ipv4Addr,
     to: Ipv4Addr,
     code: Unreachable,

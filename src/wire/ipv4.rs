@@ -1,5 +1,5 @@
 //! IPv4: verify incoming headers; build outgoing packets. Demultiplexing by protocol is
-//! [`packet`](super::packet)'s.
+//! `packet.rs`'s.
 
 use std::net::Ipv4Addr;
 

@@ -4,18 +4,18 @@
 //! The one header layer of synack: the stack parses strictly here (etherparse's
 //! `Ipv4HeaderSlice` and `TcpSlice` slice the headers without copying; the checksums, which
 //! etherparse leaves to the caller, and the option walk are [`checksum`] and
-//! [`tcp_options`]), and `analyze/` reads captures tolerantly with the same checksum, option
+//! `tcp_options`), and `analyze/` reads captures tolerantly with the same checksum, option
 //! walker, flag names and [`SeqNum`], adding only what it finds wrong.
 
-pub mod addr;
+pub(crate) mod addr;
 pub mod checksum;
-pub mod icmp;
+pub(crate) mod icmp;
 pub mod ipv4;
-pub mod packet;
-pub mod seq;
+pub(crate) mod packet;
+pub(crate) mod seq;
 pub mod tcp;
-pub mod tcp_options;
-pub mod udp;
+pub(crate) mod tcp_options;
+pub(crate) mod udp;
 
 pub use addr::Quad;
 pub use packet::{parse_packet, Packet};

@@ -38,7 +38,7 @@ pub fn parse_packet(local: Ipv4Addr, bytes: &[u8]) -> Result<Packet<'_>, DropRea
 
 /// [`parse_packet`], skipping the TCP checksum (only that: the IPv4 header checksum is always
 /// checked) when `verify_tcp` is false, for a packet the kernel vouches for.
-pub fn parse_packet_with(local: Ipv4Addr, bytes: &[u8], verify_tcp: bool) -> Result<Packet<'_>, DropReason> {
+pub(crate) fn parse_packet_with(local: Ipv4Addr, bytes: &[u8], verify_tcp: bool) -> Result<Packet<'_>, DropReason> {
     let ipv4::Datagram { src, dst, protocol, body, whole: datagram } = ipv4::verify(local, bytes)?;
     match protocol {
         PROTO_TCP => tcp::parse_with(src, dst, body, verify_tcp).map(Packet::Tcp),

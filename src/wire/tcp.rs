@@ -233,7 +233,7 @@ pub fn write(src: SocketAddrV4, dst: SocketAddrV4, hdr: &TcpHeaderOut, payload: 
     write_with(src, dst, hdr, payload, false, out)
 }
 
-/// [`write`]; with `partial` the checksum field holds only the pseudo-header sum (not
+/// [`write`](fn@write); with `partial` the checksum field holds only the pseudo-header sum (not
 /// complemented), for a device that finishes it (checksum offload, TSO), as Linux's own TCP
 /// leaves it for such a device.
 pub fn write_with(

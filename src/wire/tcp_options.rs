@@ -18,7 +18,7 @@ const TIMESTAMPS: u8 = 8;
 
 /// One option, decoded as far as its kind allows, borrowing from the header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpOption<'a> {
+pub(crate) enum TcpOption<'a> {
     /// Kind 0: the end of the list; what follows is padding. The walk stops here.
     Eol,
     /// Kind 1: one byte of padding.
@@ -41,18 +41,18 @@ pub enum TcpOption<'a> {
 
 /// The SACK blocks of one option.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SackBlocks<'a>(&'a [u8]);
+pub(crate) struct SackBlocks<'a>(&'a [u8]);
 
 impl<'a> SackBlocks<'a> {
     /// Each block's (left, right) edges, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + 'a {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32)> + 'a {
         self.0.chunks_exact(8).map(|b| (be32(&b[..4]), be32(&b[4..])))
     }
 }
 
 /// Why a walk ended early: the option list itself is broken, so nothing after it can be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OptionError {
+pub(crate) enum OptionError {
     /// The last byte is a kind that needs a length byte.
     NoLength { kind: u8 },
     /// A length below 2 (it counts the kind and length bytes).
@@ -62,7 +62,7 @@ pub enum OptionError {
 }
 
 impl OptionError {
-    pub fn kind(self) -> u8 {
+    pub(crate) fn kind(self) -> u8 {
         match self {
             OptionError::NoLength { kind } | OptionError::TooShort { kind, .. } | OptionError::PastEnd { kind, .. } => {
                 kind
@@ -74,13 +74,13 @@ impl OptionError {
 /// The options in `bytes` (those between the fixed header and the data), each with the range
 /// it occupies in `bytes`. An end-of-list option covers the rest; so does a broken one, which
 /// ends the walk.
-pub fn walk(bytes: &[u8]) -> Walk<'_> {
+pub(crate) fn walk(bytes: &[u8]) -> Walk<'_> {
     Walk { bytes, at: 0 }
 }
 
 /// See [`walk`].
 #[derive(Clone, Debug)]
-pub struct Walk<'a> {
+pub(crate) struct Walk<'a> {
     bytes: &'a [u8],
     at: usize,
 }

@@ -6,12 +6,12 @@ use std::net::Ipv4Addr;
 use super::checksum;
 use super::DropReason;
 
-pub const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_UDP: u8 = 17;
 const HEADER_LEN: usize = 8;
 
 /// Check a UDP datagram's length and checksum (zero: none was computed, RFC 768); returns
 /// its destination port.
-pub fn check(src: Ipv4Addr, dst: Ipv4Addr, body: &[u8]) -> Result<u16, DropReason> {
+pub(crate) fn check(src: Ipv4Addr, dst: Ipv4Addr, body: &[u8]) -> Result<u16, DropReason> {
     if body.len() < HEADER_LEN {
         return Err(DropReason::BadUdp);
     }
@@ -37,7 +37,7 @@ mod tests {
     const B: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
 
     /// A datagram from A:5000 to B:`port` with its checksum.
-    pub fn datagram(port: u16, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn datagram(port: u16, payload: &[u8]) -> Vec<u8> {
         let len = (HEADER_LEN + payload.len()) as u16;
         let mut d = [&5000u16.to_be_bytes()[..], &port.to_be_bytes(), &len.to_be_bytes(), &[0, 0], payload].concat();
         let sum = checksum::fold(checksum::sum_words(&d, checksum::pseudo_header(A, B, PROTO_UDP, d.len())));

@@ -41,20 +41,20 @@ pub(super) struct Heartbeat {
 
 impl Heartbeat {
     /// The ping is due and not queued yet: it is now.
-    pub fn take_due(&mut self, now: Instant) -> bool {
+    pub(super) fn take_due(&mut self, now: Instant) -> bool {
         let due = !self.sent && now >= self.next_ping;
         self.sent |= due;
         due
     }
 
     /// The ping went to the client at `now`.
-    pub fn delivered(&mut self, now: Instant) {
+    pub(super) fn delivered(&mut self, now: Instant) {
         if self.sent && self.delivered.is_none() {
             self.delivered = Some(now.max(self.next_ping));
         }
     }
 
-    pub fn deadline(&self, timeout: std::time::Duration) -> Instant {
+    pub(super) fn deadline(&self, timeout: std::time::Duration) -> Instant {
         self.delivered.unwrap_or(self.next_ping) + timeout
     }
 }
@@ -134,7 +134,7 @@ impl Session {
     }
 
     /// Queues packets that go out together; never blocks. A full queue marks the client slow.
-    pub fn send(&self, packets: Vec<Wire>) {
+    pub(super) fn send(&self, packets: Vec<Wire>) {
         let close_packet = matches!(packets.as_slice(), [Wire::Text(t)] if t == "1");
         let over = self.closed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire);
         if over && !close_packet {
@@ -160,7 +160,7 @@ impl Session {
     }
 
     /// Whether a ping has been due for `ping_timeout` with no pong since.
-    pub fn expired(&self, now: Instant) -> bool {
+    pub(super) fn expired(&self, now: Instant) -> bool {
         self.hb.lock().is_ok_and(|hb| now >= hb.deadline(self.config.ping_timeout))
     }
 
@@ -170,7 +170,7 @@ impl Session {
     /// the client's next GET, which gets the CLOSE, or its ping deadline. The SeqCst pair
     /// with `poll`'s (`closing` here then `get_busy`, the reverse there) means a GET
     /// arriving meanwhile sees `closing`, or this sees the GET.
-    pub fn close_by_server(&self) {
+    pub(super) fn close_by_server(&self) {
         if self.polling.load(Ordering::SeqCst) {
             self.closing.store(true, Ordering::SeqCst);
             if !self.get_busy.load(Ordering::SeqCst) {
@@ -184,7 +184,7 @@ impl Session {
     /// A GET has answered the client's CLOSE with its NOOP: it was the GET in flight beside
     /// the CLOSE even if the CLOSE was handled first (see `EngineInner::closed_by_client`),
     /// so no later GET may take that answer again.
-    pub fn close_answered(&self) {
+    pub(super) fn close_answered(&self) {
         if let Some(engine) = self.engine.upgrade() {
             engine.raced_close(&self.sid);
         }
@@ -192,7 +192,7 @@ impl Session {
 
     /// During an upgrade: waits until the upgrade WebSocket's reader has handled all the
     /// client sent on it before now (see [`UpgradeWatch`]).
-    pub fn wait_for_upgrade_input(&self) {
+    pub(super) fn wait_for_upgrade_input(&self) {
         if self.upgrading.load(Ordering::Acquire) {
             self.watch.wait_caught_up(UPGRADE_STUCK, || {
                 !self.polling.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire)
@@ -201,7 +201,7 @@ impl Session {
     }
 
     /// One packet from the client. `Err` after a protocol error (the session is closed).
-    pub fn on_packet(&self, wire: Wire) -> Result<(), String> {
+    pub(super) fn on_packet(&self, wire: Wire) -> Result<(), String> {
         if self.trace {
             tracing::info!(target: TRACE_TARGET, "sio {} → synack {}", self.label, self.trace_line(&wire));
         }
@@ -259,7 +259,7 @@ impl Session {
     }
 
     /// The client broke the protocol: tell it with a CLOSE packet, then close.
-    pub fn fail(&self, why: &str) {
+    pub(super) fn fail(&self, why: &str) {
         tracing::info!(target: TRACE_TARGET, "sio {}: closing: {why}", self.label);
         self.send(vec![Wire::Text(encode_eio(EioType::Close, ""))]);
         self.end(DisconnectReason::ParseError);
@@ -267,7 +267,7 @@ impl Session {
 
     /// Ends the session once (from whichever thread sees it first): the close handlers run
     /// with `reason`, and the transport is told to close.
-    pub fn end(&self, reason: DisconnectReason) {
+    pub(super) fn end(&self, reason: DisconnectReason) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -292,7 +292,7 @@ impl Session {
 
     /// `EVENT chat message ["hi"]  ‹42["chat message","hi"]›`: decoded, then as sent; both
     /// cut to a few hundred characters so a big payload cannot flood the log.
-    pub fn trace_line(&self, wire: &Wire) -> String {
+    pub(super) fn trace_line(&self, wire: &Wire) -> String {
         fn cut(s: &str) -> String {
             const MAX: usize = 300;
             match s.char_indices().nth(MAX) {

@@ -51,7 +51,7 @@ fn timer() -> &'static Timer {
 
 /// Runs `job` on the timer thread at `when` (at once if that has passed). Jobs must be
 /// quick (they hold up the ones after them): check a flag, queue a packet, end a session.
-pub fn at(when: Instant, job: impl FnOnce() + Send + 'static) {
+pub(crate) fn at(when: Instant, job: impl FnOnce() + Send + 'static) {
     let t = timer();
     if let Ok(mut g) = t.jobs.lock() {
         g.1 += 1;

@@ -28,7 +28,7 @@ struct WatchState {
 impl UpgradeWatch {
     /// An upgrade WebSocket is open; `counts` reads its input counts (`None`: the stream
     /// cannot tell, and GETs do not wait).
-    pub fn start(&self, counts: impl Fn() -> Option<InputCounts> + Send + Sync + 'static) {
+    pub(super) fn start(&self, counts: impl Fn() -> Option<InputCounts> + Send + Sync + 'static) {
         if let Ok(mut g) = self.state.lock() {
             *g = WatchState { input: Some(Box::new(counts)), handled: 0 };
         }
@@ -36,7 +36,7 @@ impl UpgradeWatch {
     }
 
     /// The reader has handled everything it has read (it is about to read again).
-    pub fn caught_up(&self) {
+    pub(super) fn caught_up(&self) {
         if let Ok(mut g) = self.state.lock() {
             if let Some(c) = g.input.as_ref().and_then(|f| f()) {
                 g.handled = c.read;
@@ -46,7 +46,7 @@ impl UpgradeWatch {
     }
 
     /// The upgrade is over (done or failed): nothing more to wait for.
-    pub fn stop(&self) {
+    pub(super) fn stop(&self) {
         if let Ok(mut g) = self.state.lock() {
             g.input = None;
         }
@@ -54,7 +54,7 @@ impl UpgradeWatch {
     }
 
     /// Something a waiting GET looks at changed (the session moved, or ended).
-    pub fn notify(&self) {
+    pub(super) fn notify(&self) {
         drop(self.state.lock());
         self.changed.notify_all();
     }
@@ -62,7 +62,7 @@ impl UpgradeWatch {
     /// Waits until the reader has handled every byte that has arrived by now, the upgrade
     /// is over, or `settled` says the answer is known. `limit` only bounds a reader that is
     /// stuck (a client not reading its `3probe`); it is not a guess at scheduling.
-    pub fn wait_caught_up(&self, limit: Duration, settled: impl Fn() -> bool) {
+    pub(super) fn wait_caught_up(&self, limit: Duration, settled: impl Fn() -> bool) {
         let Ok(mut g) = self.state.lock() else { return };
         let Some(target) = g.input.as_ref().and_then(|f| f()).map(|c| c.arrived) else { return };
         let end = Instant::now() + limit;

@@ -10,10 +10,10 @@
 use crate::app::http::Request;
 
 /// More loss than this would stall a transfer for minutes of backed-off timeouts.
-pub const MAX_DROP: f64 = 0.5;
+pub(crate) const MAX_DROP: f64 = 0.5;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Lab {
+pub(crate) struct Lab {
     pub drop: Option<f64>,
     pub seed: u64,
     pub close: bool,
@@ -21,7 +21,7 @@ pub struct Lab {
 
 impl Lab {
     /// The request's ladder parameters; `None` when it has none (or is not `/bytes/N`).
-    pub fn of(req: &Request) -> Option<Lab> {
+    pub(crate) fn of(req: &Request) -> Option<Lab> {
         if !req.route_path().starts_with("/bytes/") {
             return None;
         }

@@ -17,7 +17,7 @@
 //!   `dropped` the events this viewer lost so far to a full queue;
 //! - `{"type":"decoded","pkt":17,"layers":[…],"hex":"45…"}`, or `{"type":"error","what":…}`.
 
-pub mod lab;
+pub(crate) mod lab;
 
 use std::io;
 use std::net::SocketAddr;
@@ -76,7 +76,7 @@ fn parse_request(text: &str) -> Result<Request, String> {
 
 /// Serves one `/events` connection: this thread reads the page's requests, a second one
 /// carries them out and pushes events, so that what the page receives keeps its order.
-pub fn run<S: Conn>(
+pub(crate) fn run<S: Conn>(
     hub: Arc<LiveHub>,
     mut stream: S,
     accepted: &handshake::Accepted,

@@ -35,7 +35,7 @@ struct Partial {
 
 impl SioConn {
     /// Sends a packet and its attachments back to back.
-    pub fn send(&self, p: &SioPacket, attachments: Vec<Vec<u8>>) {
+    pub(super) fn send(&self, p: &SioPacket, attachments: Vec<Vec<u8>>) {
         let mut msgs = Vec::with_capacity(1 + attachments.len());
         msgs.push(Payload::Text(p.encode()));
         msgs.extend(attachments.into_iter().map(Payload::Binary));
@@ -43,7 +43,7 @@ impl SioConn {
     }
 
     /// An EVENT (`ack_id` set: asking for an ack) or an ACK with `args`, binary or not.
-    pub fn send_args(&self, kind: SioType, nsp: &str, id: Option<u64>, event: Option<&str>, args: Args) {
+    pub(super) fn send_args(&self, kind: SioType, nsp: &str, id: Option<u64>, event: Option<&str>, args: Args) {
         let (mut values, attachments) = args.into_parts();
         if let Some(name) = event {
             values.insert(0, Value::String(name.to_owned()));

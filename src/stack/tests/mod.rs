@@ -31,13 +31,13 @@ use super::{ConnId, Host, HostConfig};
 use crate::tcp::State;
 use crate::wire::{self, ipv4, Packet, SeqNum, TcpFlags, TcpHeaderOut, TcpOptions};
 
-pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
-pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
-pub const PEER_PORT: u16 = 40000;
+pub(super) const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
+pub(super) const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
+pub(super) const PEER_PORT: u16 = 40000;
 
 /// A segment the peer sends; built with `syn()`, `ack()`, … and refined with setters.
 #[derive(Clone, Debug)]
-pub struct Out {
+pub(super) struct Out {
     hdr: TcpHeaderOut,
     payload: Vec<u8>,
     from_ip: Ipv4Addr,
@@ -45,7 +45,7 @@ pub struct Out {
     to_port: Option<u16>,
 }
 
-pub fn seg(flags: TcpFlags) -> Out {
+pub(super) fn seg(flags: TcpFlags) -> Out {
     Out {
         hdr: TcpHeaderOut { flags, window: 65535, ..Default::default() },
         payload: Vec::new(),
@@ -54,60 +54,60 @@ pub fn seg(flags: TcpFlags) -> Out {
         to_port: None,
     }
 }
-pub fn syn() -> Out {
+pub(super) fn syn() -> Out {
     seg(TcpFlags::SYN)
 }
-pub fn ack() -> Out {
+pub(super) fn ack() -> Out {
     seg(TcpFlags::ACK)
 }
-pub fn fin() -> Out {
+pub(super) fn fin() -> Out {
     seg(TcpFlags::FIN | TcpFlags::ACK)
 }
-pub fn rst() -> Out {
+pub(super) fn rst() -> Out {
     seg(TcpFlags::RST)
 }
 
 impl Out {
-    pub fn seq(mut self, s: u32) -> Self {
+    pub(super) fn seq(mut self, s: u32) -> Self {
         self.hdr.seq = SeqNum(s);
         self
     }
-    pub fn ack(mut self, a: u32) -> Self {
+    pub(super) fn ack(mut self, a: u32) -> Self {
         self.hdr.ack = SeqNum(a);
         self.hdr.flags |= TcpFlags::ACK;
         self
     }
-    pub fn win(mut self, w: u16) -> Self {
+    pub(super) fn win(mut self, w: u16) -> Self {
         self.hdr.window = w;
         self
     }
-    pub fn mss(mut self, m: u16) -> Self {
+    pub(super) fn mss(mut self, m: u16) -> Self {
         self.hdr.options.mss = Some(m);
         self
     }
-    pub fn wscale(mut self, s: u8) -> Self {
+    pub(super) fn wscale(mut self, s: u8) -> Self {
         self.hdr.options.window_scale = Some(s);
         self
     }
-    pub fn data(mut self, d: &[u8]) -> Self {
+    pub(super) fn data(mut self, d: &[u8]) -> Self {
         self.payload = d.to_vec();
         self.hdr.flags |= TcpFlags::PSH;
         self
     }
-    pub fn flags(mut self, f: TcpFlags) -> Self {
+    pub(super) fn flags(mut self, f: TcpFlags) -> Self {
         self.hdr.flags = f;
         self
     }
     /// From another address than the peer's (a second client, or a forged source).
-    pub fn src(mut self, ip: Ipv4Addr) -> Self {
+    pub(super) fn src(mut self, ip: Ipv4Addr) -> Self {
         self.from_ip = ip;
         self
     }
-    pub fn sport(mut self, p: u16) -> Self {
+    pub(super) fn sport(mut self, p: u16) -> Self {
         self.from_port = p;
         self
     }
-    pub fn dport(mut self, p: u16) -> Self {
+    pub(super) fn dport(mut self, p: u16) -> Self {
         self.to_port = Some(p);
         self
     }
@@ -115,7 +115,7 @@ impl Out {
 
 /// A segment the host sent, decoded.
 #[derive(Clone, Debug)]
-pub struct Got {
+pub(super) struct Got {
     pub src: SocketAddrV4,
     pub dst: SocketAddrV4,
     pub seq: u32,
@@ -129,19 +129,19 @@ pub struct Got {
 }
 
 impl Got {
-    pub fn len(&self) -> u32 {
+    pub(super) fn len(&self) -> u32 {
         self.payload.len() as u32
     }
 }
 
-pub struct Peer {
+pub(super) struct Peer {
     pub host: Host,
     pub now: Instant,
     pub port: u16,
     pub conn: Option<ConnId>,
 }
 
-pub fn config() -> HostConfig {
+pub(super) fn config() -> HostConfig {
     let mut cfg = HostConfig { addr: HOST_IP, ..Default::default() };
     cfg.tcp.msl = Duration::from_millis(500);
     cfg.tcp.recv_buf = 8192;
@@ -157,24 +157,24 @@ pub fn config() -> HostConfig {
 }
 
 impl Peer {
-    pub fn new(cfg: HostConfig) -> Peer {
+    pub(super) fn new(cfg: HostConfig) -> Peer {
         let now = Instant::now();
         Peer { host: Host::new(cfg, now), now, port: 8000, conn: None }
     }
 
     /// A host listening on port 8000.
-    pub fn listening() -> Peer {
+    pub(super) fn listening() -> Peer {
         Peer::listening_with(config())
     }
 
-    pub fn listening_with(cfg: HostConfig) -> Peer {
+    pub(super) fn listening_with(cfg: HostConfig) -> Peer {
         let mut p = Peer::new(cfg);
         p.host.listen(p.port, None).unwrap();
         p
     }
 
     /// Deliver a segment from the peer to the host.
-    pub fn send(&mut self, s: Out) {
+    pub(super) fn send(&mut self, s: Out) {
         let src = SocketAddrV4::new(s.from_ip, s.from_port);
         let dst = SocketAddrV4::new(HOST_IP, s.to_port.unwrap_or(self.port));
         let mut pkt = Vec::new();
@@ -183,16 +183,16 @@ impl Peer {
     }
 
     /// Deliver raw bytes as a packet.
-    pub fn send_raw(&mut self, bytes: &[u8]) {
+    pub(super) fn send_raw(&mut self, bytes: &[u8]) {
         self.host.handle_packet(self.now, bytes);
     }
 
     /// The next segment the host sent; panics (failing the test) if there is none.
-    pub fn expect(&mut self) -> Got {
+    pub(super) fn expect(&mut self) -> Got {
         self.next().expect("expected a segment from the host, got nothing")
     }
 
-    pub fn next(&mut self) -> Option<Got> {
+    pub(super) fn next(&mut self) -> Option<Got> {
         let (mut pkt, meta) = self.host.pop_output_meta()?;
         if meta.csum_partial {
             // What the device would finish (or the kernel's segmentation, per segment).
@@ -216,35 +216,35 @@ impl Peer {
         }
     }
 
-    pub fn expect_nothing(&mut self) {
+    pub(super) fn expect_nothing(&mut self) {
         if let Some(g) = self.next() {
             panic!("expected nothing, host sent {} seq={} ack={} len={}", g.flags, g.seq, g.ack, g.len());
         }
     }
 
     /// Move the fake clock on and fire due timers.
-    pub fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         self.now += d;
         self.host.on_timer(self.now);
     }
 
-    pub fn state(&self) -> State {
+    pub(super) fn state(&self) -> State {
         self.host.conn(self.conn.expect("no connection yet")).expect("connection gone").state()
     }
 
-    pub fn accept(&mut self) -> ConnId {
+    pub(super) fn accept(&mut self) -> ConnId {
         let id = self.host.accept(self.port).expect("nothing to accept");
         self.conn = Some(id);
         id
     }
 
-    pub fn app_write(&mut self, data: &[u8]) -> usize {
+    pub(super) fn app_write(&mut self, data: &[u8]) -> usize {
         let now = self.now;
         let id = self.conn.unwrap();
         self.host.with_conn(now, id, |c| c.send(data)).unwrap().unwrap()
     }
 
-    pub fn app_read(&mut self) -> Vec<u8> {
+    pub(super) fn app_read(&mut self) -> Vec<u8> {
         let now = self.now;
         let id = self.conn.unwrap();
         let mut buf = vec![0u8; 1 << 20];
@@ -255,14 +255,14 @@ impl Peer {
         }
     }
 
-    pub fn app_read_result(&mut self) -> std::io::Result<usize> {
+    pub(super) fn app_read_result(&mut self) -> std::io::Result<usize> {
         let now = self.now;
         let id = self.conn.unwrap();
         let mut buf = vec![0u8; 1 << 20];
         self.host.with_conn(now, id, |c| c.recv(&mut buf)).unwrap()
     }
 
-    pub fn app_shutdown(&mut self) {
+    pub(super) fn app_shutdown(&mut self) {
         let now = self.now;
         let id = self.conn.unwrap();
         self.host.with_conn(now, id, |c| c.shutdown_write(now)).unwrap();
@@ -270,15 +270,15 @@ impl Peer {
 }
 
 /// Peer ISN used by the fixtures.
-pub const PEER_ISS: u32 = 1000;
+pub(super) const PEER_ISS: u32 = 1000;
 
 /// A connection in ESTABLISHED, accepted by the application. Returns the peer and the
 /// host's ISS; the peer's next sequence number is PEER_ISS + 1.
-pub fn established() -> (Peer, u32) {
+pub(super) fn established() -> (Peer, u32) {
     established_with(config())
 }
 
-pub fn established_with(cfg: HostConfig) -> (Peer, u32) {
+pub(super) fn established_with(cfg: HostConfig) -> (Peer, u32) {
     let mut t = Peer::listening_with(cfg);
     t.send(syn().seq(PEER_ISS).mss(1000));
     let sa = t.expect();
@@ -292,7 +292,7 @@ pub fn established_with(cfg: HostConfig) -> (Peer, u32) {
 
 /// Like `established_with`, but the peer offered SACK-permitted (no timestamps) and its
 /// handshake ACK advertises `window`.
-pub fn established_sack_with(cfg: HostConfig, window: u16) -> (Peer, u32) {
+pub(super) fn established_sack_with(cfg: HostConfig, window: u16) -> (Peer, u32) {
     let mut t = Peer::listening_with(cfg);
     let mut s = syn().seq(PEER_ISS).mss(1000);
     s.hdr.options.sack_permitted = true;

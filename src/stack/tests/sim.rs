@@ -18,7 +18,7 @@ const A_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 7, 0, 2);
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct NetFaults {
+pub(super) struct NetFaults {
     pub loss: f64,
     pub dup: f64,
     pub reorder: f64,
@@ -30,7 +30,7 @@ pub struct NetFaults {
 
 /// Per-side TCP settings for a run.
 #[derive(Clone, Copy, Debug)]
-pub struct SimTcp {
+pub(super) struct SimTcp {
     pub cc: Algorithm,
     pub send_buf: usize,
     pub recv_buf: usize,
@@ -113,7 +113,7 @@ impl Side {
     }
 }
 
-pub struct Outcome {
+pub(super) struct Outcome {
     pub a_got: Vec<u8>,
     pub b_got: Vec<u8>,
     pub a_state: Option<State>,
@@ -124,7 +124,7 @@ pub struct Outcome {
 }
 
 /// Run one transfer: A connects to B and both send their data, then close.
-pub fn simulate(a_data: Vec<u8>, b_data: Vec<u8>, faults: NetFaults, seed: u64, tcp: SimTcp) -> Outcome {
+pub(super) fn simulate(a_data: Vec<u8>, b_data: Vec<u8>, faults: NetFaults, seed: u64, tcp: SimTcp) -> Outcome {
     let start = Instant::now();
     let mut now = start;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -35,7 +35,7 @@ const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
 const EXTRA_ACKED_MAX: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
-pub struct Bbr {
+pub(super) struct Bbr {
     mss: u32,
     cwnd: u32,
     /// Delivery rates (bytes per second) of the last rounds, newest at `next - 1`.
@@ -67,7 +67,7 @@ pub struct Bbr {
 }
 
 impl Bbr {
-    pub fn new(mss: u32) -> Self {
+    pub(super) fn new(mss: u32) -> Self {
         Bbr {
             mss,
             cwnd: initial_window(mss),
@@ -89,17 +89,17 @@ impl Bbr {
         }
     }
 
-    pub fn max_bw(&self) -> u64 {
+    pub(super) fn max_bw(&self) -> u64 {
         self.bw.iter().copied().max().unwrap_or(0)
     }
 
     #[cfg(test)]
-    pub fn min_rtt(&self) -> Option<Duration> {
+    pub(super) fn min_rtt(&self) -> Option<Duration> {
         self.min_rtt
     }
 
     #[cfg(test)]
-    pub fn filled_pipe(&self) -> bool {
+    pub(super) fn filled_pipe(&self) -> bool {
         self.filled_pipe
     }
 

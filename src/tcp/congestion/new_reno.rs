@@ -3,7 +3,7 @@
 use super::{initial_window, CongestionControl};
 
 #[derive(Debug, Clone)]
-pub struct NewReno {
+pub(super) struct NewReno {
     cwnd: u32,
     ssthresh: u32,
     /// Bytes acknowledged since cwnd last grew in congestion avoidance (RFC 5681 §3.1's
@@ -15,7 +15,7 @@ pub struct NewReno {
 }
 
 impl NewReno {
-    pub fn new(mss: u32) -> Self {
+    pub(super) fn new(mss: u32) -> Self {
         NewReno { cwnd: initial_window(mss), ssthresh: u32::MAX, acked_since_growth: 0, after_rto: false }
     }
 }
