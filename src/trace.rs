@@ -66,13 +66,13 @@ impl Tracer {
     }
 
     /// Also hand events to `hub` whenever it has viewers.
-    pub fn set_live(&mut self, hub: Arc<LiveHub>) {
+    pub(crate) fn set_live(&mut self, hub: Arc<LiveHub>) {
         self.live = Some(hub);
     }
 
     /// Whether connections should keep their events (state changes, losses) for the tracer:
     /// with a hub attached they may be watched at any moment.
-    pub fn wants_conn_events(&self) -> bool {
+    pub(crate) fn wants_conn_events(&self) -> bool {
         self.enabled || self.live.is_some()
     }
 
@@ -86,7 +86,7 @@ impl Tracer {
     }
 
     /// The bytes of the packet about to be handled, for the hub's dissections.
-    pub fn packet_in(&mut self, bytes: &[u8]) {
+    pub(crate) fn packet_in(&mut self, bytes: &[u8]) {
         if self.live_recording() {
             let mut buf = self.packet_in.take().unwrap_or_default();
             buf.clear();
@@ -106,7 +106,7 @@ impl Tracer {
     }
 
     /// Count the trace's seconds from `epoch` (e.g. the program's start).
-    pub fn set_epoch(&mut self, epoch: Instant) {
+    pub(crate) fn set_epoch(&mut self, epoch: Instant) {
         self.epoch = epoch;
     }
 
@@ -114,16 +114,16 @@ impl Tracer {
         self.enabled = on;
     }
 
-    pub fn set_format(&mut self, format: TraceFormat) {
+    pub(crate) fn set_format(&mut self, format: TraceFormat) {
         self.format = format;
     }
 
     /// ANSI colours in text lines (for a terminal).
-    pub fn set_colour(&mut self, on: bool) {
+    pub(crate) fn set_colour(&mut self, on: bool) {
         self.colour = on;
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled
     }
 
@@ -152,7 +152,7 @@ impl Tracer {
         self.lines.push(v.to_string());
     }
 
-    pub fn segment_in(&mut self, now: Instant, seg: &TcpSegment<'_>, ctx: Option<SeqContext>) {
+    pub(crate) fn segment_in(&mut self, now: Instant, seg: &TcpSegment<'_>, ctx: Option<SeqContext>) {
         if !self.active() {
             return;
         }
@@ -174,7 +174,7 @@ impl Tracer {
     /// A segment leaving, `packet` its bytes as they go to the device (`None`: it does not go,
     /// because a per-connection fault drops it).
     #[allow(clippy::too_many_arguments)]
-    pub fn segment_out(
+    pub(crate) fn segment_out(
         &mut self,
         now: Instant,
         local: SocketAddrV4,
@@ -245,7 +245,7 @@ impl Tracer {
         }
     }
 
-    pub fn conn_event(&mut self, now: Instant, quad: &Quad, event: &ConnEvent) {
+    pub(crate) fn conn_event(&mut self, now: Instant, quad: &Quad, event: &ConnEvent) {
         if !self.active() {
             return;
         }

@@ -290,7 +290,7 @@ fn tsresol_to_nanos(r: u8) -> (u128, u128) {
 }
 
 /// Human name of a link type, with its LINKTYPE_ name, for the explain output.
-pub fn linktype_name(linktype: u32) -> &'static str {
+pub(crate) fn linktype_name(linktype: u32) -> &'static str {
     match linktype {
         LINKTYPE_NULL => "BSD loopback (LINKTYPE_NULL)",
         LINKTYPE_ETHERNET => "Ethernet (LINKTYPE_ETHERNET)",
@@ -305,7 +305,7 @@ pub fn linktype_name(linktype: u32) -> &'static str {
 }
 
 /// Name of an EtherType, for the ones a learner will meet.
-pub fn ethertype_name(ethertype: u16) -> &'static str {
+pub(crate) fn ethertype_name(ethertype: u16) -> &'static str {
     match ethertype {
         0x0800 => "IPv4",
         0x0806 => "ARP",

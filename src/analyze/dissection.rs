@@ -40,7 +40,7 @@ pub(crate) fn dissect_packets(packets: &[(Duration, &[u8])], index: usize) -> Op
 
 /// One printed line, with the frame bytes it describes when it describes some.
 #[derive(Debug, Clone)]
-pub struct Line {
+pub(crate) struct Line {
     pub text: String,
     /// Set for `name: value` field lines.
     pub name: Option<String>,
@@ -49,7 +49,7 @@ pub struct Line {
 
 /// The lines of one frame's dissection, written with `write!`/`writeln!`.
 #[derive(Debug, Default)]
-pub struct Dissection {
+pub(crate) struct Dissection {
     pub lines: Vec<Line>,
     pending: String,
     next_bytes: Option<Range<usize>>,
@@ -57,12 +57,12 @@ pub struct Dissection {
 }
 
 impl Dissection {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Dissection::default()
     }
 
     /// The next line written describes these frame bytes.
-    pub fn at(&mut self, bytes: Range<usize>) -> &mut Self {
+    pub(crate) fn at(&mut self, bytes: Range<usize>) -> &mut Self {
         self.next_bytes = Some(bytes);
         self
     }
@@ -74,7 +74,7 @@ impl Dissection {
     }
 
     /// The text `synack explain` prints.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut s = String::new();
         for l in &self.lines {
             s.push_str(&l.text);
@@ -86,7 +86,7 @@ impl Dissection {
 
     /// Layers (a line starting in column one opens one) with their lines and byte ranges,
     /// and the frame's bytes in hex, for the browser views.
-    pub fn to_json(&self, frame: &[u8]) -> Value {
+    pub(crate) fn to_json(&self, frame: &[u8]) -> Value {
         let mut layers: Vec<Value> = Vec::new();
         for l in &self.lines {
             let range = l.bytes.as_ref().map(|r| json!([r.start, r.end]));

@@ -49,14 +49,14 @@ fn checksum_text(value: u16, status: ChecksumStatus, covers: &str) -> String {
 }
 
 /// Explains one frame into `out`.
-pub fn explain_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out: &mut String) {
+pub(crate) fn explain_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out: &mut String) {
     let mut d = Dissection::new();
     dissect_frame(capture, analysis, frame, &mut d);
     out.push_str(&d.text());
 }
 
 /// Dissects one frame into `out`, each field with the frame bytes it came from.
-pub fn dissect_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out: &mut Dissection) {
+pub(crate) fn dissect_frame(capture: &Capture, analysis: &Analysis, frame: &Frame, out: &mut Dissection) {
     let rel = frame.timestamp.saturating_sub(capture.start());
     let _ = writeln!(
         out,

@@ -161,7 +161,7 @@ pub fn parse_ipv4(b: &[u8]) -> Result<Ipv4, String> {
 }
 
 /// Name of an IP protocol number.
-pub fn ip_protocol_name(p: u8) -> &'static str {
+pub(crate) fn ip_protocol_name(p: u8) -> &'static str {
     match p {
         1 => "ICMP",
         2 => "IGMP",
@@ -445,7 +445,7 @@ pub fn parse_icmp(ip: &Ipv4) -> Result<Icmp, String> {
 }
 
 /// Name of an ICMP type.
-pub fn icmp_type_name(t: u8) -> &'static str {
+pub(crate) fn icmp_type_name(t: u8) -> &'static str {
     match t {
         0 => "Echo (ping) reply",
         3 => "Destination unreachable",

@@ -21,7 +21,7 @@ use super::timefmt;
 const APP_MAX: usize = 64;
 
 /// The label written on a segment's arrow: flags and relative numbers, Wireshark style.
-pub fn arrow_label(seg: &Segment) -> String {
+pub(crate) fn arrow_label(seg: &Segment) -> String {
     let t = &seg.tcp;
     let mut s = format!("{} seq={}", t.flags_str(), seg.rel_seq);
     if t.has(flags::ACK) {
@@ -41,7 +41,7 @@ pub fn arrow_label(seg: &Segment) -> String {
 }
 
 /// Findings and the application summary, shown to the right of the arrow.
-pub fn annotation(seg: &Segment) -> String {
+pub(crate) fn annotation(seg: &Segment) -> String {
     let mut parts: Vec<String> = seg.findings.iter().map(|f| f.to_string()).collect();
     if let Some(app) = &seg.app {
         let mut a: String = app.chars().take(APP_MAX).collect();
@@ -78,7 +78,7 @@ fn client_server(conv: &Conversation) -> (String, String) {
 }
 
 /// Renders one connection as text.
-pub fn render_text(conv: &Conversation, out: &mut String) {
+pub(crate) fn render_text(conv: &Conversation, out: &mut String) {
     let l = conv.left();
     let (a, b) = (conv.endpoints[l], conv.endpoints[1 - l]);
     let _ = writeln!(out, "Connection {}: {a} <-> {b}", conv.number);
@@ -174,7 +174,7 @@ fn color(seg: &Segment) -> &'static str {
 }
 
 /// Renders the given connections as one SVG document.
-pub fn render_svg(convs: &[&Conversation], title: &str) -> String {
+pub(crate) fn render_svg(convs: &[&Conversation], title: &str) -> String {
     let mut body = String::new();
     let x_left = TIME_W;
     let x_right = TIME_W + ARROW_W;

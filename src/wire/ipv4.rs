@@ -14,7 +14,7 @@ const DEFAULT_TTL: u8 = 64;
 /// A source address no host may send from (RFC 1122 §3.2.1.3, RFC 6890): 0/8 ("this
 /// network"), 127/8 (loopback), 224/4 (multicast) and 240/4 (reserved, and the limited
 /// broadcast 255.255.255.255).
-pub fn is_martian_source(src: Ipv4Addr) -> bool {
+pub(crate) fn is_martian_source(src: Ipv4Addr) -> bool {
     let first = src.octets()[0];
     first == 0 || first == 127 || first >= 224
 }
@@ -126,7 +126,7 @@ pub fn write_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload_len: usi
 }
 
 /// [`write_header`], with DF as `dont_fragment` says.
-pub fn write_header_id(
+pub(crate) fn write_header_id(
     src: Ipv4Addr,
     dst: Ipv4Addr,
     protocol: u8,
@@ -161,8 +161,10 @@ pub fn build_tcp(
 }
 
 /// [`build_tcp`] with a partial TCP checksum (see [`tcp::write_with`]): for a device with
-/// checksum offload, or a super-packet the device cuts into segments.
-pub fn build_tcp_partial(
+/// checksum offload, or a super-packet the device cuts into segments (tests play such a
+/// device's peer with it; the stack builds from its send buffer with [`build_tcp_filled`]).
+#[cfg(test)]
+pub(crate) fn build_tcp_partial(
     src: std::net::SocketAddrV4,
     dst: std::net::SocketAddrV4,
     hdr: &TcpHeaderOut,
@@ -188,7 +190,7 @@ fn build_tcp_with(
 /// Build an IPv4+TCP packet whose `payload_len` payload bytes `fill` appends (from a send
 /// buffer, so they are copied once); `partial` as in [`build_tcp_partial`].
 #[allow(clippy::too_many_arguments)]
-pub fn build_tcp_filled(
+pub(crate) fn build_tcp_filled(
     src: std::net::SocketAddrV4,
     dst: std::net::SocketAddrV4,
     hdr: &TcpHeaderOut,

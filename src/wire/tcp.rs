@@ -236,7 +236,7 @@ pub fn write(src: SocketAddrV4, dst: SocketAddrV4, hdr: &TcpHeaderOut, payload: 
 /// [`write`](fn@write); with `partial` the checksum field holds only the pseudo-header sum (not
 /// complemented), for a device that finishes it (checksum offload, TSO), as Linux's own TCP
 /// leaves it for such a device.
-pub fn write_with(
+pub(crate) fn write_with(
     src: SocketAddrV4,
     dst: SocketAddrV4,
     hdr: &TcpHeaderOut,
@@ -249,7 +249,7 @@ pub fn write_with(
 
 /// [`write_with`], with the payload appended by `fill` (straight from a send buffer, so it is
 /// copied once).
-pub fn write_filled(
+pub(crate) fn write_filled(
     src: SocketAddrV4,
     dst: SocketAddrV4,
     hdr: &TcpHeaderOut,
