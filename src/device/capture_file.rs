@@ -6,54 +6,123 @@
 //! 0.8 s of system time per GB buffered, 0.08 s with O_DIRECT). With O_DIRECT the disk reads
 //! the block where it lies, and the event loop only pays for one memcpy per packet.
 //!
+//! A block is backed by transparent huge pages where the kernel allows them (`madvise`): an
+//! O_DIRECT write must pin every page it reads, and pinning two 2 MiB pages instead of 1,024
+//! small ones cut the writer's CPU per GB about threefold here (0.06 s to 0.02 s), and the
+//! disk took a GB in 0.48 s instead of 0.7. The loop's copy into a block misses the TLB less.
+//!
+//! Blocks are reused most recently returned first, and a new one is made only when none is
+//! free: at full speed two or three blocks circulate, few enough to stay in the CPU's cache
+//! (copying packets into a ring of 8 MiB took a fifth of the time a 64 MiB ring did), and a
+//! disk that stalls for a moment is absorbed by up to [`MAX_BLOCKS`] before the loop waits.
+//! The lines the next record will fill are prefetched after each record, so that they arrive
+//! while the stack works on the packet: receiving, the loop's extra CPU time for capturing
+//! went from ~12% to ~3% in interleaved runs here.
+//!
 //! O_DIRECT needs block-aligned offsets and lengths, so a block goes out at its largest
-//! multiple of [`ALIGN`] and the rest moves to the next block. `flush` writes the unaligned
-//! tail through a second, ordinary descriptor, so a live capture can be opened at any time;
-//! the next aligned write covers that range again with the same bytes and more. Where O_DIRECT
-//! is refused (tmpfs), both descriptors are ordinary and only the thread remains.
+//! multiple of [`ALIGN`] and the rest moves to the next block. `flush` sends the aligned part
+//! the same way and writes only the unaligned rest (less than [`ALIGN`] bytes) through a
+//! second, ordinary descriptor, so a live capture can be opened at any time; the next aligned
+//! write covers that range again with the same bytes and more. Where O_DIRECT is refused
+//! (tmpfs), both descriptors are ordinary and only the thread remains.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use nix::fcntl::OFlag;
+use nix::libc;
 
 /// O_DIRECT alignment of offsets, lengths and memory (the page size, which covers any
 /// logical block size).
 const ALIGN: usize = 4096;
-/// A block is shipped once it holds this much.
+/// A block is shipped once it holds this much: two huge pages.
 const BLOCK: usize = 4 << 20;
-/// Room past `BLOCK` for the record that crosses it, plus what aligning the start costs.
-const SLACK: usize = 2 * ALIGN + 65_536 + 64;
-/// Blocks in circulation: one filling, the others being written or waiting.
-const BLOCKS: usize = 3;
+/// A transparent huge page on x86-64 and most arm64 kernels; elsewhere the advice is simply
+/// not taken.
+const HUGE_PAGE: usize = 2 << 20;
+/// Room past `BLOCK` for the record that crosses it and the unaligned rest carried over.
+const ROOM: usize = ALIGN + 65_536 + 64;
+/// What a block maps: enough to start `BLOCK + ROOM` bytes at a huge-page boundary. What is
+/// never touched costs no memory.
+const MAP_LEN: usize = HUGE_PAGE + BLOCK + ROOM;
+/// Blocks that may exist at once (64 MiB: 60 ms of a 1.1 GB/s capture waiting on the disk).
+const MAX_BLOCKS: usize = 16;
 
-/// A fixed buffer whose usable part starts at an `ALIGN`ed address (found, not forced: the
-/// Vec never grows, so its address never changes).
+/// A fixed buffer of `BLOCK + ROOM` bytes starting at a huge-page boundary, in an anonymous
+/// mapping of its own.
 struct Block {
-    mem: Vec<u8>,
-    start: usize,
+    /// The usable part of the mapping (which starts up to `HUGE_PAGE` bytes before it).
+    mem: &'static mut [u8],
+    map: *mut libc::c_void,
     len: usize,
+    /// Lines up to here have been prefetched since the block was last emptied.
+    prefetched: usize,
 }
 
+// SAFETY: the block owns its mapping outright; moving it to the writer thread and back moves
+// that ownership, and only one thread ever holds it.
+unsafe impl Send for Block {}
+
 impl Block {
-    fn new() -> Block {
-        let mem = vec![0u8; BLOCK + SLACK];
-        let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN);
-        Block { mem, start, len: 0 }
+    fn new() -> io::Result<Block> {
+        // SAFETY: a new private anonymous mapping, touching no existing memory.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                MAP_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let start = (map as usize).next_multiple_of(HUGE_PAGE) - map as usize;
+        // SAFETY: `start + BLOCK + ROOM <= MAP_LEN`, inside the mapping made above, which
+        // nothing else refers to and which lives until `drop`.
+        let mem = unsafe { std::slice::from_raw_parts_mut(map.cast::<u8>().add(start), BLOCK + ROOM) };
+        // Advice only, before the first touch so the pages are huge from the start; where
+        // huge pages are off the block is made of small ones and works the same.
+        // SAFETY: a page-aligned range of this mapping.
+        let _ = unsafe { libc::madvise(mem.as_mut_ptr().cast(), BLOCK, libc::MADV_HUGEPAGE) };
+        Ok(Block { mem, map, len: 0, prefetched: 0 })
     }
 
     fn data(&self) -> &[u8] {
-        &self.mem[self.start..self.start + self.len]
+        &self.mem[..self.len]
+    }
+
+    /// Ask for the cache lines that the next full-sized record will fill and that were not
+    /// asked for yet: the block is cold (the disk read it last), and lines fetched while the
+    /// stack works on this packet do not stall the next copy.
+    fn prefetch_next(&mut self) {
+        let end = (self.len + 1600).min(self.mem.len());
+        #[cfg(target_arch = "x86_64")]
+        for at in (self.prefetched.max(self.len) & !63..end).step_by(64) {
+            // SAFETY: a prefetch is only a hint, of an address inside the block.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.mem.as_ptr().add(at).cast())
+            };
+        }
+        self.prefetched = end;
     }
 
     fn push(&mut self, bytes: &[u8]) {
-        let at = self.start + self.len;
-        self.mem[at..at + bytes.len()].copy_from_slice(bytes);
+        self.mem[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`; `mem` is not used after this.
+        unsafe { libc::munmap(self.map, MAP_LEN) };
     }
 }
 
@@ -70,8 +139,13 @@ pub(super) struct CaptureFile {
     current: Block,
     /// File offset of `current`'s first byte.
     offset: u64,
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<Sender<Job>>,
+    /// Blocks the writer is done with, in the order it finished them.
     free: Receiver<Block>,
+    /// Free blocks taken from `free`, the most recently written last.
+    spare: Vec<Block>,
+    /// Blocks made so far, `current` included.
+    blocks: usize,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -84,15 +158,23 @@ impl CaptureFile {
             .custom_flags(OFlag::O_DIRECT.bits())
             .open(path)
             .or_else(|_| OpenOptions::new().write(true).open(path))?;
-        let (jobs, job_rx) = sync_channel::<Job>(BLOCKS);
+        // Unbounded, yet never long: an aligned job holds one of at most `MAX_BLOCKS` blocks,
+        // and every flush waits for the writer.
+        let (jobs, job_rx) = channel::<Job>();
         let (free_tx, free) = channel::<Block>();
-        for _ in 1..BLOCKS {
-            free_tx.send(Block::new()).map_err(|_| io::Error::other("capture writer gone"))?;
-        }
+        let current = Block::new()?;
         let thread = std::thread::Builder::new()
             .name("synack-pcap".into())
             .spawn(move || write_jobs(direct, plain, job_rx, free_tx))?;
-        Ok(CaptureFile { current: Block::new(), offset: 0, jobs: Some(jobs), free, thread: Some(thread) })
+        Ok(CaptureFile {
+            current,
+            offset: 0,
+            jobs: Some(jobs),
+            free,
+            spare: Vec::new(),
+            blocks: 1,
+            thread: Some(thread),
+        })
     }
 
     /// Append `parts` as one record.
@@ -103,14 +185,16 @@ impl CaptureFile {
         if self.current.len >= BLOCK {
             self.ship()?;
         }
+        self.current.prefetch_next();
         Ok(())
     }
 
     /// Send the aligned part of the current block to the writer; keep the rest.
     fn ship(&mut self) -> io::Result<()> {
         let aligned = self.current.len / ALIGN * ALIGN;
-        let mut next = self.free.recv().map_err(|_| writer_gone())?;
+        let mut next = self.next_block()?;
         next.len = 0;
+        next.prefetched = 0;
         next.push(&self.current.data()[aligned..]);
         let mut full = std::mem::replace(&mut self.current, next);
         full.len = aligned;
@@ -119,12 +203,29 @@ impl CaptureFile {
         Ok(())
     }
 
+    /// The free block written last (the likeliest to be still in the cache); a new one while
+    /// there are fewer than `MAX_BLOCKS`; else wait for the writer.
+    fn next_block(&mut self) -> io::Result<Block> {
+        self.spare.extend(self.free.try_iter());
+        if let Some(b) = self.spare.pop() {
+            return Ok(b);
+        }
+        if self.blocks < MAX_BLOCKS {
+            self.blocks += 1;
+            return Block::new();
+        }
+        self.free.recv().map_err(|_| writer_gone())
+    }
+
     fn send(&self, job: Job) -> io::Result<()> {
         self.jobs.as_ref().ok_or_else(writer_gone)?.send(job).map_err(|_| writer_gone())
     }
 
     /// Everything appended so far reaches the file; returns the writer's first error.
     pub(super) fn flush(&mut self) -> io::Result<()> {
+        if self.current.len >= ALIGN {
+            self.ship()?;
+        }
         if self.current.len > 0 {
             self.send(Job::Tail(self.current.data().to_vec(), self.offset))?;
         }
