@@ -590,6 +590,10 @@ impl<D: Device> Device for Faults<D> {
         self.inner.flush()
     }
 
+    fn begin_batch(&mut self) {
+        self.inner.begin_batch()
+    }
+
     fn fault_counts(&self) -> Option<FaultCounts> {
         Some(self.counts())
     }

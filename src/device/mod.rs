@@ -108,6 +108,9 @@ pub trait Device: Send {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// The packets sent and received until the next call are one batch, handled within a
+    /// moment of each other: a capture reads the clock once for them instead of per packet.
+    fn begin_batch(&mut self) {}
     /// What the fault layer did, when there is one in the chain.
     fn fault_counts(&self) -> Option<FaultCounts> {
         None
@@ -147,6 +150,9 @@ impl Device for Box<dyn Device> {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn begin_batch(&mut self) {
+        (**self).begin_batch()
     }
     fn fault_counts(&self) -> Option<FaultCounts> {
         (**self).fault_counts()

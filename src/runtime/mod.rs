@@ -139,6 +139,9 @@ struct Tx {
 
 impl Tx {
     fn write_queue(&mut self) {
+        if !self.queue.is_empty() {
+            self.device.begin_batch();
+        }
         while let Some((pkt, meta)) = self.queue.pop_front() {
             if let Err(e) = self.device.send_meta(&pkt, meta) {
                 // A full TUN queue drops, as a full NIC ring would; TCP recovers.
@@ -605,6 +608,7 @@ fn run_loop(shared: &Shared) {
             let Ok(mut tx) = shared.lock_tx() else { return };
             // Held packets that are due: outbound ones go to the wire, inbound ones become
             // readable below even though the fd may not be.
+            tx.device.begin_batch();
             tx.device.on_timer(now);
             g.receive_batch(&mut tx, now);
         }
