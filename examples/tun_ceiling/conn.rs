@@ -48,7 +48,7 @@ impl Conn {
         let mut rx = vec![0u8; 65536];
         let epoch = Instant::now();
         loop {
-            wait_readable(&tun, deadline).context("waiting for the kernel's SYN")?;
+            wait_readable(&tun, deadline, deadline).context("waiting for the kernel's SYN")?;
             while let Some(n) = recv(&mut tun, &mut rx)? {
                 let Some(syn) = parse(&rx[..n]) else { continue };
                 if syn.dst != ours || syn.flags & (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::RST) != TcpFlags::SYN {
@@ -150,10 +150,9 @@ impl Conn {
     }
 
     /// Wait until the TUN has a packet or `until` (at the latest the run's deadline) passes;
-    /// an error once the deadline has passed.
+    /// at once when `until` has passed already, an error only once the deadline has.
     pub fn wait(&self, until: Option<Instant>) -> Result<()> {
-        let until = until.map_or(self.deadline, |u| u.min(self.deadline));
-        wait_readable(&self.tun, until)
+        wait_readable(&self.tun, until.unwrap_or(self.deadline), self.deadline)
     }
 
     pub fn past_deadline(&self) -> bool {
@@ -173,19 +172,49 @@ fn recv(tun: &mut Tun, buf: &mut [u8]) -> Result<Option<usize>> {
     }
 }
 
-/// Block until `tun` is readable or `until`; an error when `until` has passed.
-fn wait_readable(tun: &Tun, until: Instant) -> Result<()> {
-    let left = until.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        bail!("timed out");
-    }
-    // Whole milliseconds, rounded up, so a short wait does not become a busy loop.
-    let ms = left.as_micros().div_ceil(1000).min(u128::from(u16::MAX)) as u16;
+/// Block until `tun` is readable or `until` (at the latest `deadline`); an error when the
+/// deadline has passed.
+fn wait_readable(tun: &Tun, until: Instant, deadline: Instant) -> Result<()> {
+    let Some(ms) = poll_ms(Instant::now(), until, deadline) else { bail!("timed out") };
     // SAFETY: the fd belongs to `tun`, which outlives this call.
     let fd = unsafe { BorrowedFd::borrow_raw(tun.fd()) };
     match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], PollTimeout::from(ms)) {
         Ok(_) => Ok(()),
         Err(nix::errno::Errno::EINTR) => Ok(()),
         Err(e) => Err(e).context("waiting on the TUN"),
+    }
+}
+
+/// How long to poll at `now` for a wait until `until`: whole milliseconds, rounded up so that a
+/// short wait does not become a busy loop, 0 when `until` has passed (a look, no wait), capped
+/// at the deadline; None once the deadline has passed.
+fn poll_ms(now: Instant, until: Instant, deadline: Instant) -> Option<u16> {
+    if now >= deadline {
+        return None;
+    }
+    let left = until.min(deadline).saturating_duration_since(now);
+    Some(left.as_micros().div_ceil(1000).min(u128::from(u16::MAX)) as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_passed_intermediate_time_is_no_timeout() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(30);
+        let ms = |d: u64| Duration::from_millis(d);
+        // A stall or delayed-ACK time already past: look at the TUN without waiting.
+        assert_eq!(poll_ms(now + ms(5), now, deadline), Some(0));
+        assert_eq!(poll_ms(now, now, deadline), Some(0));
+        // Ahead: rounded up to whole milliseconds.
+        assert_eq!(poll_ms(now, now + Duration::from_micros(200), deadline), Some(1));
+        assert_eq!(poll_ms(now, now + ms(200), deadline), Some(200));
+        // Never past the deadline, and nothing at all once it has passed.
+        assert_eq!(poll_ms(now, now + ms(60_000), deadline), Some(30_000));
+        assert_eq!(poll_ms(deadline, now, deadline), None);
+        assert_eq!(poll_ms(deadline + ms(1), deadline + ms(9), deadline), None);
     }
 }
