@@ -65,7 +65,6 @@ impl Conn {
         let timestamps = syn.tsval.is_some();
         let peer_wscale = syn.window_scale.unwrap_or(0);
         let window_field = if syn.window_scale.is_some() { (RECV_BUF >> OUR_WSCALE) as u16 } else { u16::MAX };
-        let mss = usize::from(syn.mss.unwrap_or(536).min(OUR_MSS));
         Conn {
             tun,
             rx,
@@ -77,7 +76,7 @@ impl Conn {
             window_field,
             timestamps,
             ts_recent: syn.tsval.unwrap_or(0),
-            payload_per_segment: mss - if timestamps { 12 } else { 0 },
+            payload_per_segment: payload_per_segment(syn.mss, timestamps),
             epoch,
             deadline,
         }
@@ -160,6 +159,17 @@ impl Conn {
     }
 }
 
+/// The smallest MSS taken from a SYN: a smaller one (down to 0) would leave no room for data
+/// beside the 12 bytes of timestamps (Linux clamps too: net.ipv4.tcp_min_snd_mss, 48).
+const MIN_PEER_MSS: u16 = 64;
+
+/// TCP payload per full segment: the smaller of the kernel's MSS (536 when its SYN has none,
+/// RFC 9293 §3.7.1) and ours, less 12 bytes of timestamps when they are on.
+fn payload_per_segment(peer_mss: Option<u16>, timestamps: bool) -> usize {
+    let mss = usize::from(peer_mss.unwrap_or(536).clamp(MIN_PEER_MSS, OUR_MSS));
+    mss - if timestamps { 12 } else { 0 }
+}
+
 /// One packet from the TUN into `buf`, None when it is empty.
 fn recv(tun: &mut Tun, buf: &mut [u8]) -> Result<Option<usize>> {
     loop {
@@ -216,5 +226,17 @@ mod tests {
         assert_eq!(poll_ms(now, now + ms(60_000), deadline), Some(30_000));
         assert_eq!(poll_ms(deadline, now, deadline), None);
         assert_eq!(poll_ms(deadline + ms(1), deadline + ms(9), deadline), None);
+    }
+
+    #[test]
+    fn the_peer_mss_is_clamped() {
+        assert_eq!(payload_per_segment(Some(1460), true), 1448);
+        assert_eq!(payload_per_segment(Some(9000), false), 1460);
+        assert_eq!(payload_per_segment(None, true), 524);
+        // An MSS that leaves no room for data (12: `n % 0` in the writer; below: an underflow).
+        for tiny in [0, 1, 11, 12, 63] {
+            assert_eq!(payload_per_segment(Some(tiny), true), 52, "MSS {tiny}");
+            assert_eq!(payload_per_segment(Some(tiny), false), 64, "MSS {tiny}");
+        }
     }
 }
