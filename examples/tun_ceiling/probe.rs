@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
 /// A round trip above this is "S" (separate caches), below it "F" (a shared one). The two
@@ -22,12 +22,30 @@ pub const SHARED_CACHE_MAX_NS: f64 = 200.0;
 /// Pin the calling thread to `cpu`.
 pub fn pin(cpu: usize, flag: &str) -> Result<()> {
     let mut set = CpuSet::new();
-    set.set(cpu).with_context(|| format!("{flag} {cpu}: no such CPU number"))?;
-    if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-        bail!("cannot pin to CPU {cpu} ({e}); {online} CPU(s) usable here: pass {flag} below {online}");
+    let pinned =
+        set.set(cpu).map_err(anyhow::Error::from).and_then(|()| Ok(sched_setaffinity(Pid::from_raw(0), &set)?));
+    if let Err(e) = pinned {
+        let usable = match sched_getaffinity(Pid::from_raw(0)) {
+            Ok(allowed) => cpu_list((0..CpuSet::count()).filter(|&c| allowed.is_set(c).unwrap_or(false))),
+            Err(_) => "unknown".to_string(),
+        };
+        bail!("cannot pin to CPU {cpu} ({e}); this process may use CPUs {usable}: pass {flag} one of them");
     }
     Ok(())
+}
+
+/// CPU numbers as a cpuset list prints them: "0-3,6,8-9".
+fn cpu_list(cpus: impl IntoIterator<Item = usize>) -> String {
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for c in cpus {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == c => *hi = c,
+            _ => ranges.push((c, c)),
+        }
+    }
+    let text: Vec<String> =
+        ranges.iter().map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }).collect();
+    text.join(",")
 }
 
 /// The line aligned to its own 128 bytes, so nothing else shares it (or its prefetched pair).
@@ -47,7 +65,11 @@ pub fn round_trip_ns(cpu: usize, peer_cpu: usize, batches: usize, per_batch: u32
     let peer = {
         let (line, abandon) = (line.clone(), abandon.clone());
         std::thread::spawn(move || -> Result<()> {
-            pin(peer_cpu, "--peer-cpu")?;
+            if let Err(e) = pin(peer_cpu, "--peer-cpu") {
+                // The main thread would otherwise spin until the timeout for an answer.
+                abandon.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
             // Answer every odd value with the next even one.
             for i in 0..total {
                 let want = 2 * i + 1;
@@ -105,5 +127,29 @@ pub fn level(ns: f64) -> &'static str {
         "F"
     } else {
         "S"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_as_cpusets_print_them() {
+        assert_eq!(cpu_list([0, 1]), "0-1");
+        assert_eq!(cpu_list([2, 3]), "2-3");
+        assert_eq!(cpu_list([0, 2, 3, 4, 7]), "0,2-4,7");
+        assert_eq!(cpu_list([5]), "5");
+        assert_eq!(cpu_list([]), "");
+    }
+
+    #[test]
+    fn a_peer_that_cannot_pin_ends_the_probe_at_once() {
+        // CPU_SETSIZE is past any CPU: the peer's pin fails; the probe must not spin for 20 s.
+        let start = Instant::now();
+        let r = round_trip_ns(0, CpuSet::count(), 3, 10, Duration::from_secs(20));
+        let e = r.expect_err("no such CPU");
+        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        assert!(format!("{e:#}").contains("--peer-cpu"), "{e:#}");
     }
 }
