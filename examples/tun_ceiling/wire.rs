@@ -192,6 +192,12 @@ mod tests {
                 seg.set_ack(!x);
                 seg.set_timestamps(x.wrapping_add(i), 0xffff_0000 | i);
                 assert!(tcp_checksum_ok(&seg.bytes), "round {i}: seq {x:#x}");
+                let back = parse(&seg.bytes).unwrap();
+                assert_eq!((back.seq, back.ack), (x, !x));
+                assert_eq!(back.tsval, ts.then_some(x.wrapping_add(i)), "round {i}");
+                if ts {
+                    assert_eq!(seg.bytes[TSECR..TSECR + 4], (0xffff_0000 | i).to_be_bytes(), "round {i}: TSecr");
+                }
             }
             seg.set_seq(0);
             seg.set_ack(0xffff_ffff);
