@@ -195,7 +195,8 @@ fn loop_cpus(tun: &str) -> Vec<usize> {
         return Vec::new();
     }
     let Ok(allowed) = sched_getaffinity(Pid::from_raw(0)) else { return Vec::new() };
-    (0..CpuSet::count()).filter(|&cpu| allowed.is_set(cpu).unwrap_or(false) && !rps.contains(&cpu)).collect()
+    let allowed: Vec<usize> = (0..CpuSet::count()).filter(|&cpu| allowed.is_set(cpu).unwrap_or(false)).collect();
+    rps::outside_mask(&allowed, &rps)
 }
 
 fn serve(args: ServeArgs, start: Instant) -> Result<()> {
@@ -241,15 +242,16 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
     };
     let faults_in = args.faults_in.clone().or_else(|| args.faults.clone());
     let faults_out = args.faults_out.clone().or_else(|| args.faults.clone());
-    let mut faults = String::from(if args.offload { ", offloads on (TSO, checksum)" } else { "" });
+    // What the "serving as" line adds: offloads, faults, where the event loop runs.
+    let mut settings = String::from(if args.offload { ", offloads on (TSO, checksum)" } else { "" });
     for (dir, cfg) in [("in", &faults_in), ("out", &faults_out)] {
         if let Some(cfg) = cfg {
-            faults += &format!(", faults {dir} {cfg}");
+            settings += &format!(", faults {dir} {cfg}");
         }
     }
     let loop_cpus = loop_cpus(&args.tun);
     if !loop_cpus.is_empty() {
-        faults += &format!(", event loop on CPUs {loop_cpus:?} (outside {}'s RPS mask)", args.tun);
+        settings += &format!(", event loop on CPUs {loop_cpus:?} (outside {}'s RPS mask)", args.tun);
     }
     let opts = StackOptions {
         host,
@@ -267,7 +269,7 @@ fn serve(args: ServeArgs, start: Instant) -> Result<()> {
     let http = HttpConfig { head_timeout: Duration::from_millis(args.header_timeout_ms), ..Default::default() };
     services::spawn_all(&stack, http).context("starting services")?;
     say(format_args!(
-        "serving as {} on {} (echo :7, discard :9, http with WebSocket and Socket.IO :80){}{faults}; Ctrl-C to stop",
+        "serving as {} on {} (echo :7, discard :9, http with WebSocket and Socket.IO :80){}{settings}; Ctrl-C to stop",
         args.ip,
         args.tun,
         args.pcap.as_ref().map(|p| format!(", capturing to {}", p.display())).unwrap_or_default()

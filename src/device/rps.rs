@@ -17,6 +17,15 @@ pub fn rps_cpus(dev: &str) -> io::Result<Vec<usize>> {
     parse_mask(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: not a CPU mask")))
 }
 
+/// The CPUs of `allowed` outside a non-empty RPS `mask`, where the event loop should run; empty
+/// (run anywhere) when the mask is empty (RPS off) or covers every allowed CPU.
+pub fn outside_mask(allowed: &[usize], mask: &[usize]) -> Vec<usize> {
+    if mask.is_empty() {
+        return Vec::new();
+    }
+    allowed.iter().copied().filter(|cpu| !mask.contains(cpu)).collect()
+}
+
 /// A sysfs CPU mask: hex digits in comma-separated groups of 32 bits, highest CPUs first
 /// (`00000000,00000002` is CPU 1).
 fn parse_mask(text: &str) -> Option<Vec<usize>> {
@@ -34,7 +43,19 @@ fn parse_mask(text: &str) -> Option<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_mask;
+    use super::{outside_mask, parse_mask};
+
+    #[test]
+    fn the_loop_goes_where_the_mask_is_not() {
+        // setup.sh --rps on two CPUs: the loop on CPU0.
+        assert_eq!(outside_mask(&[0, 1], &[1]), vec![0]);
+        // A cpuset of 2-3 with every CPU but CPU2 in the mask.
+        assert_eq!(outside_mask(&[2, 3], &[1, 3, 4]), vec![2]);
+        assert_eq!(outside_mask(&[0, 1, 2, 3], &[2, 3]), vec![0, 1]);
+        // RPS off, or nowhere left outside it: anywhere.
+        assert_eq!(outside_mask(&[0, 1], &[]), Vec::<usize>::new());
+        assert_eq!(outside_mask(&[0, 1], &[0, 1]), Vec::<usize>::new());
+    }
 
     #[test]
     fn masks_as_sysfs_prints_them() {
