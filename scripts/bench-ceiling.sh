@@ -30,12 +30,8 @@ CEIL_IDLE_RUNS=()
 
 ceiling_setup() {
     # The first two CPUs this process may run on (CPU0 and CPU1 unless a cpuset says otherwise).
-    local part parts c cpus=()
-    IFS=, read -r -a parts <<<"$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)"
-    for part in "${parts[@]}"; do
-        [[ $part =~ ^([0-9]+)(-([0-9]+))?$ ]] || continue
-        for ((c = BASH_REMATCH[1]; c <= ${BASH_REMATCH[3]:-${BASH_REMATCH[1]}} && ${#cpus[@]} < 2; c++)); do cpus+=("$c"); done
-    done
+    local cpus=()
+    mapfile -t -n 2 cpus < <(usable_cpus)
     CEIL_CPU=${cpus[0]:-0}
     CEIL_PEER_CPU=${cpus[1]:-$CEIL_CPU}
     if ((CEIL_PEER_CPU == CEIL_CPU)); then

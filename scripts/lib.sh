@@ -60,17 +60,47 @@ stop_pids_and_namespaces() {
     return 0
 }
 
-# rps_mask_except CPU: the CPUs online except CPU, as a hex mask in the format rps_cpus takes
-# (comma-separated 32-bit groups, highest first); 0 when CPU is the only one.
+# cpu_list_expand LIST: the CPUs of a kernel CPU list ("0-3,6"), one per line; nothing for
+# what is not such a list.
+cpu_list_expand() {
+    local part parts c
+    IFS=, read -r -a parts <<<"$1"
+    for part in ${parts[@]+"${parts[@]}"}; do
+        [[ $part =~ ^([0-9]+)(-([0-9]+))?$ ]] || continue
+        for ((c = BASH_REMATCH[1]; c <= ${BASH_REMATCH[3]:-${BASH_REMATCH[1]}}; c++)); do echo "$c"; done
+    done
+}
+
+# usable_cpus: the CPUs online that this process may run on (a cpuset or taskset may allow
+# fewer, and not from 0), one per line, in order.
+usable_cpus() {
+    local online allowed
+    online=$(cat /sys/devices/system/cpu/online 2>/dev/null) || online=0-$(($(getconf _NPROCESSORS_ONLN) - 1))
+    allowed=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
+    if [[ -z $allowed ]]; then
+        cpu_list_expand "$online"
+    else
+        # Lines in both lists (comm wants them sorted as text; sort -n puts them back).
+        comm -12 <(cpu_list_expand "$online" | sort) <(cpu_list_expand "$allowed" | sort) | sort -n
+    fi
+}
+
+# rps_mask_except CPU: the usable CPUs (usable_cpus) except CPU, as a hex mask in the format
+# rps_cpus takes (comma-separated 32-bit groups, highest first); 0 when none is left.
 rps_mask_except() {
-    local skip=$1 n g i bits out=""
-    n=$(getconf _NPROCESSORS_ONLN)
-    for ((g = (n - 1) / 32; g >= 0; g--)); do
-        bits=0
-        for ((i = 0; i < 32 && g * 32 + i < n; i++)); do
-            ((g * 32 + i == skip)) || bits=$((bits | (1 << i)))
-        done
-        if [[ -z $out ]]; then out=$(printf '%x' "$bits"); else out+=$(printf ',%08x' "$bits"); fi
+    local skip=$1 cpu top=0 g out="" cpus=()
+    while read -r cpu; do
+        ((cpu == skip)) || cpus+=("$cpu")
+    done < <(usable_cpus)
+    ((${#cpus[@]})) || { echo 0; return; }
+    for cpu in "${cpus[@]}"; do ((cpu > top)) && top=$cpu; done
+    local -a groups
+    for ((g = 0; g <= top / 32; g++)); do groups[g]=0; done
+    for cpu in "${cpus[@]}"; do
+        groups[cpu / 32]=$((groups[cpu / 32] | (1 << (cpu % 32))))
+    done
+    for ((g = top / 32; g >= 0; g--)); do
+        if [[ -z $out ]]; then out=$(printf '%x' "${groups[g]}"); else out+=$(printf ',%08x' "${groups[g]}"); fi
     done
     echo "$out"
 }
