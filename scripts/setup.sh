@@ -203,12 +203,19 @@ while read -r other; do
     say "removed old address $other from $NAME (asked for $ADDR)"
 done <<<"$have"
 
-set_rps "$NETNS" "$NAME" "$RPS" 2>/dev/null ||
-    die "could not set /sys/class/net/$NAME/queues/rx-0/rps_cpus to $RPS$WHERE (a kernel without CONFIG_RPS has no such file; a mask may name only CPUs that exist)"
+rps_file=/sys/class/net/$NAME/queues/rx-0/rps_cpus
 if [[ $RPS =~ ^[0,]+$ ]]; then
+    # Off: write only to turn it off, so that a kernel without CONFIG_RPS (no such file) or a
+    # read-only /sys is no reason to fail.
+    cur=$(in_ns cat "$rps_file" 2>/dev/null) || cur=0
+    if [[ ! $cur =~ ^[0,]+$ ]]; then
+        set_rps "$NETNS" "$NAME" 0 2>/dev/null || die "could not turn RPS off: write 0 to $rps_file$WHERE (it is $cur)"
+    fi
     say "RPS off"
 else
-    say "RPS on: rps_cpus=$(in_ns cat "/sys/class/net/$NAME/queues/rx-0/rps_cpus")"
+    set_rps "$NETNS" "$NAME" "$RPS" 2>/dev/null ||
+        die "could not set $rps_file to $RPS$WHERE (a kernel without CONFIG_RPS has no such file; a mask may name only CPUs that exist)"
+    say "RPS on: rps_cpus=$(in_ns cat "$rps_file")"
 fi
 
 in_ns ip link set dev "$NAME" up
