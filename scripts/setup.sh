@@ -14,6 +14,8 @@ ADDR=10.7.0.1/24
 NETNS=
 # rps_cpus for the device's receive queue: 0 (off) unless --rps or --rps-cpus says otherwise.
 RPS=0
+# How RPS was asked for: cpu0 (--rps: every CPU but CPU0), mask (--rps-cpus), or not at all.
+RPS_ASKED=
 ORIG_ARGS=("$@")
 
 usage() {
@@ -68,9 +70,9 @@ while [[ $# -gt 0 ]]; do
         --addr=*) ADDR=${1#*=}; shift ;;
         --netns) [[ $# -ge 2 ]] || die "--netns needs a value (e.g. --netns lab)"; NETNS=$2; shift 2 ;;
         --netns=*) NETNS=${1#*=}; shift ;;
-        --rps) RPS=except-cpu0; shift ;;
-        --rps-cpus) [[ $# -ge 2 ]] || die "--rps-cpus needs a hex mask (e.g. --rps-cpus 2)"; RPS=$2; shift 2 ;;
-        --rps-cpus=*) RPS=${1#*=}; shift ;;
+        --rps) RPS=except-cpu0; RPS_ASKED=cpu0; shift ;;
+        --rps-cpus) [[ $# -ge 2 ]] || die "--rps-cpus needs a hex mask (e.g. --rps-cpus 2)"; RPS=$2; RPS_ASKED=mask; shift 2 ;;
+        --rps-cpus=*) RPS=${1#*=}; RPS_ASKED=mask; shift ;;
         *) die "unknown argument '$1' (see $PROG --help)" ;;
     esac
 done
@@ -230,13 +232,21 @@ fi
 
 # ---- next steps ----
 run=${NETNS:+sudo ip netns exec $NETNS }
-pin=
-[[ $RPS =~ ^[0,]+$ ]] || pin="taskset -c 0 " # steered packets go to the other CPUs (--rps)
+# With RPS, synack serve (started after this) pins its event loop outside the mask by itself;
+# another stack gains from RPS only when it is pinned there by hand.
+rps_note=
+if [[ ! $RPS =~ ^[0,]+$ ]]; then
+    free=0 which=""
+    [[ $RPS_ASKED == mask ]] && free=CPU which=" (CPU: one outside mask $RPS)"
+    rps_note="
+synack serve runs its event loop outside the RPS mask by itself; pin another stack there:
+  ${run}taskset -c $free ...$which"
+fi
 cat <<EOF
 
 Ready: the kernel is $KERNEL_IP on $NAME$WHERE; the stack will answer as $STACK_IP.
 Next:
-  ${run}${pin}target/release/synack serve --tun $NAME --ip $STACK_IP --trace
+  ${run}target/release/synack serve --tun $NAME --ip $STACK_IP --trace${rps_note}
 and from another terminal:
   ${run}curl http://$STACK_IP/
   ${run}nc $STACK_IP 7          # echo
