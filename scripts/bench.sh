@@ -200,6 +200,8 @@ fi
 WORK=$(mktemp -d /tmp/synack-bench.XXXXXX)
 NAMESPACES=()
 PIDS=()
+# What the report ends with: from the setups on (a setup says why rows are missing).
+NOTES=()
 
 cleanup() {
     set +e
@@ -513,7 +515,6 @@ loss_smoltcp() {
 # ---------------------------------------------------------------------------------------------
 # Measure. results: "stack dir loss round secs" with secs "timeout" or "fail" when it did not
 # complete.
-NOTES=()
 RESULTS=$WORK/results
 : >"$RESULTS"
 
