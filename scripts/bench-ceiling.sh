@@ -271,7 +271,7 @@ level_at() { # level_at ROUND POINT: "F (58 ns)"
 
 # ceiling_targets: the limit's rows of the targets table (printed right after its other rows).
 ceiling_targets() {
-    local dir key limit r text mb s ok n cond
+    local spec dir key limit r text mb s ok n
     for spec in "down synack ceiling" "down synack_rps ceiling_rps" "up synack ceiling"; do
         read -r dir key limit <<<"$spec"
         [[ $limit == *_rps ]] && ((!CEIL_RPS)) && continue
