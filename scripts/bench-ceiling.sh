@@ -10,11 +10,14 @@
 # clean transfers of every round:
 #   ceiling       down: --mode write; up: --mode read --ack-every batch (synack's ACK policy)
 #   ceil256       up: --mode read --ack-every 256k
-#   synack_rps, smoltcp_rps, ceiling_rps
-#                 the same transfers with Receive Packet Steering on the stack's TUN to every
-#                 CPU but CPU0, and the server pinned to CPU0 for the run (taskset), both
-#                 undone after it: the same device and process as the plain rows
-# and the cache level (tun_ceiling --cache-probe) before a round's clean transfers, between
+#   synack_rps    the same transfers against a second 'synack serve' on a TUN of its own
+#                 (namespace -sr) with Receive Packet Steering on to every CPU but CPU0 from the
+#                 start, so that serve pins its event loop to CPU0 itself (as after setup.sh --rps)
+#   smoltcp_rps, ceiling_rps
+#                 the same transfers with RPS turned on for the run on their own TUN, smoltcp's
+#                 server pinned to CPU0 for it (taskset -a), both undone after it
+# Every bulk client of a clean transfer compared with the limit runs on CPU1, as the limit's
+# kernel socket does (CLIENT_CPU). And the cache level (tun_ceiling --cache-probe) before a round's clean transfers, between
 # down and up, and after them, in LEVELS.
 
 CE=$TAG-ce
@@ -38,9 +41,14 @@ ceiling_setup() {
         CEIL_RPS=0
         NOTES+=("one CPU: the limit runs both its threads on CPU$CEIL_CPU; no cache levels, no +rps rows")
     fi
-    if ! command -v taskset >/dev/null; then
+    if command -v taskset >/dev/null; then
+        # The stacks' clients on the CPU of the limit's kernel socket: the same conditions.
+        local key
+        # shellcheck disable=SC2004 # CLIENT_CPU is bench.sh's associative array
+        for key in kernel synack smoltcp pcap synack_rps smoltcp_rps; do CLIENT_CPU[$key]=$CEIL_PEER_CPU; done
+    else
         CEIL_RPS=0
-        NOTES+=("no taskset (util-linux): no +rps rows, which pin the servers")
+        NOTES+=("no taskset (util-linux): no +rps rows (they pin smoltcp), and the clients are not pinned to CPU$CEIL_PEER_CPU as the limit's kernel socket is")
     fi
     RPS_MASK=$(rps_mask_except "$CEIL_CPU")
     make_ns "$CE"
@@ -49,14 +57,48 @@ ceiling_setup() {
     offloads_off "$CE" ceil0
     LABEL[synack_rps]="synack TUN +rps"
     LABEL[smoltcp_rps]="smoltcp TUN +rps"
-    CLIENT_NS[synack_rps]=$ST
+    CLIENT_NS[synack_rps]=$SR
     CLIENT_NS[smoltcp_rps]=$SM
     SERVER[synack_rps]=$SYNACK_SERVER
     SERVER[smoltcp_rps]=$SMOL_SERVER
+    if ((CEIL_RPS)); then
+        make_ns "$SR"
+        bash scripts/setup.sh --netns "$SR" --name synack0 --addr 10.7.0.1/24 --rps-cpus "$RPS_MASK" \
+            >"$WORK/setup-synack-rps.log" 2>&1 ||
+            { cat "$WORK/setup-synack-rps.log" >&2; die "scripts/setup.sh --rps-cpus $RPS_MASK failed (synack +rps's TUN)"; }
+        offloads_off "$SR" synack0
+    fi
+}
+
+# synack +rps: a 'synack serve' started on a TUN whose RPS mask is set already, so that it pins
+# its event loop outside the mask itself (src/main.rs, loop_cpus), as a user's would after
+# setup.sh --rps. Started at its first transfer, kept for the run like the plain one.
+SR=$TAG-sr
+SYNR_PID=
+SYNR_STARTS=0
+start_synack_rps() {
+    local extra=() log
+    [[ -n $SYNACK_ARGS ]] && read -r -a extra <<<"$SYNACK_ARGS"
+    SYNR_STARTS=$((SYNR_STARTS + 1))
+    log=$WORK/synack-rps-$SYNR_STARTS.log
+    ip netns exec "$SR" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 --cc "$SYNACK_CC" \
+        ${extra[@]+"${extra[@]}"} 2>"$log" &
+    SYNR_PID=$!
+    PIDS+=("$SYNR_PID")
+    wait_for "$log" "serving as" "$SYNR_PID" || die "synack serve (+rps) did not start"
+    grep -q "event loop on CPUs \[$CEIL_CPU\]" "$log" ||
+        NOTES+=("synack +rps did not pin its event loop to CPU$CEIL_CPU alone: $(grep -o 'serving as.*' "$log" | head -c 300)")
+}
+ensure_synack_rps() {
+    if [[ -z $SYNR_PID ]]; then
+        start_synack_rps
+    elif ! kill -0 "$SYNR_PID" 2>/dev/null; then
+        NOTES+=("synack serve (+rps) had exited (log: $(tail -n 3 "$WORK/synack-rps-$SYNR_STARTS.log" | paste -sd ' ')); restarted")
+        start_synack_rps
+    fi
 }
 # run_one restarts a server that died before it measures; rps_run has done that already, so
 # that it pins the live process.
-ensure_synack_rps() { ensure_synack; }
 ensure_smoltcp_rps() { ensure_smoltcp; }
 
 # ceiling_run KEY DIR ROUND: one transfer of the limit (KEY ceiling, ceil256 or ceiling_rps),
@@ -95,16 +137,20 @@ ceiling_run() {
 }
 
 # rps_run STACK DIR ROUND: STACK's clean transfer with RPS on its TUN and its server on CPU0.
+# synack's +rps server has RPS on all along and pins its own loop (start_synack_rps).
 rps_run() {
     local stack=$1 dir=$2 round=$3 ns dev pid="" orig=""
+    if [[ $stack == synack ]]; then
+        run_one synack_rps "$dir" 0 "$round"
+        return
+    fi
     case $stack in
-        synack) ns=$ST dev=synack0 ;;
         smoltcp) ns=$SM dev=smol0 ;;
         ceiling) ns=$CE dev=ceil0 ;;
     esac
-    if [[ $stack != ceiling ]]; then
-        "ensure_$stack"
-        [[ $stack == synack ]] && pid=$SYNACK_PID || pid=$SMOL_PID
+    if [[ $stack == smoltcp ]]; then
+        ensure_smoltcp
+        pid=$SMOL_PID
         orig=$(taskset -p -c "$pid" 2>/dev/null | sed 's/.*: //')
         taskset -a -p -c "$CEIL_CPU" "$pid" >/dev/null 2>&1 || NOTES+=("could not pin $stack to CPU$CEIL_CPU for +rps")
     fi
@@ -211,8 +257,9 @@ ceiling_report() {
     echo
     echo "Against the limit: examples/tun_ceiling.rs, one thread doing only the packet I/O of a stack on a TUN"
     echo "(pre-built segments, cumulative ACKs, no TCP logic) on CPU$CEIL_CPU, the kernel's socket on CPU$CEIL_PEER_CPU; down: it writes"
-    echo "segments as the kernel's window allows; up: it reads the kernel's and acknowledges as named. +rps: RPS on the"
-    echo "TUN's receive queue to CPUs $RPS_MASK (hex mask), the server pinned to CPU$CEIL_CPU, in the same rounds."
+    echo "segments as the kernel's window allows; up: it reads the kernel's and acknowledges as named. The clients run on"
+    echo "CPU$CEIL_PEER_CPU too. +rps: RPS on the TUN's receive queue to CPUs $RPS_MASK (hex mask), the server on CPU$CEIL_CPU (synack:"
+    echo "a second serve started with RPS on, which pins its loop; smoltcp: taskset), in the same rounds."
     echo "| transfer | limit | kernel veth | synack TUN | smoltcp TUN | kernel of limit | synack of limit | smoltcp of limit |"
     echo "|---|---|---|---|---|---|---|---|"
     for spec in "${CEIL_ROWS[@]}"; do

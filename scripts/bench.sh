@@ -59,9 +59,12 @@ down: it writes 1448-byte segments as the kernel's window allows; up: it reads t
 and acknowledges as synack does (and, a second limit, once per 256 KiB). Every stack is also
 given as a fraction of it, per round, with the rounds' cache level (tun_ceiling --cache-probe
 before, between and after the clean transfers: F, the two CPUs share a cache; S, they do not).
-+rps: the clean transfers again for synack, smoltcp and the limit with Receive Packet Steering
-on their TUN's receive queue to every CPU but CPU0 (scripts/setup.sh --rps) and the server
-pinned to CPU0 for the run, on the same device and process as the plain rows.
+In the clean transfers every bulk client (kernel, synack, smoltcp, --pcap, +rps) is pinned to
+CPU1, the CPU of the limit's kernel socket.
++rps: the clean transfers again with Receive Packet Steering on the TUN's receive queue to every
+CPU but CPU0: for synack a second 'synack serve' on a TUN of its own, started with RPS on
+(scripts/setup.sh --rps-cpus), so that it pins its event loop to CPU0 itself; for smoltcp and
+the limit RPS on their own TUN for the run, smoltcp's server pinned to CPU0 with taskset.
 Connection rate (examples/conn_rate.rs, one client thread, no loss), one connection at a time
 (the rate is one over a connection's latency: the chain of wake-ups on both sides) and then
 K in flight from the same thread (non-blocking sockets, one poll; what the server sustains):
@@ -420,6 +423,9 @@ RATIOS=("synack kernel" "smoltcp kernel" "synack smoltcp")
 declare -A LABEL=([kernel]="kernel veth" [synack]="synack TUN" [smoltcp]="smoltcp TUN" [pcap]="synack TUN --pcap")
 declare -A CLIENT_NS=([kernel]=$KA [synack]=$ST [smoltcp]=$SM [pcap]=$PT)
 declare -A SERVER=([kernel]=$KERNEL_SERVER [synack]=$SYNACK_SERVER [smoltcp]=$SMOL_SERVER [pcap]=$SYNACK_SERVER)
+# The CPU a stack's bulk client is pinned to in the clean transfers (none: not pinned); the limit
+# sets it to its kernel socket's CPU for every run compared with it (bench-ceiling.sh).
+declare -A CLIENT_CPU=()
 # The client's /24 (its device's), for conn_rate's source addresses.
 declare -A CLIENT_NET=([kernel]=10.8.0 [synack]=10.7.0 [smoltcp]=10.9.0)
 
@@ -519,13 +525,14 @@ RESULTS=$WORK/results
 : >"$RESULTS"
 
 run_one() { # run_one STACK DIR LOSS ROUND
-    local stack=$1 dir=$2 loss=$3 round=$4 port out rc secs
+    local stack=$1 dir=$2 loss=$3 round=$4 port out rc secs pin=()
     "ensure_$stack"
     port=80
     [[ $dir == up ]] && port=9
     out=$WORK/$stack-$dir-$loss-$round
     rc=0
-    timeout -k 5 "$TIMEOUT" ip netns exec "${CLIENT_NS[$stack]}" \
+    if ((loss == 0)) && [[ -n ${CLIENT_CPU[$stack]:-} ]]; then pin=(taskset -c "${CLIENT_CPU[$stack]}"); fi
+    timeout -k 5 "$TIMEOUT" ip netns exec "${CLIENT_NS[$stack]}" ${pin[@]+"${pin[@]}"} \
         "$CLIENT" "$dir" "${SERVER[$stack]}:$port" "${RUN_BYTES:-$(bytes_for "$loss")}" >"$out.out" 2>"$out.err" || rc=$?
     if ((rc == 0)); then
         secs=$(sed -n 's/^result .* secs=\([0-9.]*\) .*/\1/p' "$out.out")
