@@ -103,8 +103,8 @@ struct ServeArgs {
     /// that completes the handshake takes the place of the connection idle longest.
     #[arg(long, default_value_t = 16384, value_name = "N")]
     max_connections: usize,
-    /// Connections at once from one source address; at the limit that source's new
-    /// connection takes the place of its own connection idle longest.
+    /// Connections at once from one source address, TIME-WAIT not included; at the limit
+    /// that source's new connection takes the place of its own connection idle longest.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     max_per_source: usize,
 }

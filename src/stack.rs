@@ -65,8 +65,9 @@ pub struct HostConfig {
     /// a SYN cookie instead of state, and a connection completed from a cookie takes the
     /// place of the one idle longest (see `reclaim_idle`); with none to take, it is refused.
     pub max_connections: usize,
-    /// Connections from one source address; at the limit that source's next connection
-    /// takes the place of its own connection idle longest, as at `max_connections`.
+    /// Connections from one source address, TIME-WAIT not included (`max_time_wait` bounds
+    /// those); at the limit that source's next connection takes the place of its own
+    /// connection idle longest, as at `max_connections`.
     pub max_per_source: usize,
     /// A connection whose peer has been silent this long may be reclaimed for a new one
     /// when a limit above is reached; busier ones never are.
@@ -513,7 +514,8 @@ impl Host {
         if !closed {
             return;
         }
-        self.unmap(&quad, id);
+        let in_time_wait = self.conns.get(&id).is_some_and(|e| e.in_time_wait);
+        self.unmap(&quad, id, in_time_wait);
         if place == Place::Released {
             self.move_to(id, None);
         }

@@ -103,7 +103,7 @@ impl Host {
             decrement(&mut self.time_wait_count, "the TIME-WAIT count");
         }
         self.counters.retransmits_closed += entry.conn.stats.retransmits;
-        self.unmap(&Quad { local: entry.conn.local, remote: entry.conn.remote }, id);
+        self.unmap(&Quad { local: entry.conn.local, remote: entry.conn.remote }, id, entry.in_time_wait);
     }
 
     /// A new connection takes its four-tuple, counted for its source.
@@ -114,13 +114,19 @@ impl Host {
     }
 
     /// The four-tuple no longer names `id` (closed, or gone): a new connection may take it,
-    /// and it no longer counts against the limits.
-    pub(super) fn unmap(&mut self, quad: &Quad, id: ConnId) {
+    /// and it no longer counts against the limits. `in_time_wait`: it was not counted for
+    /// its source (see `track_time_wait`).
+    pub(super) fn unmap(&mut self, quad: &Quad, id: ConnId, in_time_wait: bool) {
         if self.by_quad.get(quad) != Some(id) {
             return;
         }
         self.by_quad.remove(quad);
-        let remote = *quad.remote.ip();
+        if !in_time_wait {
+            self.uncount_source(*quad.remote.ip());
+        }
+    }
+
+    fn uncount_source(&mut self, remote: std::net::Ipv4Addr) {
         debug_assert!(self.per_source.contains_key(&remote), "a connection from {remote} was not counted");
         if let Some(n) = self.per_source.get_mut(&remote) {
             decrement(n, "a source's connection count");
@@ -130,7 +136,11 @@ impl Host {
         }
     }
 
-    /// Connection `id` entered or left TIME-WAIT.
+    /// Connection `id` entered or left TIME-WAIT. A connection in TIME-WAIT is bounded by
+    /// `max_time_wait` (the oldest is forgotten early, as Linux does past
+    /// `tcp_max_tw_buckets`), not by its source's share: the peer holds nothing open, and a
+    /// client that lets the server close first would otherwise find its share full of
+    /// TIME-WAIT after `max_per_source` connections in 2 MSL.
     pub(super) fn track_time_wait(&mut self, id: ConnId) -> bool {
         let Some(entry) = self.conns.get_mut(&id) else { return false };
         let in_tw = entry.conn.state() == State::TimeWait;
@@ -138,11 +148,19 @@ impl Host {
             return false;
         }
         entry.in_time_wait = in_tw;
+        let quad = Quad { local: entry.conn.local, remote: entry.conn.remote };
+        let mapped = self.by_quad.get(&quad) == Some(id);
         if in_tw {
             self.time_wait.push_back(id);
             self.time_wait_count += 1;
+            if mapped {
+                self.uncount_source(*quad.remote.ip());
+            }
         } else {
             decrement(&mut self.time_wait_count, "the TIME-WAIT count");
+            if mapped {
+                *self.per_source.entry(*quad.remote.ip()).or_insert(0) += 1;
+            }
         }
         in_tw
     }
@@ -167,7 +185,9 @@ impl Host {
         let mut mapped = 0;
         for (id, e) in &self.conns {
             if self.by_quad.get(&Quad { local: e.conn.local, remote: e.conn.remote }) == Some(*id) {
-                *sources.entry(*e.conn.remote.ip()).or_insert(0usize) += 1;
+                if !e.in_time_wait {
+                    *sources.entry(*e.conn.remote.ip()).or_insert(0usize) += 1;
+                }
                 mapped += 1;
             }
         }

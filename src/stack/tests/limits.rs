@@ -163,6 +163,38 @@ fn a_full_table_without_cookies_drops_syns() {
     assert_eq!(t.host.counters.drops.get(&wire::DropReason::ConnectionLimit), Some(&1));
 }
 
+/// A client that lets the server close first leaves TIME-WAIT behind at our end; those hold
+/// nothing of the client's and are bounded by `max_time_wait`, so they do not fill its share:
+/// the next connection gets state, not a cookie, and nothing is reset to make room.
+#[test]
+fn time_wait_does_not_count_against_a_sources_share() {
+    let mut t = limited(100, 2);
+    for port in 1..=4 {
+        let id = connect_from(&mut t, PEER_IP, port);
+        t.conn = Some(id);
+        t.app_shutdown();
+        let ours = t.expect();
+        assert_eq!(ours.flags, TcpFlags::FIN | TcpFlags::ACK);
+        t.send(fin().seq(101).ack(ours.seq.wrapping_add(1)).sport(port));
+        assert_eq!(t.expect().ack, 102);
+        assert_eq!(t.host.conn(id).map(|c| c.state()), Some(State::TimeWait));
+        t.host.check_counts();
+    }
+    assert_eq!(t.host.counters.syn_cookies_sent, 0, "four connections, a share of two: no cookie");
+    assert_eq!(t.host.counters.reclaimed, 0);
+    // Two open connections fill the share again; the third is over it.
+    connect_from(&mut t, PEER_IP, 5);
+    connect_from(&mut t, PEER_IP, 6);
+    assert_eq!(t.host.counters.syn_cookies_sent, 0);
+    t.send(syn().seq(700).sport(7));
+    t.expect();
+    assert_eq!(t.host.counters.syn_cookies_sent, 1, "open connections still count");
+    // TIME-WAIT ends and the counts stay exact.
+    t.advance(Duration::from_secs(300));
+    drain(&mut t);
+    t.host.check_counts();
+}
+
 /// Every way out of each place keeps the counts: reset in the handshake, timed out,
 /// queued then reset, accepted then released, and a listener closed with some of each.
 #[test]
