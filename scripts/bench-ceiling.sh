@@ -45,7 +45,7 @@ ceiling_setup() {
         # The stacks' clients on the CPU of the limit's kernel socket: the same conditions.
         local key
         # shellcheck disable=SC2004 # CLIENT_CPU is bench.sh's associative array
-        for key in kernel synack smoltcp pcap synack_rps smoltcp_rps; do CLIENT_CPU[$key]=$CEIL_PEER_CPU; done
+        for key in kernel synack smoltcp pcap pcapm synack_rps smoltcp_rps; do CLIENT_CPU[$key]=$CEIL_PEER_CPU; done
     else
         CEIL_RPS=0
         NOTES+=("no taskset (util-linux): no +rps rows (they pin smoltcp), and the clients are not pinned to CPU$CEIL_PEER_CPU as the limit's kernel socket is")

@@ -73,7 +73,8 @@ K in flight from the same thread (non-blocking sockets, one poll; what the serve
         server's stack)
 Memory (examples/idle_conns.rs): synack's VmRSS before and after opening N idle connections
 to its echo port, per connection.
---pcap cost: the clean bulk transfers again against a second 'synack serve --pcap FILE'.
+--pcap cost: the clean bulk transfers again against 'synack serve --pcap FILE', FILE on the disk
+under /tmp and in a tmpfs (/dev/shm): receiving outruns a disk, and a capture keeps every packet.
 Bulk with --offload (scripts/bench-offload.sh): clean transfers of at least 500 MB, MTU 1500,
 offloads ON: 'synack serve --offload' on a TUN vs the kernel on a veth with TSO/GSO/GRO on.
 Keep-alive HTTP (scripts/bench-keepalive.sh): ab -k (one connection; 100) and wrk -c400 on a
@@ -210,6 +211,7 @@ cleanup() {
     set +e
     stop_pids_and_namespaces
     rm -rf "$WORK"
+    rm -f "/dev/shm/synack-bench-$$.pcap"
     if [[ -n $OWNER && $(stat -c %U "$REPO") == "$OWNER" ]]; then
         chown -R --from=0 "$OWNER": "$REPO/target" 2>/dev/null
     fi
@@ -378,51 +380,76 @@ stop_smoltcp() {
 }
 start_smoltcp
 
-# synack with --pcap: a second namespace and TUN like the first, for the clean transfers only.
-PT=$TAG-pt
-PCAP_FILE=$WORK/bench.pcap
+# synack with --pcap, twice, each in a namespace and TUN like the first, for the clean transfers
+# only: "pcap" writes its capture beside the bench's files ($WORK, on disk), "pcapm" into a
+# tmpfs (/dev/shm). Receiving runs faster than a disk writes, and a capture keeps every packet
+# (synack waits for the writer rather than lose one), so the disk row shows the disk's limit
+# and the tmpfs row synack's own cost.
+declare -A PCAP_NS=([pcap]=$TAG-pt [pcapm]=$TAG-pm)
+declare -A PCAP_FILE=([pcap]=$WORK/bench.pcap [pcapm]=/dev/shm/synack-bench-$$.pcap)
+declare -A PCAP_PID=([pcap]="" [pcapm]="")
+PCAP_KINDS=()
 PCAP_STARTS=0
-PCAP_PID=
+DISK_MBPS=
 if ((PCAP)); then
-    make_ns "$PT"
-    bash scripts/setup.sh --netns "$PT" --name synack0 --addr 10.7.0.1/24 >"$WORK/setup-pcap.log" 2>&1 ||
-        { cat "$WORK/setup-pcap.log" >&2; die "scripts/setup.sh failed (pcap TUN)"; }
-    offloads_off "$PT" synack0
-fi
-# start_pcap: (re)start it with an empty capture file.
-start_pcap() {
-    local extra=()
-    [[ -n $SYNACK_ARGS ]] && read -r -a extra <<<"$SYNACK_ARGS"
-    rm -f "$PCAP_FILE"
-    PCAP_STARTS=$((PCAP_STARTS + 1))
-    ip netns exec "$PT" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 --cc "$SYNACK_CC" \
-        --pcap "$PCAP_FILE" ${extra[@]+"${extra[@]}"} 2>"$WORK/pcap-$PCAP_STARTS.log" &
-    PCAP_PID=$!
-    PIDS+=("$PCAP_PID")
-    wait_for "$WORK/pcap-$PCAP_STARTS.log" "serving as" "$PCAP_PID" || die "synack serve --pcap did not start"
-}
-stop_pcap() {
-    [[ -n $PCAP_PID ]] || return 0
-    kill -INT "$PCAP_PID" 2>/dev/null || return 0
-    for _ in {1..50}; do
-        kill -0 "$PCAP_PID" 2>/dev/null || break
-        sleep 0.1
+    PCAP_KINDS=(pcap)
+    if [[ -d /dev/shm && -w /dev/shm ]] && [[ $(stat -f -c %T /dev/shm) == tmpfs ]]; then
+        PCAP_KINDS+=(pcapm)
+    else
+        NOTES+=("no writable tmpfs at /dev/shm: the --pcap rows show the disk's cost only")
+    fi
+    for kind in "${PCAP_KINDS[@]}"; do
+        make_ns "${PCAP_NS[$kind]}"
+        bash scripts/setup.sh --netns "${PCAP_NS[$kind]}" --name synack0 --addr 10.7.0.1/24 >"$WORK/setup-$kind.log" 2>&1 ||
+            { cat "$WORK/setup-$kind.log" >&2; die "scripts/setup.sh failed (--pcap TUN)"; }
+        offloads_off "${PCAP_NS[$kind]}" synack0
     done
-    kill -9 "$PCAP_PID" 2>/dev/null || true
-    wait "$PCAP_PID" 2>/dev/null || true
+    # What the disk under $WORK writes with O_DIRECT, as synack's capture writer does.
+    if dd if=/dev/zero of="$WORK/dd.test" bs=4M count=128 oflag=direct 2>"$WORK/dd.log"; then
+        DISK_MBPS=$(sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p' "$WORK/dd.log" | awk '{ if ($1 > 0) printf "%.0f", 536.870912 / $1 }')
+    fi
+    rm -f "$WORK/dd.test"
+fi
+# start_pcap KIND: (re)start it with an empty capture file.
+start_pcap() {
+    local kind=$1 extra=()
+    [[ -n $SYNACK_ARGS ]] && read -r -a extra <<<"$SYNACK_ARGS"
+    rm -f "${PCAP_FILE[$kind]}"
+    PCAP_STARTS=$((PCAP_STARTS + 1))
+    ip netns exec "${PCAP_NS[$kind]}" "$SYNACK" serve --tun synack0 --ip "$SYNACK_SERVER" --msl-ms 1000 --cc "$SYNACK_CC" \
+        --pcap "${PCAP_FILE[$kind]}" ${extra[@]+"${extra[@]}"} 2>"$WORK/pcap-$PCAP_STARTS.log" &
+    PCAP_PID[$kind]=$!
+    PIDS+=("${PCAP_PID[$kind]}")
+    wait_for "$WORK/pcap-$PCAP_STARTS.log" "serving as" "${PCAP_PID[$kind]}" || die "synack serve --pcap did not start"
+}
+# stop_pcaps: end both, and remove their files.
+stop_pcaps() {
+    local kind pid
+    for kind in ${PCAP_KINDS[@]+"${PCAP_KINDS[@]}"}; do
+        pid=${PCAP_PID[$kind]}
+        [[ -n $pid ]] || continue
+        kill -INT "$pid" 2>/dev/null || continue
+        for _ in {1..50}; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        rm -f "${PCAP_FILE[$kind]}"
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
 # The stacks. Each says where its client runs and where its server is, and has two functions:
 # ensure_<stack> restarts a server that died, loss_<stack> PCT sets its loss. Another stack
-# needs one more entry in STACKS and these. "pcap" (synack --pcap) is not in STACKS: it runs
-# the clean transfers only, next to synack's, for the --pcap cost.
+# needs one more entry in STACKS and these. "pcap" and "pcapm" (synack --pcap to disk, to
+# tmpfs) are not in STACKS: they run the clean transfers only, next to synack's, for the cost.
 STACKS=(kernel synack smoltcp)
 # Ratio columns: "A B" is A's throughput (or rate) over B's.
 RATIOS=("synack kernel" "smoltcp kernel" "synack smoltcp")
-declare -A LABEL=([kernel]="kernel veth" [synack]="synack TUN" [smoltcp]="smoltcp TUN" [pcap]="synack TUN --pcap")
-declare -A CLIENT_NS=([kernel]=$KA [synack]=$ST [smoltcp]=$SM [pcap]=$PT)
-declare -A SERVER=([kernel]=$KERNEL_SERVER [synack]=$SYNACK_SERVER [smoltcp]=$SMOL_SERVER [pcap]=$SYNACK_SERVER)
+declare -A LABEL=([kernel]="kernel veth" [synack]="synack TUN" [smoltcp]="smoltcp TUN" [pcap]="synack TUN --pcap (disk)" [pcapm]="synack TUN --pcap (tmpfs)")
+declare -A CLIENT_NS=([kernel]=$KA [synack]=$ST [smoltcp]=$SM [pcap]=${PCAP_NS[pcap]} [pcapm]=${PCAP_NS[pcapm]})
+declare -A SERVER=([kernel]=$KERNEL_SERVER [synack]=$SYNACK_SERVER [smoltcp]=$SMOL_SERVER [pcap]=$SYNACK_SERVER [pcapm]=$SYNACK_SERVER)
 # The CPU a stack's bulk client is pinned to in the clean transfers (none: not pinned); the limit
 # sets it to its kernel socket's CPU for every run compared with it (bench-ceiling.sh).
 declare -A CLIENT_CPU=()
@@ -459,8 +486,13 @@ fi
 # per transfer paid its warm-up (first touches of fresh 4 MiB buffers) inside the timed part.
 # The file grows to the sum of the clean transfers (0.6 GB for the default run, in $WORK).
 ensure_pcap() {
-    if [[ -z $PCAP_PID ]] || ! kill -0 "$PCAP_PID" 2>/dev/null; then
-        start_pcap
+    if [[ -z ${PCAP_PID[pcap]} ]] || ! kill -0 "${PCAP_PID[pcap]}" 2>/dev/null; then
+        start_pcap pcap
+    fi
+}
+ensure_pcapm() {
+    if [[ -z ${PCAP_PID[pcapm]} ]] || ! kill -0 "${PCAP_PID[pcapm]}" 2>/dev/null; then
+        start_pcap pcapm
     fi
 }
 
@@ -572,8 +604,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
             done
             ((limit && round % 2 == 1)) && ceiling_runs "$dir" "$round"
             ((limit)) && ceiling_probe "$round" "$([[ $dir == down ]] && echo mid || echo end)"
-            if ((PCAP && loss == 0)); then
-                run_one pcap "$dir" 0 "$round"
+            if ((loss == 0)); then
+                for kind in ${PCAP_KINDS[@]+"${PCAP_KINDS[@]}"}; do
+                    run_one "$kind" "$dir" 0 "$round"
+                done
             fi
             if ((OFFLOAD && loss == 0)); then
                 offload_round "$dir" "$round"
@@ -581,8 +615,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         done
     done
 done
-stop_pcap
-rm -f "$PCAP_FILE"
+stop_pcaps
 
 # Connection rate: no loss; each run from its own source address (see add_client_addrs).
 CONN_RESULTS=$WORK/conn-results
@@ -839,17 +872,26 @@ fi
 
 if ((PCAP)); then
     echo
-    echo "--pcap cost: the same clean transfers against a second 'synack serve --pcap FILE' (one process and one growing file for the whole run)."
-    echo "| transfer | synack TUN | synack TUN --pcap | cost |"
-    echo "|---|---|---|---|"
+    echo "--pcap cost: the same clean transfers against 'synack serve --pcap FILE' (one process and one growing file for the whole run),"
+    echo "FILE on the disk under $(dirname "$WORK") (O_DIRECT writes: ${DISK_MBPS:-?} MB/s, dd) and in a tmpfs (/dev/shm)."
+    echo "| transfer | synack TUN | --pcap to disk | cost | --pcap to tmpfs | cost |"
+    echo "|---|---|---|---|---|---|"
     for dir in down up; do
         read -r s0 ok0 n0 < <(median synack "$dir" 0)
-        read -r s1 ok1 n1 < <(median pcap "$dir" 0)
-        cost="–"
-        if [[ $s0 =~ ^[0-9] && $s1 =~ ^[0-9] ]]; then
-            cost=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.0f%%", (1 - a / b) * 100 }')
-        fi
-        echo "| ${DIR_TEXT[$dir]} | $(cell "$s0" "$ok0" "$n0") | $(cell "$s1" "$ok1" "$n1") | $cost |"
+        row="| ${DIR_TEXT[$dir]} | $(cell "$s0" "$ok0" "$n0")"
+        for kind in pcap pcapm; do
+            read -r s1 ok1 n1 < <(median "$kind" "$dir" 0)
+            if [[ $s1 == none ]]; then
+                row+=" | – | –"
+                continue
+            fi
+            cost="–"
+            if [[ $s0 =~ ^[0-9] && $s1 =~ ^[0-9] ]]; then
+                cost=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.0f%%", (1 - a / b) * 100 }')
+            fi
+            row+=" | $(cell "$s1" "$ok1" "$n1") | $cost"
+        done
+        echo "$row |"
     done
     echo "cost = throughput lost with --pcap (1 - pcap throughput / plain throughput; negative: faster)."
 fi
@@ -886,7 +928,7 @@ fi
 
 # The numbers are not judged here, but synack failing a transfer (not a timeout under loss: a
 # wrong byte, a reset, a crash) fails the run, so CI's quick run catches a broken stack.
-if awk '($1 == "synack" || $1 == "synack_rps" || $1 == "pcap" || $1 == "offload") && $5 == "fail" { bad = 1 } END { exit !bad }' "$RESULTS"; then
+if awk '($1 == "synack" || $1 == "synack_rps" || $1 == "pcap" || $1 == "pcapm" || $1 == "offload") && $5 == "fail" { bad = 1 } END { exit !bad }' "$RESULTS"; then
     echo "$PROG: synack failed a transfer (see the notes)" >&2
     exit 1
 fi
