@@ -257,8 +257,8 @@ ceiling_report() {
     echo
     echo "Against the limit: examples/tun_ceiling.rs, one thread doing only the packet I/O of a stack on a TUN"
     echo "(pre-built segments, cumulative ACKs, no TCP logic) on CPU$CEIL_CPU, the kernel's socket on CPU$CEIL_PEER_CPU; down: it writes"
-    echo "segments as the kernel's window allows; up: it reads the kernel's and acknowledges as named. The clients run on"
-    echo "CPU$CEIL_PEER_CPU too. +rps: RPS on the TUN's receive queue to CPUs $RPS_MASK (hex mask), the server on CPU$CEIL_CPU (synack:"
+    echo "segments as the kernel's window allows; up: it reads the kernel's and acknowledges as named. The servers run on"
+    echo "CPU$CEIL_CPU and the clients on CPU$CEIL_PEER_CPU too. +rps: RPS on the TUN's receive queue to CPUs $RPS_MASK (hex mask), the server on CPU$CEIL_CPU (synack:"
     echo "a second serve started with RPS on, which pins its loop; smoltcp: taskset), in the same rounds."
     echo "| transfer | limit | kernel veth | synack TUN | smoltcp TUN | kernel of limit | synack of limit | smoltcp of limit |"
     echo "|---|---|---|---|---|---|---|---|"

@@ -60,7 +60,9 @@ and acknowledges as synack does (and, a second limit, once per 256 KiB). Every s
 given as a fraction of it, per round, with the rounds' cache level (tun_ceiling --cache-probe
 before, between and after the clean transfers: F, the two CPUs share a cache; S, they do not).
 In the clean transfers every bulk client (kernel, synack, smoltcp, --pcap, +rps) is pinned to
-CPU1, the CPU of the limit's kernel socket.
+CPU1, the CPU of the limit's kernel socket, and every server (all its threads) to CPU0, the
+CPU of the limit's TUN thread, for the transfer: left to the scheduler, a server sometimes
+shares CPU1 with its client and runs at half speed, which no ratio then means.
 +rps: the clean transfers again with Receive Packet Steering on the TUN's receive queue to every
 CPU but CPU0: for synack a second 'synack serve' on a TUN of its own, started with RPS on
 (scripts/setup.sh --rps-cpus), so that it pins its event loop to CPU0 itself; for smoltcp and
@@ -556,16 +558,37 @@ loss_smoltcp() {
 RESULTS=$WORK/results
 : >"$RESULTS"
 
+# server_pid STACK: the process serving STACK's plain rows (none for the +rps ones).
+server_pid() {
+    case $1 in
+        kernel) echo "$KERNEL_PID" ;;
+        synack) echo "$SYNACK_PID" ;;
+        smoltcp) echo "$SMOL_PID" ;;
+        pcap | pcapm) echo "${PCAP_PID[$1]}" ;;
+    esac
+}
+
 run_one() { # run_one STACK DIR LOSS ROUND
-    local stack=$1 dir=$2 loss=$3 round=$4 port out rc secs pin=()
+    local stack=$1 dir=$2 loss=$3 round=$4 port out rc secs pin=() spid="" sorig=""
     "ensure_$stack"
     port=80
     [[ $dir == up ]] && port=9
     out=$WORK/$stack-$dir-$loss-$round
     rc=0
-    if ((loss == 0)) && [[ -n ${CLIENT_CPU[$stack]:-} ]]; then pin=(taskset -c "${CLIENT_CPU[$stack]}"); fi
+    if ((loss == 0)) && [[ -n ${CLIENT_CPU[$stack]:-} ]]; then
+        pin=(taskset -c "${CLIENT_CPU[$stack]}")
+        # The server on the limit's TUN CPU (the +rps servers are pinned by their own runs).
+        spid=$(server_pid "$stack")
+        if [[ -n $spid ]]; then
+            sorig=$(taskset -p -c "$spid" 2>/dev/null | sed 's/.*: //')
+            taskset -a -p -c "$CEIL_CPU" "$spid" >/dev/null 2>&1 || sorig=""
+        fi
+    fi
     timeout -k 5 "$TIMEOUT" ip netns exec "${CLIENT_NS[$stack]}" ${pin[@]+"${pin[@]}"} \
         "$CLIENT" "$dir" "${SERVER[$stack]}:$port" "${RUN_BYTES:-$(bytes_for "$loss")}" >"$out.out" 2>"$out.err" || rc=$?
+    if [[ -n $sorig ]]; then
+        taskset -a -p -c "$sorig" "$spid" >/dev/null 2>&1 || true
+    fi
     if ((rc == 0)); then
         secs=$(sed -n 's/^result .* secs=\([0-9.]*\) .*/\1/p' "$out.out")
         [[ -n $secs ]] || { secs=fail; NOTES+=("$stack $dir loss $loss% round $round: no result line"); }
