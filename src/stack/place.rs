@@ -1,9 +1,11 @@
 //! Where each connection is, and the one function that moves it: every count the host keeps
 //! about its connections (a listener's half-open `pending` and accept queue, the per-source
 //! counts, TIME-WAIT, buffered bytes, the four-tuple table) changes here and nowhere else, so
-//! a connection cannot be counted twice or forgotten. Debug builds check the totals against
-//! the table after each move while the table is small (the scripted-peer tests), and each
-//! decrement everywhere.
+//! a connection cannot be counted twice or forgotten; TIME-WAIT is tracked and trimmed here
+//! too. Debug builds check the totals against the table after each move while the table is
+//! small (the scripted-peer tests), and each decrement everywhere.
+
+use std::time::Instant;
 
 use super::{ConnId, Host, Quad};
 use crate::tcp::State;
@@ -163,6 +165,26 @@ impl Host {
             }
         }
         in_tw
+    }
+
+    /// Over `max_time_wait`: forget the oldest TIME-WAIT connections. Their peers have
+    /// everything; what is lost is only protection against a delayed duplicate.
+    pub(super) fn trim_time_wait(&mut self, now: Instant) {
+        while self.time_wait_count > self.cfg.max_time_wait {
+            let Some(old) = self.time_wait.pop_front() else { break };
+            if !self.conns.get(&old).is_some_and(|e| e.in_time_wait) {
+                continue;
+            }
+            self.counters.time_wait_dropped += 1;
+            if let Some(entry) = self.conns.get_mut(&old) {
+                entry.conn.abort(now, std::io::ErrorKind::ConnectionAborted);
+            }
+            self.settle(now, old);
+        }
+        // Drop stale ids so the queue stays as long as the count.
+        while self.time_wait.front().is_some_and(|id| !self.conns.get(id).is_some_and(|e| e.in_time_wait)) {
+            self.time_wait.pop_front();
+        }
     }
 
     /// Every count against the table, in full.
