@@ -383,15 +383,18 @@ impl Host {
     }
 
     /// Pull every segment the connection wants to send (or as many as the output budget
-    /// leaves room for, holding it for `send_held`), and keep the tables in step with its
+    /// allows one call, holding it for `send_held`), and keep the tables in step with its
     /// state.
     fn dispatch(&mut self, now: Instant, id: ConnId) {
         let Host { conns, tracer, wire, counters, out_budget, held, .. } = self;
         let Some(entry) = conns.get_mut(&id) else { return };
         let (local, remote) = (entry.conn.local, entry.conn.remote);
         let tso = self.cfg.tcp.tso_max > 0;
+        // The budget is this call's own: a bulk sender that used it must not hold back the
+        // next connection's ACK, SYN,ACK or retransmission.
+        let first = wire.out.len();
         loop {
-            if Host::budget_spent(*out_budget, wire.out.len()) {
+            if Host::budget_spent(*out_budget, wire.out.len() - first) {
                 if !entry.held {
                     entry.held = true;
                     held.push(id);

@@ -1,5 +1,5 @@
-//! Output bursts: a bound on the packets one pass of the event loop builds before it writes
-//! them. A window opened by a read batch of ACKs can allow a thousand segments or more;
+//! Output bursts: a bound on the packets one connection builds in one go before the event
+//! loop writes them. A window opened by a read batch of ACKs can allow a thousand segments or more;
 //! built all at once, they fill that many packet buffers (megabytes, far beyond the cache)
 //! before the first is written, and the kernel's copy in `write` then reads each back from
 //! memory. Built a few dozen at a time and written at once, a segment's bytes are still in
@@ -9,16 +9,18 @@
 //!
 //! This changes when segments are built, never which: a held connection is pulled again
 //! (`send_held`) before the loop sleeps, and what it sends then is what it would have sent
-//! in one go, given the ACKs that arrived meanwhile.
+//! in one go, given the ACKs that arrived meanwhile. The bound is per connection and call,
+//! not per pass: a bulk sender that used it holds back no other connection's ACKs,
+//! handshakes or retransmissions.
 
 use std::time::Instant;
 
 use super::Host;
 
 impl Host {
-    /// Build at most `limit` packets before the caller takes them (`pop_output_meta`); a
-    /// connection with more to send waits for [`send_held`](Host::send_held). `None`: no
-    /// bound (the default: every segment is built at once).
+    /// Build at most `limit` packets for a connection in one go; one with more to send waits
+    /// for [`send_held`](Host::send_held). `None`: no bound (the default: every segment is
+    /// built at once).
     pub fn set_output_budget(&mut self, limit: Option<usize>) {
         self.out_budget = limit.map(|l| l.max(1));
     }
@@ -42,8 +44,9 @@ impl Host {
         self.held_spare.clear();
     }
 
-    /// Whether the budget is spent: `dispatch` stops pulling segments.
-    pub(super) fn budget_spent(out_budget: Option<usize>, queued: usize) -> bool {
-        out_budget.is_some_and(|limit| queued >= limit)
+    /// Whether the budget is spent by `built` packets of one call: `dispatch` stops pulling
+    /// segments.
+    pub(super) fn budget_spent(out_budget: Option<usize>, built: usize) -> bool {
+        out_budget.is_some_and(|limit| built >= limit)
     }
 }

@@ -77,3 +77,29 @@ fn without_a_budget_nothing_is_held() {
     assert!(drain(&mut t).len() > 1);
     assert!(!t.host.has_held_output());
 }
+
+/// A bulk sender that used its budget holds back nobody else: a second connection's SYN,ACK
+/// and the ACK of its data go out in the same pass, before the first is pulled again.
+#[test]
+fn a_held_bulk_sender_does_not_hold_back_another_connection() {
+    let (mut t, _) = sending();
+    t.host.set_output_budget(Some(2));
+    t.app_write(&[7u8; 20_000]);
+    assert!(t.host.has_held_output(), "the first connection used its budget");
+    // Nothing taken yet: its two packets are still queued when the second client arrives.
+    t.send(syn().seq(5000).sport(PEER_PORT + 1));
+    t.send(ack().seq(5001).ack(0).sport(PEER_PORT + 1));
+    let out: Vec<Got> = std::iter::from_fn(|| t.next()).collect();
+    let sa = out.iter().find(|g| g.dst.port() == PEER_PORT + 1 && g.flags == TcpFlags::SYN | TcpFlags::ACK);
+    let seen: Vec<(u16, TcpFlags)> = out.iter().map(|g| (g.dst.port(), g.flags)).collect();
+    let Some(sa) = sa else { panic!("the second connection's SYN,ACK is held back: {seen:?}") };
+    let iss = sa.seq;
+    t.send(ack().seq(5001).ack(iss.wrapping_add(1)).sport(PEER_PORT + 1).data(b"hello"));
+    let out: Vec<Got> = std::iter::from_fn(|| t.next()).collect();
+    let seen: Vec<(u16, u32, TcpFlags)> = out.iter().map(|g| (g.dst.port(), g.ack, g.flags)).collect();
+    assert!(
+        out.iter().any(|g| g.dst.port() == PEER_PORT + 1 && g.ack == 5006),
+        "the second connection's data is acknowledged at once: {seen:?}"
+    );
+    assert!(t.host.has_held_output(), "the bulk sender waits for send_held");
+}
