@@ -95,9 +95,12 @@ impl TcpOptions {
                 // RFC 7323 §2.3: a shift above 14 is treated as 14.
                 TcpOption::WindowScale(shift) => opts.window_scale = Some(shift.min(14)),
                 TcpOption::SackPermitted => opts.sack_permitted = true,
+                // Four blocks at most across all SACK options (40 option bytes hold no more;
+                // a caller may pass more bytes than a header can).
                 TcpOption::Sack(blocks) => {
-                    for (left, right) in blocks.iter().take(4) {
-                        opts.sack[usize::from(opts.sack_len)] = (SeqNum(left), SeqNum(right));
+                    for (left, right) in blocks.iter() {
+                        let Some(slot) = opts.sack.get_mut(usize::from(opts.sack_len)) else { break };
+                        *slot = (SeqNum(left), SeqNum(right));
                         opts.sack_len += 1;
                     }
                 }
@@ -287,6 +290,20 @@ mod tests {
         assert_eq!(buf.len(), opts.encoded_len());
         assert_eq!(buf.len() % 4, 0);
         TcpOptions::parse(&buf).unwrap()
+    }
+
+    #[test]
+    fn more_than_four_sack_blocks_keep_the_first_four() {
+        // Five one-block SACK options: more than a header holds, as a library caller may pass.
+        let mut bytes = Vec::new();
+        for i in 0..5u32 {
+            bytes.extend_from_slice(&[5, 10]);
+            bytes.extend_from_slice(&(i * 100).to_be_bytes());
+            bytes.extend_from_slice(&(i * 100 + 50).to_be_bytes());
+        }
+        let opts = TcpOptions::parse(&bytes).unwrap();
+        assert_eq!(opts.sack_len, 4);
+        assert_eq!(opts.sack[3], (SeqNum(300), SeqNum(350)));
     }
 
     #[test]
