@@ -187,14 +187,7 @@ impl Connection {
     pub fn accept(now: Instant, cfg: TcpConfig, syn: &TcpSegment<'_>, iss: SeqNum) -> Self {
         let mut c = Connection::new(now, cfg, syn.dst, syn.src, iss, State::SynReceived);
         c.modes.passive = true;
-        c.take_syn_options(syn);
-        c.rcv.irs = syn.seq;
-        c.rcv.nxt = syn.seq + 1;
-        c.rcv.adv = c.rcv.nxt;
-        // The window in a SYN is never scaled (RFC 7323 §2.2).
-        c.snd.wnd = u32::from(syn.window);
-        c.snd.max_wnd = c.snd.wnd;
-        c.snd.wl1 = syn.seq;
+        c.take_peer_syn(syn);
         c
     }
 
@@ -235,9 +228,22 @@ impl Connection {
         c
     }
 
+    /// What the peer's SYN tells, in either open: its options, its ISN (the receive sequence
+    /// space starts after it) and its window.
+    pub(super) fn take_peer_syn(&mut self, syn: &TcpSegment<'_>) {
+        self.take_syn_options(syn);
+        self.rcv.irs = syn.seq;
+        self.rcv.nxt = syn.seq + 1;
+        self.rcv.adv = self.rcv.nxt;
+        // The window in a SYN is never scaled (RFC 7323 §2.2).
+        self.snd.wnd = u32::from(syn.window);
+        self.snd.max_wnd = self.snd.wnd;
+        self.snd.wl1 = syn.seq;
+    }
+
     /// MSS and window scale from the peer's SYN. Scaling is on only when both SYNs carry the
     /// option (RFC 7323 §2.2).
-    pub(super) fn take_syn_options(&mut self, syn: &TcpSegment<'_>) {
+    fn take_syn_options(&mut self, syn: &TcpSegment<'_>) {
         // RFC 9293 §3.7.1: without the option, assume 536.
         let peer_mss = u32::from(syn.options.mss.unwrap_or(536));
         self.snd.mss = peer_mss.min(u32::from(self.cfg.mss)).max(MIN_SND_MSS);

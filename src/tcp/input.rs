@@ -58,13 +58,7 @@ impl Connection {
         if !flags.contains(TcpFlags::SYN) {
             return Err(DropReason::NoSynInSynSent);
         }
-        self.take_syn_options(seg);
-        self.rcv.irs = seg.seq;
-        self.rcv.nxt = seg.seq + 1;
-        self.rcv.adv = self.rcv.nxt;
-        self.snd.wnd = u32::from(seg.window);
-        self.snd.max_wnd = self.snd.wnd;
-        self.snd.wl1 = seg.seq;
+        self.take_peer_syn(seg);
         self.snd.wl2 = seg.ack;
         self.ack.now = true;
         if flags.contains(TcpFlags::ACK) {
